@@ -1,0 +1,1 @@
+"""Kinko's certificate authority: rules, signing, storage and the ledger."""

@@ -1,0 +1,61 @@
+"""Time for Kinko: the system clock, and a settable clock for tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+UTC = dt.UTC
+
+
+class Clock(Protocol):
+    """Something that tells the current time as an aware UTC datetime."""
+
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    """The real clock, truncated to whole seconds as X.509 times are."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(UTC).replace(microsecond=0)
+
+
+class FixedClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self._now = as_utc(start)
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    def set(self, when: dt.datetime) -> None:
+        """Sets the time."""
+        self._now = as_utc(when)
+
+    def advance(self, **delta: float) -> dt.datetime:
+        """Moves the clock forward by a timedelta given as keywords."""
+        self._now = self._now + dt.timedelta(**delta)
+        return self._now
+
+
+def as_utc(when: dt.datetime) -> dt.datetime:
+    """Returns an aware UTC datetime; naive input is refused because it is ambiguous."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime: Kinko needs timezone-aware times")
+    return when.astimezone(UTC)
+
+
+def to_text(when: dt.datetime | None) -> str | None:
+    """Formats a time as ISO 8601 UTC with a Z, the form stored and printed."""
+    if when is None:
+        return None
+    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_text(text: str | None) -> dt.datetime | None:
+    """Parses a stored ISO 8601 time back to an aware UTC datetime."""
+    if text is None:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

@@ -1,0 +1,252 @@
+"""Reads and validates `kinko.toml` and the certificate profiles into frozen dataclasses."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ca.errors import ConfigError
+
+KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
+KEY_USAGES = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+)
+EXTENDED_KEY_USAGES = (
+    "client_auth",
+    "server_auth",
+    "ocsp_signing",
+    "code_signing",
+    "email_protection",
+    "time_stamping",
+)
+_VALIDITY = re.compile(r"^(\d+)([yd])$")
+_OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
+
+
+@dataclass(frozen=True)
+class Validity:
+    """A certificate lifetime: whole calendar years or whole days."""
+
+    years: int = 0
+    days: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one kind of certificate contains."""
+
+    name: str
+    validity: Validity
+    key_usage: tuple[str, ...]
+    extended_key_usage: tuple[str, ...] = ()
+    is_ca: bool = False
+    path_length: int | None = None
+    subject_key_identifier: bool = True
+    authority_key_identifier: bool = True
+    crl_distribution_point: bool = False
+    freshest_crl: bool = False
+    authority_info_access: bool = False
+    certificate_policies: bool = False
+    ocsp_no_check: bool = False
+
+
+@dataclass(frozen=True)
+class CASettings:
+    """The [ca] section: who the CA is and where it publishes."""
+
+    organization: str
+    country: str
+    key_type: str
+    base_url: str
+    single_tier: bool
+    passphrase_file: str
+    policy_oid: str
+
+
+@dataclass(frozen=True)
+class CRLSettings:
+    """The [crl] section."""
+
+    next_update_hours: int = 48
+    retention_days: int = 0
+    delta_after_entries: int = 10000
+
+
+@dataclass(frozen=True)
+class OCSPSettings:
+    """The [ocsp] section."""
+
+    next_update_days: int = 4
+    signer_validity_days: int = 90
+    nonces: bool = True
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """The [lifecycle] section: the bank's windows, in days."""
+
+    enrollment_days: int = 80
+    renewal_days: int = 30
+    grace_days: int = 90
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything `kinko.toml` and `profiles.toml` say."""
+
+    ca: CASettings
+    crl: CRLSettings = field(default_factory=CRLSettings)
+    ocsp: OCSPSettings = field(default_factory=OCSPSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+
+    def profile(self, name: str) -> Profile:
+        """Returns the named profile or says which ones exist."""
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise ConfigError(f"unknown profile {name!r}; profiles are: {known}") from None
+
+
+def default_text(name: str) -> str:
+    """Returns a shipped default file from the `config` package (kinko.toml, profiles.toml)."""
+    return resources.files("config").joinpath(name).read_text(encoding="utf-8")
+
+
+def set_value(text: str, key: str, value: Any) -> str:
+    """Replaces the first `key = ...` line of a TOML text, keeping its comments."""
+    encoded = json.dumps(value, ensure_ascii=False) if not isinstance(value, bool) else str(value).lower()
+    pattern = re.compile(rf"^{re.escape(key)} = .*$", re.MULTILINE)
+    new, count = pattern.subn(lambda _m: f"{key} = {encoded}", text, count=1)
+    if count != 1:
+        raise ConfigError(f"configuration template has no {key!r} line")
+    return new
+
+
+def load(home: Path) -> Config:
+    """Loads and validates the home's `kinko.toml` and `profiles.toml`."""
+    data = _read_toml(home / "kinko.toml")
+    profiles = parse_profiles(_read_toml(home / "profiles.toml"))
+    return parse(data, profiles)
+
+
+def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
+    """Builds a Config from parsed TOML, refusing unknown keys and bad values."""
+    ca = _section(data, "ca", CASettings, required=True)
+    if ca.key_type not in KEY_TYPES:
+        raise ConfigError(f"ca.key_type {ca.key_type!r} is not one of {', '.join(KEY_TYPES)}")
+    if not _OID.match(ca.policy_oid):
+        raise ConfigError(f"ca.policy_oid {ca.policy_oid!r} is not a dotted OID")
+    if not re.match(r"^https?://[^\s/]+", ca.base_url):
+        raise ConfigError(f"ca.base_url {ca.base_url!r} is not an http(s) URL")
+    crl = _section(data, "crl", CRLSettings)
+    ocsp = _section(data, "ocsp", OCSPSettings)
+    lifecycle = _section(data, "lifecycle", LifecycleSettings)
+    for section in (crl, ocsp, lifecycle):
+        for name, value in vars(section).items():
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(f"{name} must not be negative (got {value})")
+    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle"}
+    if unknown:
+        raise ConfigError(f"kinko.toml has unknown section(s): {', '.join(sorted(unknown))}")
+    return Config(ca=ca, crl=crl, ocsp=ocsp, lifecycle=lifecycle, profiles=profiles)
+
+
+def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
+    """Builds the profile table from parsed profiles.toml."""
+    profiles = {}
+    for name, body in data.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"profile {name!r} must be a table")
+        body = dict(body)
+        where = f"profile {name!r}"
+        validity = parse_validity(str(body.pop("validity", "")), where)
+        bc = body.pop("basic_constraints", {"ca": False})
+        key_usage = tuple(body.pop("key_usage", ()))
+        eku = tuple(body.pop("extended_key_usage", ()))
+        for usage in key_usage:
+            if usage not in KEY_USAGES:
+                raise ConfigError(f"{where}: unknown key_usage {usage!r}")
+        for usage in eku:
+            if usage not in EXTENDED_KEY_USAGES:
+                raise ConfigError(f"{where}: unknown extended_key_usage {usage!r}")
+        flags = {}
+        for key in (
+            "subject_key_identifier",
+            "authority_key_identifier",
+            "crl_distribution_point",
+            "freshest_crl",
+            "authority_info_access",
+            "certificate_policies",
+            "ocsp_no_check",
+        ):
+            if key in body:
+                value = body.pop(key)
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{where}: {key} must be true or false")
+                flags[key] = value
+        if body:
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(body))}")
+        profiles[name] = Profile(
+            name=name,
+            validity=validity,
+            key_usage=key_usage,
+            extended_key_usage=eku,
+            is_ca=bool(bc.get("ca", False)),
+            path_length=bc.get("path_length"),
+            **flags,
+        )
+    return profiles
+
+
+def parse_validity(text: str, where: str) -> Validity:
+    """Parses "1y" or "90d"."""
+    match = _VALIDITY.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"{where}: validity {text!r} must look like 1y or 90d")
+    count = int(match.group(1))
+    return Validity(years=count) if match.group(2) == "y" else Validity(days=count)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: is this a Kinko home? (kinko init creates one)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _section(data: dict[str, Any], name: str, cls: type, required: bool = False) -> Any:
+    body = data.get(name)
+    if body is None:
+        if required:
+            raise ConfigError(f"kinko.toml has no [{name}] section")
+        return cls()
+    fields = cls.__dataclass_fields__
+    unknown = set(body) - set(fields)
+    if unknown:
+        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(sorted(unknown))}")
+    try:
+        section = cls(**body)
+    except TypeError as exc:
+        raise ConfigError(f"[{name}] is incomplete: {exc}") from None
+    for key, spec in fields.items():
+        value = getattr(section, key)
+        expected = {"int": int, "str": str, "bool": bool}.get(str(spec.type))
+        if expected and (type(value) is not expected):
+            raise ConfigError(f"[{name}] {key} must be a {spec.type}, got {value!r}")
+    return section

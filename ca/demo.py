@@ -1,0 +1,54 @@
+"""`kinko quickstart`: a demo CA home built without prompts, with one client certificate."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from ca import keys
+from ca.authorities import chain_pem
+from ca.clock import Clock
+from ca.errors import Conflict
+from ca.hierarchy import InitOptions, create_home
+from ca.lifecycle import Kinko
+
+DEMO_ORG = "興産信用金庫"
+DEMO_HOLDER = "山田 太郎"
+DEMO_CUSTOMER = "株式会社テスト"
+
+
+def build_demo(directory: Path, clock: Clock, actor: str) -> dict[str, Any]:
+    """Creates DIR/home with a random passphrase in DIR/passphrase.txt and issues one certificate."""
+    if directory.exists() and any(directory.iterdir()):
+        raise Conflict(f"{directory} already exists; remove it or pass --dir to build the demo elsewhere")
+    directory.mkdir(parents=True, exist_ok=True)
+    passphrase_file = directory / "passphrase.txt"
+    passphrase_file.touch(mode=0o600)
+    passphrase_file.write_text(secrets.token_urlsafe(24) + "\n", encoding="ascii")
+    home = create_home(
+        directory / "home", InitOptions(organization=DEMO_ORG, passphrase_file=passphrase_file), clock, actor
+    )
+
+    # The demo plays the customer's PC too: the key is made here, only the CSR goes to the CA.
+    client_key = keys.generate_private_key("ec-p256")
+    keys.write_private_key(directory / "client.key", client_key, None)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(client_key, hashes.SHA256())
+
+    issued = Kinko(home, clock=clock, actor=actor).issue(
+        csr.public_bytes(Encoding.PEM), name=DEMO_HOLDER, organization=DEMO_CUSTOMER
+    )
+    (directory / "client.pem").write_text(issued.pem, encoding="ascii")
+    (directory / "chain.pem").write_text(chain_pem(home), encoding="ascii")
+    return {
+        "home": str(home.path),
+        "passphrase_file": str(passphrase_file),
+        "client_key": str(directory / "client.key"),
+        "client_cert": str(directory / "client.pem"),
+        "chain": str(directory / "chain.pem"),
+        "serial": issued.record.serial,
+    }

@@ -1,0 +1,39 @@
+"""One exception tree for Kinko; each error knows the CLI exit code it maps to."""
+
+from __future__ import annotations
+
+
+class KinkoError(Exception):
+    """Base of every error Kinko reports to a user: a one-line message and an exit code."""
+
+    exit_code = 1
+
+
+class InputError(KinkoError):
+    """The input is malformed: a bad CSR, a bad argument, an unreadable file."""
+
+
+class PolicyError(KinkoError):
+    """The input is well-formed but the bank's rules refuse it."""
+
+
+class NotFound(KinkoError):
+    """A named object (certificate, customer, subscriber) does not exist."""
+
+
+class Conflict(KinkoError):
+    """The request clashes with the current state (already exists, already revoked)."""
+
+
+class ConfigError(KinkoError):
+    """The CA home or its configuration is missing, invalid or unusable."""
+
+
+class PassphraseError(ConfigError):
+    """The CA key's passphrase is missing or wrong."""
+
+
+class StorageError(KinkoError):
+    """The database failed in a way that is not the user's fault."""
+
+    exit_code = 3

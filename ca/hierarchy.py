@@ -1,0 +1,214 @@
+"""Creating a CA home: keys, the root and issuing CA certificates, the OCSP signer, the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca import config as config_module
+from ca import issuance, keys, profiles
+from ca.clock import Clock, to_text
+from ca.errors import ConfigError, Conflict, InputError
+from ca.home import Home, read_passphrase_file
+from ca.signer import Issuer
+from ca.store import CertificateRecord, Store, Writer
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    """What `kinko init` was asked for."""
+
+    organization: str
+    country: str = "JP"
+    key_type: str = "ec-p256"
+    base_url: str = "http://127.0.0.1:8080"
+    single_tier: bool = False
+    passphrase_file: Path | None = None
+    policy_oid: str | None = None
+
+
+def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, passphrase: bytes | None = None) -> Home:
+    """Builds a complete CA home at `path`; refuses an existing one and leaves nothing on failure."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise Conflict(f"{path} already exists and is not empty; kinko init never touches an existing home")
+    if options.key_type not in config_module.KEY_TYPES:
+        raise InputError(f"key type {options.key_type!r} is not one of {', '.join(config_module.KEY_TYPES)}")
+    if options.passphrase_file is not None:
+        passphrase_file = options.passphrase_file.resolve()
+        passphrase = read_passphrase_file(passphrase_file)
+    elif passphrase is None:
+        raise ConfigError("kinko init needs --passphrase-file (or a terminal to type a passphrase)")
+    else:
+        passphrase_file = None
+
+    config_text = config_module.default_text("kinko.toml")
+    for key, value in (
+        ("organization", options.organization),
+        ("country", options.country.upper()),
+        ("key_type", options.key_type),
+        ("base_url", options.base_url.rstrip("/")),
+        ("single_tier", options.single_tier),
+        ("passphrase_file", str(passphrase_file or "")),
+    ):
+        config_text = config_module.set_value(config_text, key, value)
+    if options.policy_oid:
+        config_text = config_module.set_value(config_text, "policy_oid", options.policy_oid)
+    profiles_text = config_module.default_text("profiles.toml")
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and rename at the end, so a failed init leaves no half home.
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.init-", dir=path.parent))
+    try:
+        (staging / "kinko.toml").write_text(config_text, encoding="utf-8")
+        (staging / "profiles.toml").write_text(profiles_text, encoding="utf-8")
+        home = Home(staging)
+        cfg = home.config  # validates what we just wrote, with the user's values
+        profiles.subject_name(f"{options.organization} Root CA", options.organization, options.country)
+        _build(home, cfg, passphrase, clock, actor)
+        staging.chmod(0o755)
+        if path.exists():
+            path.rmdir()
+        staging.rename(path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Home(path)
+
+
+def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Clock, actor: str) -> None:
+    now = clock.now()
+    ca = cfg.ca
+    keys.make_private_dir(home.keys_dir)
+    store = Store.create(home.db_file)
+    try:
+        with store.transaction(actor, to_text(now) or "") as tx:
+            root_key = keys.generate_private_key(ca.key_type)
+            keys.write_private_key(home.keys_dir / "root.key", root_key, passphrase)
+            root_name = profiles.subject_name(f"{ca.organization} Root CA", ca.organization, ca.country)
+            root_issuer = Issuer(name=root_name, not_after=None, key=keys.FileKey(root_key))
+            root_record, root_cert = _sign_ca(
+                tx, cfg, "root-ca", "root", root_issuer, root_name, root_key.public_key(), None, now
+            )
+            tx.set_authority("root", root_record.serial, "root.key")
+            _write_public(home, "root", root_cert)
+            tx.append_event("ca.created", serial=root_record.serial, details=_ca_details("root", root_record))
+
+            signing_issuer = Issuer(name=root_name, not_after=root_cert.not_valid_after_utc, key=keys.FileKey(root_key))
+            signing_role = "root"
+            if not ca.single_tier:
+                issuing_key = keys.generate_private_key(ca.key_type)
+                keys.write_private_key(home.keys_dir / "issuing.key", issuing_key, passphrase)
+                issuing_name = profiles.subject_name(f"{ca.organization} Issuing CA", ca.organization, ca.country)
+                issuing_record, issuing_cert = _sign_ca(
+                    tx,
+                    cfg,
+                    "issuing-ca",
+                    "root",
+                    root_issuer,
+                    issuing_name,
+                    issuing_key.public_key(),
+                    profiles.issuer_urls(ca.base_url, "root"),
+                    now,
+                )
+                tx.set_authority("issuing", issuing_record.serial, "issuing.key")
+                _write_public(home, "issuing", issuing_cert)
+                tx.append_event(
+                    "ca.created", serial=issuing_record.serial, details=_ca_details("issuing", issuing_record)
+                )
+                signing_issuer = Issuer(
+                    name=issuing_name, not_after=issuing_cert.not_valid_after_utc, key=keys.FileKey(issuing_key)
+                )
+                signing_role = "issuing"
+            issue_ocsp_signer(home, tx, cfg, signing_issuer, signing_role, now)
+            tx.add_officer(actor, "admin", actor)
+            tx.append_event("officer.added", details={"login": actor, "role": "admin"})
+    finally:
+        store.close()
+
+
+def issue_ocsp_signer(
+    home: Home, tx: Writer, cfg: config_module.Config, issuer: Issuer, issuer_role: str, now: dt.datetime
+) -> CertificateRecord:
+    """Issues a delegated OCSP signing certificate; its key is kept unencrypted (0600) for the responder."""
+    key = keys.generate_private_key(cfg.ca.key_type)
+    key_name = f"ocsp-{issuer_role}-{now:%Y%m%dT%H%M%S}.key"
+    keys.write_private_key(home.keys_dir / key_name, key, None)
+    profile = cfg.profile("ocsp-signer")
+    subject = profiles.subject_name(f"{cfg.ca.organization} OCSP Responder", cfg.ca.organization, cfg.ca.country)
+    record, _cert = issuance.issue(
+        tx,
+        issuer=issuer,
+        issuer_role=issuer_role,
+        profile="ocsp-signer",
+        subject=subject,
+        public_key=key.public_key(),
+        not_before=now,
+        not_after=profiles.add_validity(now, config_module.Validity(days=cfg.ocsp.signer_validity_days)),
+        extensions=profiles.build_extensions(
+            profile,
+            subject_key=key.public_key(),
+            issuer_key=issuer.key.public_key(),  # type: ignore[attr-defined]
+            urls=profiles.issuer_urls(cfg.ca.base_url, issuer_role),
+        ),
+    )
+    tx.set_authority(f"ocsp:{issuer_role}", record.serial, key_name)
+    tx.append_event(
+        "ocsp.signer-issued", serial=record.serial, details={"issuer": issuer_role, "not_after": record.not_after}
+    )
+    return record
+
+
+def _sign_ca(
+    tx: Writer,
+    cfg: config_module.Config,
+    profile_name: str,
+    issuer_role: str,
+    issuer: Issuer,
+    subject: x509.Name,
+    public_key: object,
+    urls: profiles.IssuerURLs | None,
+    now: dt.datetime,
+) -> tuple[CertificateRecord, x509.Certificate]:
+    profile = cfg.profile(profile_name)
+    return issuance.issue(
+        tx,
+        issuer=issuer,
+        issuer_role=issuer_role,
+        profile=profile_name,
+        subject=subject,
+        public_key=public_key,
+        not_before=now,
+        not_after=profiles.add_validity(now, profile.validity),
+        extensions=profiles.build_extensions(
+            profile,
+            subject_key=public_key,
+            issuer_key=issuer.key.public_key(),
+            urls=urls,  # type: ignore[attr-defined]
+        ),
+    )
+
+
+def _write_public(home: Home, role: str, certificate: x509.Certificate) -> None:
+    target = home.public_dir / "ca"
+    target.mkdir(parents=True, exist_ok=True)
+    # DER is what AIA caIssuers serves (RFC 5280 4.2.2.1); the PEM copy is for people and openssl.
+    (target / f"{role}.cer").write_bytes(certificate.public_bytes(serialization.Encoding.DER))
+    (target / f"{role}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    for suffix in ("cer", "pem"):
+        (target / f"{role}.{suffix}").chmod(0o644)
+
+
+def _ca_details(role: str, record: CertificateRecord) -> dict[str, str]:
+    return {
+        "role": role,
+        "subject": record.subject,
+        "not_before": record.not_before,
+        "not_after": record.not_after,
+        "fingerprint_sha256": record.fingerprint_sha256,
+    }

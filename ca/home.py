@@ -1,0 +1,150 @@
+"""The CA home: its layout on disk, and loading its config, database and keys.
+
+HOME/kinko.toml, profiles.toml   configuration (copied from config/ by init)
+HOME/kinko.db                    SQLite database (WAL)
+HOME/keys/                       private keys, 0700 dir, 0600 files
+HOME/public/                     exactly what is served under ca.base_url:
+    ca/root.cer, ca/issuing.cer  DER CA certificates
+    crl/issuing.crl, ...         CRLs
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ca import config as config_module
+from ca.errors import ConfigError, PassphraseError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from ca.keys import FileKey
+    from ca.store import Store
+
+PASSPHRASE_ENV = "KINKO_PASSPHRASE_FILE"  # noqa: S105 - a variable name, not a secret
+HOME_ENV = "KINKO_HOME"
+MAX_PASSPHRASE_BYTES = 1024
+
+PassphrasePrompt = Callable[[str], str]
+
+
+class Home:
+    """A Kinko CA home directory."""
+
+    def __init__(self, path: Path, prompt: PassphrasePrompt | None = None) -> None:
+        self.path = path
+        self._prompt = prompt
+        self._passphrase: bytes | None = None
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "kinko.toml"
+
+    @property
+    def db_file(self) -> Path:
+        return self.path / "kinko.db"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.path / "keys"
+
+    @property
+    def public_dir(self) -> Path:
+        return self.path / "public"
+
+    def exists(self) -> bool:
+        """True when the directory holds a Kinko configuration."""
+        return self.config_file.exists()
+
+    def require(self) -> None:
+        """Raises a clear error when this is not a Kinko home."""
+        if not self.exists():
+            raise ConfigError(f"{self.path} is not a Kinko home (no kinko.toml); create one with `kinko init`")
+
+    @cached_property
+    def config(self) -> config_module.Config:
+        self.require()
+        return config_module.load(self.path)
+
+    @cached_property
+    def store(self) -> Store:
+        from ca.store import Store
+
+        self.require()
+        return Store.open(self.db_file)
+
+    @cached_property
+    def readonly_store(self) -> Store:
+        from ca.store import Store
+
+        self.require()
+        return Store.open(self.db_file, readonly=True)
+
+    @property
+    def issuing_role(self) -> str:
+        """The CA that signs client certificates: 'issuing', or 'root' in a single-tier home."""
+        return "root" if self.config.ca.single_tier else "issuing"
+
+    def ca_certificate(self, role: str) -> x509.Certificate:
+        """The current certificate of a CA role (root, issuing, ocsp:issuing) from the registry."""
+        from cryptography import x509
+
+        from ca.errors import NotFound
+
+        found = self.store.authority(role)
+        record = self.store.certificate(found[0]) if found else None
+        if record is None:
+            raise NotFound(f"this home has no {role} certificate")
+        return x509.load_der_x509_certificate(record.der)
+
+    def key(self, role: str) -> FileKey:
+        """Loads the private key of a role; CA keys need the passphrase, delegated signers do not."""
+        from ca.keys import FileKey
+
+        found = self.store.authority(role)
+        if found is None:
+            raise ConfigError(f"this home has no key for {role}")
+        key_file = self.keys_dir / found[1]
+        passphrase = None if role.startswith("ocsp:") else self.passphrase()
+        return FileKey.load(key_file, passphrase)
+
+    def passphrase(self) -> bytes:
+        """The CA key passphrase: $KINKO_PASSPHRASE_FILE, then kinko.toml, then a TTY prompt."""
+        if self._passphrase is not None:
+            return self._passphrase
+        source = os.environ.get(PASSPHRASE_ENV) or self.config.ca.passphrase_file
+        if source:
+            self._passphrase = read_passphrase_file(Path(source))
+        elif self._prompt is not None:
+            self._passphrase = self._prompt("CA key passphrase").encode("utf-8")
+        else:
+            raise PassphraseError(
+                f"no passphrase for the CA key: set {PASSPHRASE_ENV} or ca.passphrase_file in "
+                f"{self.config_file}, or run on a terminal to be prompted"
+            )
+        return self._passphrase
+
+
+def read_passphrase_file(path: Path) -> bytes:
+    """Reads a passphrase file: its first line, without the newline; must not be empty."""
+    try:
+        data = path.read_bytes()[: MAX_PASSPHRASE_BYTES + 1]
+    except FileNotFoundError:
+        raise PassphraseError(f"passphrase file {path} does not exist") from None
+    except (PermissionError, IsADirectoryError):
+        raise PassphraseError(f"passphrase file {path} cannot be read") from None
+    line = data.split(b"\n", 1)[0].rstrip(b"\r")
+    if not line:
+        raise PassphraseError(f"passphrase file {path} is empty")
+    if len(line) > MAX_PASSPHRASE_BYTES:
+        raise PassphraseError(f"passphrase in {path} is longer than {MAX_PASSPHRASE_BYTES} bytes")
+    return line
+
+
+def resolve_home(path: str | None) -> Path:
+    """--home, then $KINKO_HOME, then ./kinko-home."""
+    return Path(path or os.environ.get(HOME_ENV) or "kinko-home")

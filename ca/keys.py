@@ -1,0 +1,140 @@
+"""Key backends: the CA's private keys live behind one small interface and never leave it.
+
+Today's backend is an encrypted PKCS#8 file; a PKCS#11 backend can implement the same
+methods later. Nothing here prints or logs key material.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
+
+from ca.errors import ConfigError, InputError, PassphraseError
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class KeyBackend(Protocol):
+    """Signs with a private key it never hands out."""
+
+    def public_key(self) -> CertificateIssuerPublicKeyTypes: ...
+
+    def hash_algorithm(self) -> hashes.HashAlgorithm: ...
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate: ...
+
+    def sign_data(self, data: bytes) -> bytes: ...
+
+
+def generate_private_key(key_type: str) -> PrivateKey:
+    """Makes a new key of a configured type (ec-p256, ec-p384, rsa-2048/3072/4096)."""
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ec-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type in ("rsa-2048", "rsa-3072", "rsa-4096"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    raise InputError(f"unknown key type {key_type!r}")
+
+
+def describe_key(public_key: object) -> str:
+    """Names a public key for people: 'EC P-256', 'RSA 2048'."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        names = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+        return f"EC {names.get(public_key.curve.name, public_key.curve.name)}"
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"RSA {public_key.key_size}"
+    return type(public_key).__name__
+
+
+def hash_for(public_key: object) -> hashes.HashAlgorithm:
+    """The digest paired with a key: SHA-384 for P-384, SHA-256 otherwise."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey) and public_key.curve.key_size >= 384:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def write_private_key(path: Path, key: PrivateKey, passphrase: bytes | None) -> None:
+    """Writes a key as PKCS#8 PEM, encrypted when a passphrase is given, created 0600."""
+    if passphrase is not None:
+        encryption: serialization.KeySerializationEncryption = serialization.BestAvailableEncryption(passphrase)
+    else:
+        encryption = serialization.NoEncryption()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    make_private_dir(path.parent)
+    # O_EXCL + mode 0600 at creation: the key is never readable by others, not even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def make_private_dir(path: Path) -> None:
+    """Creates a directory readable only by its owner."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+class FileKey:
+    """A private key held in a PKCS#8 file, encrypted with a passphrase at rest."""
+
+    def __init__(self, key: CertificateIssuerPrivateKeyTypes) -> None:
+        self._key = key
+
+    def __repr__(self) -> str:
+        return f"FileKey({describe_key(self._key.public_key())})"
+
+    @classmethod
+    def load(cls, path: Path, passphrase: bytes | None) -> FileKey:
+        """Loads and decrypts a key file; a wrong passphrase is a PassphraseError."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"key file {path} is missing") from None
+        except PermissionError:
+            raise ConfigError(f"key file {path} is not readable by this account") from None
+        try:
+            key = serialization.load_pem_private_key(data, password=passphrase)
+        except TypeError:
+            # cryptography raises TypeError when a passphrase is missing or not needed.
+            if passphrase is None:
+                raise PassphraseError(f"key file {path} is encrypted and no passphrase was given") from None
+            raise ConfigError(f"key file {path} is not encrypted; expected an encrypted key") from None
+        except ValueError:
+            raise PassphraseError(f"wrong passphrase for {path.name}") from None
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise ConfigError(f"key file {path} holds an unsupported key type")
+        return cls(key)
+
+    def public_key(self) -> CertificateIssuerPublicKeyTypes:
+        return self._key.public_key()
+
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        return hash_for(self._key.public_key())
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Signs a certificate builder with this key and its paired digest."""
+        return builder.sign(self._key, self.hash_algorithm())
+
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
+        """Signs a CRL builder (used for small CRLs and for tests against our fast builder)."""
+        return builder.sign(self._key, self.hash_algorithm())
+
+    def sign_data(self, data: bytes) -> bytes:
+        """Signs raw bytes (a TBS structure) the way the key's certificates are signed."""
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(self.hash_algorithm()))
+        if isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(data, padding.PKCS1v15(), self.hash_algorithm())
+        raise ConfigError("unsupported key type for signing")

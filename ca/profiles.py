@@ -1,0 +1,155 @@
+"""Certificate profiles to X.509 contents: subjects, validity and extensions. Pure."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ca.config import Profile, Validity
+from ca.errors import InputError
+
+# RFC 5280 upper bounds (ub-common-name, ub-organization-name, ub-serial-number).
+MAX_NAME = 64
+
+_EKU = {
+    "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
+    "ocsp_signing": ExtendedKeyUsageOID.OCSP_SIGNING,
+    "code_signing": ExtendedKeyUsageOID.CODE_SIGNING,
+    "email_protection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    "time_stamping": ExtendedKeyUsageOID.TIME_STAMPING,
+}
+
+
+@dataclass(frozen=True)
+class IssuerURLs:
+    """Where an issuer's OCSP responder, certificate and CRLs are served."""
+
+    ocsp: str
+    ca_issuers: str
+    crl: str
+    delta_crl: str
+
+
+def issuer_urls(base_url: str, issuer: str) -> IssuerURLs:
+    """URLs under base_url for an issuer named 'root' or 'issuing', as laid out in public/."""
+    base = base_url.rstrip("/")
+    return IssuerURLs(
+        ocsp=base + "/",
+        ca_issuers=f"{base}/ca/{issuer}.cer",
+        crl=f"{base}/crl/{issuer}.crl",
+        delta_crl=f"{base}/crl/{issuer}-delta.crl",
+    )
+
+
+def add_validity(not_before: dt.datetime, validity: Validity) -> dt.datetime:
+    """Returns notAfter: the same instant n years (Feb 29 -> Feb 28) or n days later, minus 1 s."""
+    if validity.years:
+        year = not_before.year + validity.years
+        day = min(not_before.day, calendar.monthrange(year, not_before.month)[1])
+        end = not_before.replace(year=year, day=day)
+    else:
+        end = not_before + dt.timedelta(days=validity.days)
+    return end - dt.timedelta(seconds=1)
+
+
+def subject_name(
+    common_name: str,
+    organization: str | None = None,
+    country: str | None = None,
+    serial_number: str | None = None,
+) -> x509.Name:
+    """Builds a subject DN; names are UTF8String so Japanese survives, C is PrintableString."""
+    attributes = []
+    if country:
+        if len(country) != 2 or not country.isascii() or not country.isalpha():
+            raise InputError(f"country must be a two-letter ISO 3166 code, got {country!r}")
+        attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
+    if organization:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, _checked("organization", organization)))
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, _checked("name", common_name)))
+    if serial_number:
+        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, _checked("subscriber id", serial_number)))
+    return x509.Name(attributes)
+
+
+def build_extensions(
+    profile: Profile,
+    *,
+    subject_key: object,
+    issuer_key: object,
+    urls: IssuerURLs | None,
+    policy_oid: str | None = None,
+) -> list[tuple[x509.ExtensionType, bool]]:
+    """Returns (extension, critical) pairs for a certificate made under this profile."""
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length if profile.is_ca else None), True),
+        (_key_usage(profile.key_usage), True),
+    ]
+    if profile.extended_key_usage:
+        extensions.append((x509.ExtendedKeyUsage([_EKU[name] for name in profile.extended_key_usage]), False))
+    if profile.subject_key_identifier:
+        extensions.append((x509.SubjectKeyIdentifier.from_public_key(subject_key), False))  # type: ignore[arg-type]
+    if profile.authority_key_identifier:
+        extensions.append(
+            (x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), False)  # type: ignore[arg-type]
+        )
+    if urls is not None:
+        if profile.crl_distribution_point:
+            extensions.append((x509.CRLDistributionPoints([_point(urls.crl)]), False))
+        if profile.freshest_crl:
+            extensions.append((x509.FreshestCRL([_point(urls.delta_crl)]), False))
+        if profile.authority_info_access:
+            descriptions = []
+            if not profile.ocsp_no_check:
+                descriptions.append(
+                    x509.AccessDescription(
+                        x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp)
+                    )
+                )
+            descriptions.append(
+                x509.AccessDescription(
+                    x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.ca_issuers)
+                )
+            )
+            extensions.append((x509.AuthorityInformationAccess(descriptions), False))
+    if profile.certificate_policies and policy_oid:
+        policy = x509.PolicyInformation(x509.ObjectIdentifier(policy_oid), None)
+        extensions.append((x509.CertificatePolicies([policy]), False))
+    if profile.ocsp_no_check:
+        extensions.append((x509.OCSPNoCheck(), False))
+    return extensions
+
+
+def _point(url: str) -> x509.DistributionPoint:
+    return x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)
+
+
+def _key_usage(names: tuple[str, ...]) -> x509.KeyUsage:
+    flags = {
+        "digital_signature": False,
+        "content_commitment": False,
+        "key_encipherment": False,
+        "data_encipherment": False,
+        "key_agreement": False,
+        "key_cert_sign": False,
+        "crl_sign": False,
+    }
+    for name in names:
+        flags[name] = True
+    return x509.KeyUsage(**flags, encipher_only=False, decipher_only=False)
+
+
+def _checked(label: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InputError(f"{label} must not be empty")
+    if len(value) > MAX_NAME:
+        raise InputError(f"{label} is {len(value)} characters; at most {MAX_NAME} fit in a certificate")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise InputError(f"{label} contains control characters")
+    return value

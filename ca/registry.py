@@ -1,0 +1,67 @@
+"""Reading the serial registry for people: a certificate's effective status at a given time.
+
+Kept free of cryptography imports so that `kinko cert show` starts fast.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict
+from typing import Any
+
+from ca.errors import InputError, NotFound
+from ca.serials import normalize_serial
+from ca.store import CertificateRecord, Store
+
+STATUSES = ("valid", "held", "revoked", "expired")
+
+
+def effective_status(record: CertificateRecord, now: str) -> str:
+    """revoked and held win; otherwise a certificate past notAfter is expired."""
+    if record.status in ("revoked", "held"):
+        return record.status
+    return "expired" if record.not_after < now else "valid"
+
+
+def show(store: Store, serial_text: str, now: str) -> dict[str, Any]:
+    """A certificate's registry entry as a dict (DER left out), with its effective status."""
+    serial = normalize_serial(serial_text)
+    record = store.certificate(serial)
+    if record is None:
+        raise NotFound(f"no certificate with serial {serial} in this CA's registry")
+    return describe(record, now)
+
+
+def pem(store: Store, serial_text: str) -> str:
+    """A certificate as PEM text."""
+    serial = normalize_serial(serial_text)
+    record = store.certificate(serial)
+    if record is None:
+        raise NotFound(f"no certificate with serial {serial} in this CA's registry")
+    body = base64.encodebytes(record.der).decode("ascii").replace("\n", "")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def listing(store: Store, now: str, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Registry entries newest first, optionally only those with one effective status."""
+    if status is not None and status not in STATUSES:
+        raise InputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+    if status == "expired":
+        records = store.certificates(("valid",), limit, expired=True, now=now)
+    elif status == "valid":
+        records = store.certificates(("valid",), limit, expired=False, now=now)
+    elif status is not None:
+        records = store.certificates((status,), limit)
+    else:
+        records = store.certificates(None, limit)
+    return [describe(record, now) for record in records]
+
+
+def describe(record: CertificateRecord, now: str) -> dict[str, Any]:
+    """A registry row as plain data for output, with the effective status."""
+    data = asdict(record)
+    del data["der"]
+    data["stored_status"] = data.pop("status")
+    data["status"] = effective_status(record, now)
+    return data

@@ -1,0 +1,44 @@
+"""Serial numbers: 128 random bits from the OS CSPRNG, positive, at most 20 octets."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from ca.errors import InputError
+
+SERIAL_BITS = 128
+_HEX = re.compile(r"^[0-9A-Fa-f]+$")
+
+
+def new_serial() -> int:
+    """Returns a fresh random positive serial number (RFC 5280 section 4.1.2.2)."""
+    while True:
+        value = secrets.randbits(SERIAL_BITS)
+        # Zero is not a positive integer; the chance is 2**-128 but the rule is absolute.
+        if value > 0:
+            return value
+
+
+def format_serial(serial: int) -> str:
+    """Formats a serial as uppercase hex without colons, padded to whole octets like openssl."""
+    text = f"{serial:X}"
+    return text if len(text) % 2 == 0 else "0" + text
+
+
+def parse_serial(text: str) -> int:
+    """Parses a serial typed by a person: hex in either case, with or without colons."""
+    cleaned = text.strip().replace(":", "")
+    if cleaned.lower().startswith("0x"):
+        cleaned = cleaned[2:]
+    if not cleaned or not _HEX.match(cleaned):
+        raise InputError(f"not a serial number: {text!r} (expected hexadecimal, e.g. 5F0C3A…)")
+    value = int(cleaned, 16)
+    if value <= 0 or value.bit_length() > 159:
+        raise InputError(f"not a serial number: {text!r} (must be positive and at most 20 octets)")
+    return value
+
+
+def normalize_serial(text: str) -> str:
+    """Returns the canonical stored form of a typed serial."""
+    return format_serial(parse_serial(text))

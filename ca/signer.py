@@ -1,0 +1,58 @@
+"""Builds and signs certificates. No policy, no database, no clock: given everything, signs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography import x509
+
+from ca.errors import PolicyError
+
+
+class CertificateSigner(Protocol):
+    """The part of a key backend the signer needs."""
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate: ...
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """The CA that signs: its name, its certificate's end, and its key backend."""
+
+    name: x509.Name
+    not_after: dt.datetime | None
+    key: CertificateSigner
+
+
+def sign_certificate(
+    issuer: Issuer,
+    *,
+    subject: x509.Name,
+    public_key: object,
+    serial: int,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    extensions: list[tuple[x509.ExtensionType, bool]],
+) -> x509.Certificate:
+    """Signs one certificate; refuses a validity that would outlive the issuer."""
+    if not_after <= not_before:
+        raise PolicyError("certificate would end before it begins")
+    if issuer.not_after is not None and not_after > issuer.not_after:
+        raise PolicyError(
+            f"certificate would end {not_after:%Y-%m-%dT%H:%M:%SZ}, after its issuing CA "
+            f"({issuer.not_after:%Y-%m-%dT%H:%M:%SZ}); renew the CA first"
+        )
+    builder = (
+        x509.CertificateBuilder()
+        .issuer_name(issuer.name)
+        .subject_name(subject)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return issuer.key.sign_certificate(builder)

@@ -1,0 +1,395 @@
+"""The `kinko` command line: parse, call one library function, format the answer.
+
+Library modules are imported inside commands so that quick reads start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+# Exit codes: 1 refused / bad input / not found, 2 usage, 3 unexpected failure.
+EXIT_UNEXPECTED = 3
+
+
+class Context:
+    """What every command needs: the home, output mode, and the injectable clock and actor."""
+
+    def __init__(self, home: Path, as_json: bool, clock: Any = None, actor: str | None = None) -> None:
+        self.home_path = home
+        self.as_json = as_json
+        self.clock = clock
+        self.actor = actor
+
+    def home(self) -> Any:
+        from ca.home import Home
+
+        # A prompt is the last resort, and only where someone can answer it.
+        return Home(self.home_path, prompt=_tty_prompt if sys.stdin.isatty() else None)
+
+    def kinko(self) -> Any:
+        from ca.lifecycle import Kinko
+
+        return Kinko(self.home(), clock=self.clock, actor=self.actor)
+
+    def now_text(self) -> str:
+        from ca.clock import SystemClock, to_text
+
+        return to_text((self.clock or SystemClock()).now()) or ""
+
+
+def _tty_prompt(label: str) -> str:
+    return str(click.prompt(label, hide_input=True))
+
+
+def emit(ctx: Context, data: Any, human: str | None = None) -> None:
+    """Prints JSON with --json, else the human text (or a key/value list of the data)."""
+    if ctx.as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    elif human is not None:
+        click.echo(human)
+    else:
+        click.echo(key_values(data))
+
+
+def key_values(data: dict[str, Any]) -> str:
+    """Aligned `key: value` lines, skipping empty values."""
+    shown = {k: v for k, v in data.items() if v not in (None, "")}
+    width = max((len(k) for k in shown), default=0)
+    return "\n".join(f"{k.replace('_', ' '):<{width}}  {v}" for k, v in shown.items())
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain text table with a header, aligned for wide (Japanese) characters too."""
+    if not rows:
+        return "(none)"
+    cells = [[str(row.get(c) or "") for c in columns] for row in rows]
+    widths = [max(len(c), *(display_width(r[i]) for r in cells)) for i, c in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        padded = (v + " " * (w - display_width(v)) for v, w in zip(values, widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line([c.upper() for c in columns]), *(line(r) for r in cells)])
+
+
+def display_width(text: str) -> int:
+    """Columns a string takes on a terminal: East Asian wide characters take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+class _Failure(click.ClickException):
+    """A Kinko error on its way out: one line on stderr and the error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"kinko: error: {self.message}", err=True)
+
+
+class KinkoGroup(click.Group):
+    """The top-level group: maps Kinko errors, and anything unexpected, to one line and a code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ca.errors import KinkoError
+
+        try:
+            return super().invoke(ctx)
+        except KinkoError as exc:
+            raise _Failure(str(exc), exc.exit_code) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("KINKO_DEBUG"):
+                raise
+            raise _Failure(f"unexpected {type(exc).__name__}: {exc}", EXIT_UNEXPECTED) from None
+
+
+@click.group(cls=KinkoGroup)
+@click.option(
+    "--home",
+    "home",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="CA home directory (default: $KINKO_HOME or ./kinko-home).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.version_option(package_name="kinko")
+@click.pass_context
+def cli(click_ctx: click.Context, home: Path | None, as_json: bool) -> None:
+    """Kinko: a private CA for client-certificate login."""
+    from ca.home import resolve_home
+
+    injected = click_ctx.obj if isinstance(click_ctx.obj, dict) else {}
+    click_ctx.obj = Context(
+        resolve_home(str(home) if home else None), as_json, injected.get("clock"), injected.get("actor")
+    )
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@cli.command()
+@click.option("--org", required=True, help="Organisation name for the CA certificates (Japanese is fine).")
+@click.option("--country", default="JP", show_default=True, help="ISO 3166 country code.")
+@click.option(
+    "--key-type",
+    type=click.Choice(["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"]),
+    default="ec-p256",
+    show_default=True,
+)
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="Where OCSP, CRLs and CA certificates are served.",
+)
+@click.option(
+    "--passphrase-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="File with the passphrase that encrypts the CA keys; its path is kept in kinko.toml.",
+)
+@click.option("--single-tier", is_flag=True, help="One self-signed CA instead of root + issuing CA.")
+@click.option("--policy-oid", default=None, help="Certificate policy OID for client certificates.")
+@pass_ctx
+def init(
+    ctx: Context,
+    org: str,
+    country: str,
+    key_type: str,
+    base_url: str,
+    passphrase_file: Path | None,
+    single_tier: bool,
+    policy_oid: str | None,
+) -> None:
+    """Create a new CA home: keys, root and issuing CA, OCSP signer, database."""
+    from ca.clock import SystemClock
+    from ca.hierarchy import InitOptions, create_home
+    from ca.officers import current_login
+
+    passphrase = None
+    if passphrase_file is None:
+        if not sys.stdin.isatty():
+            from ca.errors import PassphraseError
+
+            raise PassphraseError("kinko init needs --passphrase-file when not run on a terminal")
+        passphrase = click.prompt("New CA key passphrase", hide_input=True, confirmation_prompt=True).encode()
+    options = InitOptions(org, country, key_type, base_url, single_tier, passphrase_file, policy_oid)
+    home = create_home(ctx.home_path, options, ctx.clock or SystemClock(), ctx.actor or current_login(), passphrase)
+    _print_ca(ctx, home, heading=f"Created CA home {home.path}")
+
+
+@cli.command()
+@click.option(
+    "--csr",
+    "csr_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="PKCS#10 request, PEM or DER.",
+)
+@click.option("--name", required=True, help="Subject common name (the holder's name).")
+@click.option("--org", default=None, help="Subject organisation (the customer's name).")
+@click.option("--profile", default="client", show_default=True)
+@click.option("--subscriber", default=None, help="Bind the certificate to this subscriber id.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the certificate PEM here (default: standard output).",
+)
+@pass_ctx
+def issue(
+    ctx: Context, csr_file: Path, name: str, org: str | None, profile: str, subscriber: str | None, out: Path | None
+) -> None:
+    """Issue a certificate from a CSR; the subject comes from --name/--org only."""
+    issued = ctx.kinko().issue(
+        read_input(csr_file, "CSR"), name=name, organization=org, profile=profile, subscriber_id=subscriber
+    )
+    _deliver(ctx, issued, out)
+
+
+def _deliver(ctx: Context, issued: Any, out: Path | None) -> None:
+    from ca.registry import describe
+
+    data = describe(issued.record, ctx.now_text())
+    if out is not None:
+        write_output(out, issued.pem)
+        data["written_to"] = str(out)
+        emit(
+            ctx,
+            data,
+            key_values(
+                {
+                    k: data[k]
+                    for k in ("serial", "subject", "not_before", "not_after", "fingerprint_sha256", "written_to")
+                }
+            ),
+        )
+    elif ctx.as_json:
+        emit(ctx, {**data, "pem": issued.pem})
+    else:
+        click.echo(issued.pem, nl=False)
+
+
+@cli.group()
+def cert() -> None:
+    """Look up certificates in the serial registry."""
+
+
+@cert.command("show")
+@click.argument("serial")
+@click.option("--pem", "as_pem", is_flag=True, help="Print the certificate as PEM.")
+@pass_ctx
+def cert_show(ctx: Context, serial: str, as_pem: bool) -> None:
+    """Show one certificate by serial (hex, any case, colons allowed)."""
+    from ca import registry
+
+    home = ctx.home()
+    home.require()
+    if as_pem:
+        click.echo(registry.pem(home.readonly_store, serial), nl=False)
+        return
+    emit(ctx, registry.show(home.readonly_store, serial, ctx.now_text()))
+
+
+@cert.command("list")
+@click.option("--status", type=click.Choice(["valid", "held", "revoked", "expired"]), default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None)
+@pass_ctx
+def cert_list(ctx: Context, status: str | None, limit: int | None) -> None:
+    """List certificates, newest first."""
+    from ca import registry
+
+    home = ctx.home()
+    home.require()
+    rows = registry.listing(home.readonly_store, ctx.now_text(), status, limit)
+    emit(ctx, rows, table(rows, ["serial", "status", "profile", "not_after", "subject"]))
+
+
+@cli.group("ca")
+def ca_group() -> None:
+    """The CA's own certificates."""
+
+
+@ca_group.command("show")
+@pass_ctx
+def ca_show(ctx: Context) -> None:
+    """Show the CA hierarchy: subjects, validity, key types, fingerprints, URLs."""
+    home = ctx.home()
+    home.require()
+    _print_ca(ctx, home)
+
+
+def _print_ca(ctx: Context, home: Any, heading: str | None = None) -> None:
+    from ca.authorities import describe_hierarchy
+
+    info = describe_hierarchy(home)
+    if ctx.as_json:
+        emit(ctx, info)
+        return
+    blocks = [heading] if heading else []
+    for entry in info["certificates"]:
+        blocks.append(f"[{entry['role']}]\n" + key_values({k: v for k, v in entry.items() if k != "role"}))
+    blocks.append("[urls]\n" + key_values(info["urls"]))
+    click.echo("\n\n".join(blocks))
+
+
+@ca_group.command("chain")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@pass_ctx
+def ca_chain(ctx: Context, out: Path) -> None:
+    """Write the CA chain as PEM: issuing CA first, then the root."""
+    from ca.authorities import chain_pem
+
+    home = ctx.home()
+    home.require()
+    text = chain_pem(home)
+    write_output(out, text)
+    emit(
+        ctx,
+        {"written_to": str(out), "certificates": text.count("BEGIN CERTIFICATE")},
+        f"wrote {text.count('BEGIN CERTIFICATE')} certificate(s) to {out}",
+    )
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("kinko-demo"),
+    show_default=True,
+    help="Where to build the demo (home, passphrase, a client key and certificate).",
+)
+@pass_ctx
+def quickstart(ctx: Context, directory: Path) -> None:
+    """Build a demo CA without prompts, issue one client certificate, and print next steps."""
+    from ca.clock import SystemClock
+    from ca.demo import build_demo
+    from ca.officers import current_login
+
+    result = build_demo(directory, ctx.clock or SystemClock(), ctx.actor or current_login())
+    emit(ctx, result, _quickstart_text(result))
+
+
+def _quickstart_text(result: dict[str, Any]) -> str:
+    home = result["home"]
+    return "\n".join(
+        [
+            f"Demo CA ready in {home}",
+            f"  passphrase file : {result['passphrase_file']}",
+            f"  client key      : {result['client_key']}",
+            f"  client cert     : {result['client_cert']} (serial {result['serial']})",
+            f"  CA chain        : {result['chain']}",
+            "",
+            "Next steps:",
+            f"  kinko --home {home} ca show",
+            f"  kinko --home {home} cert show {result['serial']}",
+            f"  kinko --home {home} cert list",
+            f"  openssl verify -CAfile {home}/public/ca/root.pem -untrusted {home}/public/ca/issuing.pem "
+            f"{result['client_cert']}",
+            f"  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout me.key "
+            f"-subj /CN=me -out me.csr && kinko --home {home} issue --csr me.csr --name 'Your Name' --out me.pem",
+        ]
+    )
+
+
+def read_input(path: Path, what: str) -> bytes:
+    """Reads an input file, turning OS errors into one-line messages."""
+    from ca.errors import InputError
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} file {path} does not exist") from None
+    except (PermissionError, IsADirectoryError):
+        raise InputError(f"{what} file {path} cannot be read") from None
+
+
+def write_output(path: Path, text: str) -> None:
+    """Writes an output file, turning OS errors into one-line messages."""
+    from ca.errors import InputError
+
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `kinko` console script."""
+    cli.main(args=argv, prog_name="kinko")
+
+
+if __name__ == "__main__":
+    main()

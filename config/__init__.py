@@ -1,0 +1,1 @@
+"""Default configuration and certificate profiles shipped with Kinko."""

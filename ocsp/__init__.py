@@ -1,0 +1,1 @@
+"""The OCSP responder: request parsing, response signing and serving."""

@@ -1,0 +1,132 @@
+"""Shared fixtures: a CA home in tmp_path with an injected clock, CSRs, and CLI runners."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+import cli
+from ca.clock import FixedClock
+from ca.hierarchy import InitOptions, create_home
+from ca.home import Home
+from ca.lifecycle import Kinko
+from ca.officers import current_login
+
+ROOT = Path(__file__).resolve().parent.parent
+ORG = "興産信用金庫"
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A clock standing at the real current second, so real clients accept what we sign."""
+    return FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def passphrase_file(tmp_path: Path) -> Path:
+    path = tmp_path / "pass.txt"
+    path.write_text("correct horse battery staple\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def home(tmp_path: Path, clock: FixedClock, passphrase_file: Path) -> Home:
+    """A fresh two-tier EC P-256 CA home."""
+    return create_home(
+        tmp_path / "home", InitOptions(organization=ORG, passphrase_file=passphrase_file), clock, current_login()
+    )
+
+
+@pytest.fixture
+def kinko(home: Home, clock: FixedClock) -> Kinko:
+    return Kinko(home, clock=clock)
+
+
+def make_key(key_type: str = "ec-p256") -> Any:
+    """A subscriber key: ec-p256, ec-p384, ec-secp256k1, ec-p192, rsa-<bits>[-e<exp>], ed25519."""
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ec-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type == "ec-secp256k1":
+        return ec.generate_private_key(ec.SECP256K1())
+    if key_type == "ec-p192":
+        return ec.generate_private_key(ec.SECP192R1())
+    if key_type == "ed25519":
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        return ed25519.Ed25519PrivateKey.generate()
+    if key_type.startswith("rsa-"):
+        parts = key_type.split("-")
+        exponent = int(parts[2][1:]) if len(parts) > 2 else 65537
+        return rsa.generate_private_key(public_exponent=exponent, key_size=int(parts[1]))
+    raise ValueError(key_type)
+
+
+def make_csr(key: Any = None, der: bool = False) -> bytes:
+    """A CSR for `key` (a fresh P-256 key by default) with a throwaway subject."""
+    key = key or make_key()
+    algorithm = None if key.__class__.__name__.endswith("Ed25519PrivateKey") else hashes.SHA256()
+    request = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ignored by Kinko")]))
+        .sign(key, algorithm)
+    )
+    return request.public_bytes(serialization.Encoding.DER if der else serialization.Encoding.PEM)
+
+
+def write_key(path: Path, key: Any) -> Path:
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
+
+
+@pytest.fixture
+def run_cli(clock: FixedClock) -> Callable[..., Any]:
+    """Runs `kinko ARGS` in-process with the injected clock; returns the click Result."""
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Any:
+        runner = CliRunner()
+        return runner.invoke(cli.cli, [str(a) for a in args], obj={"clock": clock}, input=input, env=env)
+
+    return run
+
+
+def run_kinko(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Runs `kinko ARGS` as a real process (the console script's code path)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def row_counts(home: Home) -> dict[str, int]:
+    """Rows per table, read straight from the SQLite file (not through Kinko)."""
+    conn = sqlite3.connect(home.db_file)
+    try:
+        return {
+            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
+            for table in ("certificates", "ledger", "authorities", "officers")
+        }
+    finally:
+        conn.close()

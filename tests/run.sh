@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs everything Kinko's tests need, then runs them: the README's test command.
+# Debian packages the tests drive for real (openssl, sqlite3 CLI, later nginx and
+# gnutls-bin) are installed when missing; Python packages go into ./.venv.
+set -eu
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES="openssl sqlite3"
+missing=""
+for package in $DEBIAN_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing="$missing $package"
+done
+python3 -c "import ensurepip" 2>/dev/null || missing="$missing python3-venv"
+if [ -n "$missing" ]; then
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo"
+    echo "installing Debian packages:$missing"
+    $as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq $missing >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+exec .venv/bin/python -m pytest -q "$@"
