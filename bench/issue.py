@@ -114,6 +114,23 @@ def bench_raw(key_pem: bytes, pw: bytes, issuer: x509.Certificate, csrs: list[by
     )
     key_usage = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
     aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key())
+    # The same constant extensions Kinko's client profile adds, so both sides sign the same certificate.
+    base = "http://127.0.0.1:8080"
+    cdp = x509.CRLDistributionPoints(
+        [x509.DistributionPoint([x509.UniformResourceIdentifier(f"{base}/crl/issuing.crl")], None, None, None)]
+    )
+    freshest = x509.FreshestCRL(
+        [x509.DistributionPoint([x509.UniformResourceIdentifier(f"{base}/crl/issuing-delta.crl")], None, None, None)]
+    )
+    aia = x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(base + "/")),
+            x509.AccessDescription(
+                x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(f"{base}/ca/issuing.cer")
+            ),
+        ]
+    )
+    policies = x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier("1.3.6.1.4.1.32473.1.1"), None)])
     start = time.perf_counter()
     for public_key in public_keys:
         now = dt.datetime.now(dt.UTC)
@@ -130,6 +147,10 @@ def bench_raw(key_pem: bytes, pw: bytes, issuer: x509.Certificate, csrs: list[by
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(aki, critical=False)
+            .add_extension(cdp, critical=False)
+            .add_extension(freshest, critical=False)
+            .add_extension(aia, critical=False)
+            .add_extension(policies, critical=False)
         )
         builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
     return len(public_keys) / (time.perf_counter() - start)

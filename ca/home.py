@@ -39,6 +39,8 @@ class Home:
         self.path = path
         self._prompt = prompt
         self._passphrase: bytes | None = None
+        self._keys: dict[str, FileKey] = {}
+        self._certificates: dict[str, x509.Certificate] = {}
 
     @property
     def config_file(self) -> Path:
@@ -96,10 +98,15 @@ class Home:
         from ca.errors import NotFound
 
         found = self.store.authority(role)
-        record = self.store.certificate(found[0]) if found else None
-        if record is None:
+        if found is None:
             raise NotFound(f"this home has no {role} certificate")
-        return x509.load_der_x509_certificate(record.der)
+        cached = self._certificates.get(found[0])
+        if cached is None:
+            record = self.store.certificate(found[0])
+            if record is None:
+                raise NotFound(f"this home has no {role} certificate")
+            cached = self._certificates[found[0]] = x509.load_der_x509_certificate(record.der)
+        return cached
 
     def key(self, role: str) -> FileKey:
         """Loads the private key of a role; CA keys need the passphrase, delegated signers do not."""
@@ -108,9 +115,12 @@ class Home:
         found = self.store.authority(role)
         if found is None:
             raise ConfigError(f"this home has no key for {role}")
-        key_file = self.keys_dir / found[1]
-        passphrase = None if role.startswith("ocsp:") else self.passphrase()
-        return FileKey.load(key_file, passphrase)
+        cached = self._keys.get(found[1])
+        if cached is None:
+            passphrase = None if role.startswith("ocsp:") else self.passphrase()
+            # Decrypting costs as much as a signature; a process that signs many times decrypts once.
+            cached = self._keys[found[1]] = FileKey.load(self.keys_dir / found[1], passphrase)
+        return cached
 
     def passphrase(self) -> bytes:
         """The CA key passphrase: $KINKO_PASSPHRASE_FILE, then kinko.toml, then a TTY prompt."""

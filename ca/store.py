@@ -77,7 +77,8 @@ def _schema(conn: sqlite3.Connection) -> None:
         not_null=["issuer", "profile", "subject", "not_before", "not_after", "status", "spki_sha256"],
     )
     db["certificates"].create_index(["fingerprint_sha256"], unique=True)
-    db["certificates"].create_index(["spki_sha256"])
+    # (spki_sha256, status, not_after) so the duplicate-key check is an index lookup, not a scan of valid rows.
+    db["certificates"].create_index(["spki_sha256", "status", "not_after"])
     db["certificates"].create_index(["status", "not_after"])
     db["certificates"].create_index(["subscriber_id"])
     db["certificates"].create_index(["issuer", "revoked_at"])
