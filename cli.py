@@ -68,7 +68,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain text table with a header, aligned for wide (Japanese) characters too."""
     if not rows:
         return "(none)"
-    cells = [[str(row.get(c) or "") for c in columns] for row in rows]
+    cells = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
     widths = [max(len(c), *(display_width(r[i]) for r in cells)) for i, c in enumerate(columns)]
 
     def line(values: list[str]) -> str:
@@ -239,6 +239,125 @@ def _deliver(ctx: Context, issued: Any, out: Path | None) -> None:
         emit(ctx, {**data, "pem": issued.pem})
     else:
         click.echo(issued.pem, nl=False)
+
+
+@cli.command()
+@click.argument("serial")
+@click.option(
+    "--reason",
+    required=True,
+    help="unspecified, key-compromise, affiliation-changed, superseded, "
+    "cessation-of-operation, privilege-withdrawn (ca-compromise for CA certificates).",
+)
+@click.option(
+    "--invalidity-date", default=None, help="Since when the key is known or suspected compromised (ISO 8601)."
+)
+@click.option("--reported-at", default=None, help="When the holder's report was received (ISO 8601).")
+@click.option("--note", default=None)
+@pass_ctx
+def revoke(
+    ctx: Context, serial: str, reason: str, invalidity_date: str | None, reported_at: str | None, note: str | None
+) -> None:
+    """Revoke a certificate for good, and publish the CRL before returning."""
+    from ca.clock import parse_user_time
+
+    change = ctx.kinko().revoke(
+        serial,
+        reason,
+        invalidity_date=parse_user_time(invalidity_date, "invalidity date") if invalidity_date else None,
+        reported_at=parse_user_time(reported_at, "reported-at") if reported_at else None,
+        note=note,
+    )
+    _status_change(ctx, change)
+
+
+@cli.command()
+@click.argument("serial")
+@click.option("--note", default=None)
+@pass_ctx
+def hold(ctx: Context, serial: str, note: str | None) -> None:
+    """Put a certificate on hold (certificateHold); `release` makes it good again."""
+    _status_change(ctx, ctx.kinko().hold(serial, note=note))
+
+
+@cli.command()
+@click.argument("serial")
+@click.option("--note", default=None)
+@pass_ctx
+def release(ctx: Context, serial: str, note: str | None) -> None:
+    """Release a held certificate."""
+    _status_change(ctx, ctx.kinko().release(serial, note=note))
+
+
+def _status_change(ctx: Context, change: Any) -> None:
+    from ca.registry import describe
+
+    data = describe(change.record, ctx.now_text())
+    data["crls_published"] = [_crl_data(p) for p in change.crls]
+    shown = {
+        k: data[k] for k in ("serial", "status", "revocation_reason", "revoked_at", "invalidity_date", "reported_at")
+    }
+    shown["crl"] = ", ".join(f"{p.kind} #{p.number} ({p.entries} entries)" for p in change.crls)
+    emit(ctx, data, key_values(shown))
+
+
+def _crl_data(published: Any) -> dict[str, Any]:
+    return {
+        "issuer": published.issuer,
+        "kind": published.kind,
+        "number": published.number,
+        "base_number": published.base_number,
+        "this_update": published.this_update,
+        "next_update": published.next_update,
+        "entries": published.entries,
+        "der": str(published.der_path),
+        "pem": str(published.pem_path),
+        "sha256": published.sha256,
+    }
+
+
+@cli.group("crl")
+def crl_group() -> None:
+    """Certificate revocation lists."""
+
+
+@crl_group.command("publish")
+@click.option("--root", is_flag=True, help="Publish the root's CRL (ARL) covering the issuing CA.")
+@click.option("--delta", is_flag=True, help="Publish only a delta CRL against the last full CRL.")
+@pass_ctx
+def crl_publish(ctx: Context, root: bool, delta: bool) -> None:
+    """Build, sign and publish a CRL now (run from cron or a systemd timer at least daily)."""
+    published = ctx.kinko().publish_crl(root=root, delta=delta)
+    rows = [_crl_data(p) for p in published]
+    emit(ctx, rows, table(rows, ["issuer", "kind", "number", "entries", "this_update", "next_update", "der"]))
+
+
+@crl_group.command("show")
+@pass_ctx
+def crl_show(ctx: Context) -> None:
+    """Show the newest CRLs: number, thisUpdate, nextUpdate, entries, files."""
+    from crl.publisher import crl_paths, latest
+
+    home = ctx.home()
+    home.require()
+    rows = []
+    for record in latest(home):
+        der, pem = crl_paths(home, record.issuer, record.kind)
+        rows.append(
+            {
+                "issuer": record.issuer,
+                "kind": record.kind,
+                "number": record.number,
+                "base_number": record.base_number,
+                "this_update": record.this_update,
+                "next_update": record.next_update,
+                "entries": record.entries,
+                "der": str(der),
+                "pem": str(pem),
+                "sha256": record.sha256,
+            }
+        )
+    emit(ctx, rows, table(rows, ["issuer", "kind", "number", "entries", "this_update", "next_update", "der"]))
 
 
 @cli.group()

@@ -59,3 +59,16 @@ def from_text(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def parse_user_time(text: str, what: str) -> dt.datetime:
+    """Parses an ISO 8601 time typed by a person; it must carry a zone (Z or +09:00)."""
+    from ca.errors import InputError
+
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{what} {text!r} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00+09:00)") from None
+    if when.tzinfo is None:
+        raise InputError(f"{what} {text!r} has no time zone; add Z or an offset such as +09:00")
+    return when.astimezone(UTC).replace(microsecond=0)

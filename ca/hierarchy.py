@@ -67,10 +67,11 @@ def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, pass
     try:
         (staging / "kinko.toml").write_text(config_text, encoding="utf-8")
         (staging / "profiles.toml").write_text(profiles_text, encoding="utf-8")
-        home = Home(staging)
+        home = Home(staging, passphrase=passphrase)
         cfg = home.config  # validates what we just wrote, with the user's values
         profiles.subject_name(f"{options.organization} Root CA", options.organization, options.country)
         _build(home, cfg, passphrase, clock, actor)
+        _first_crls(home, clock, actor)
         staging.chmod(0o755)
         if path.exists():
             path.rmdir()
@@ -130,6 +131,17 @@ def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Cloc
             tx.append_event("officer.added", details={"login": actor, "role": "admin"})
     finally:
         store.close()
+
+
+def _first_crls(home: Home, clock: Clock, actor: str) -> None:
+    # Publish at once, so the CRL URLs in the new certificates answer from the first day.
+    from crl import publisher
+
+    now = clock.now()
+    publisher.publish_full_and_delta(home, now, actor, home.issuing_role)
+    if home.issuing_role != "root":
+        publisher.publish(home, now, actor, "root", "full")
+    home.store.close()
 
 
 def issue_ocsp_signer(

@@ -35,10 +35,10 @@ PassphrasePrompt = Callable[[str], str]
 class Home:
     """A Kinko CA home directory."""
 
-    def __init__(self, path: Path, prompt: PassphrasePrompt | None = None) -> None:
+    def __init__(self, path: Path, prompt: PassphrasePrompt | None = None, passphrase: bytes | None = None) -> None:
         self.path = path
         self._prompt = prompt
-        self._passphrase: bytes | None = None
+        self._passphrase: bytes | None = passphrase
         self._keys: dict[str, FileKey] = {}
         self._certificates: dict[str, x509.Certificate] = {}
 

@@ -6,18 +6,41 @@ the change and its ledger event in one store transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
 from ca import issuance, profiles
 from ca.clock import Clock, SystemClock, to_text
 from ca.csr import load_csr
-from ca.errors import Conflict, PolicyError
+from ca.errors import Conflict, InputError, NotFound, PolicyError
 from ca.home import Home
 from ca.officers import current_login
+from ca.serials import normalize_serial
 from ca.signer import Issuer
 from ca.store import CertificateRecord
+
+# Reasons an officer may give, by RFC 5280 name in kebab case. certificateHold has its own
+# command (hold); removeFromCRL only appears in delta CRLs, for released holds.
+REVOCATION_REASONS = (
+    "unspecified",
+    "key-compromise",
+    "affiliation-changed",
+    "superseded",
+    "cessation-of-operation",
+    "privilege-withdrawn",
+)
+CA_REVOCATION_REASONS = (*REVOCATION_REASONS, "ca-compromise")
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """The result of revoke, hold or release: the registry row after it, and the CRLs published."""
+
+    record: CertificateRecord
+    crls: list[Any]
 
 
 @dataclass(frozen=True)
@@ -97,3 +120,141 @@ class Kinko:
                 },
             )
         return Issued(record, certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+
+    # -- revocation ----------------------------------------------------------------------------
+
+    def revoke(
+        self,
+        serial: str,
+        reason: str,
+        *,
+        invalidity_date: dt.datetime | None = None,
+        reported_at: dt.datetime | None = None,
+        note: str | None = None,
+    ) -> StatusChange:
+        """Revokes a certificate for good; a revoked one may only have its reason raised to key-compromise."""
+        now = self.clock.now()
+        record = self._live_certificate(serial, now)
+        allowed = CA_REVOCATION_REASONS if record.profile.endswith("-ca") else REVOCATION_REASONS
+        if reason not in allowed:
+            raise InputError(f"unknown revocation reason {reason!r}; use one of: {', '.join(allowed)}")
+        if reported_at is not None and reported_at > now:
+            raise InputError(f"reported-at {to_text(reported_at)} is in the future")
+        if invalidity_date is not None and invalidity_date > now:
+            raise InputError(f"invalidity date {to_text(invalidity_date)} is in the future (after the revocation)")
+        details = {
+            "reason": reason,
+            "invalidity_date": to_text(invalidity_date),
+            "reported_at": to_text(reported_at),
+            "note": note,
+            "previous_status": record.status,
+        }
+        if record.status == "revoked":
+            if reason != "key-compromise" or record.revocation_reason == "key-compromise":
+                raise Conflict(
+                    f"certificate {record.serial} is already revoked ({record.revocation_reason}); "
+                    "revocation is final, only a change of reason to key-compromise is allowed"
+                )
+            with self.home.store.transaction(self.actor, to_text(now) or "") as tx:
+                event = tx.append_event(
+                    "certificate.reason-changed",
+                    serial=record.serial,
+                    subscriber=record.subscriber_id or "",
+                    details={**details, "previous_reason": record.revocation_reason},
+                )
+                tx.change_revocation_reason(
+                    record.serial,
+                    reason=reason,
+                    seq=event.seq,
+                    invalidity_date=to_text(invalidity_date) or record.invalidity_date,
+                    reported_at=to_text(reported_at) or record.reported_at,
+                )
+        else:
+            with self.home.store.transaction(self.actor, to_text(now) or "") as tx:
+                event = tx.append_event(
+                    "certificate.revoked", serial=record.serial, subscriber=record.subscriber_id or "", details=details
+                )
+                tx.revoke(
+                    record.serial,
+                    reason=reason,
+                    seq=event.seq,
+                    invalidity_date=to_text(invalidity_date),
+                    reported_at=to_text(reported_at),
+                )
+        return self._after_status_change(record, now)
+
+    def hold(self, serial: str, *, note: str | None = None) -> StatusChange:
+        """Suspends a valid certificate (reason certificateHold); `release` undoes it."""
+        now = self.clock.now()
+        record = self._live_certificate(serial, now)
+        if record.status != "valid":
+            raise Conflict(f"certificate {record.serial} is {record.status}; only a valid certificate can be held")
+        with self.home.store.transaction(self.actor, to_text(now) or "") as tx:
+            event = tx.append_event(
+                "certificate.held",
+                serial=record.serial,
+                subscriber=record.subscriber_id or "",
+                details={"note": note, "origin": "officer"},
+            )
+            tx.hold(record.serial, seq=event.seq, origin="officer")
+        return self._after_status_change(record, now)
+
+    def release(self, serial: str, *, note: str | None = None) -> StatusChange:
+        """Releases a held certificate: it is good again."""
+        now = self.clock.now()
+        record = self._certificate(serial)
+        if record.status != "held":
+            raise Conflict(f"certificate {record.serial} is not on hold (it is {record.status})")
+        with self.home.store.transaction(self.actor, to_text(now) or "") as tx:
+            event = tx.append_event(
+                "certificate.released",
+                serial=record.serial,
+                subscriber=record.subscriber_id or "",
+                details={"note": note, "held_since": record.revoked_at, "origin": record.hold_origin},
+            )
+            tx.release(record.serial, seq=event.seq)
+        return self._after_status_change(record, now)
+
+    def _certificate(self, serial: str) -> CertificateRecord:
+        record = self.home.store.certificate(normalize_serial(serial))
+        if record is None:
+            raise NotFound(f"no certificate with serial {normalize_serial(serial)} in this CA's registry")
+        return record
+
+    def _live_certificate(self, serial: str, now: dt.datetime) -> CertificateRecord:
+        record = self._certificate(serial)
+        if record.profile == "root-ca":
+            raise PolicyError("the root CA certificate cannot be revoked or held; it is trusted directly")
+        # Expired certificates leave the CRL and cannot log in: there is nothing left to revoke.
+        if record.not_after < (to_text(now) or ""):
+            raise PolicyError(
+                f"certificate {record.serial} expired at {record.not_after}; expired certificates "
+                "are not revoked or held"
+            )
+        return record
+
+    def _after_status_change(self, before: CertificateRecord, now: dt.datetime) -> StatusChange:
+        from crl.publisher import publish_after_change
+
+        crls = publish_after_change(self.home, now, self.actor, before.issuer)
+        after = self.home.store.certificate(before.serial)
+        assert after is not None
+        return StatusChange(after, crls)
+
+    # -- CRLs ------------------------------------------------------------------------------------
+
+    def publish_crl(self, *, root: bool = False, delta: bool = False) -> list[Any]:
+        """Publishes the issuing CA's CRL (and its empty delta), a delta only, or the root's ARL."""
+        from crl import publisher
+
+        now = self.clock.now()
+        if root:
+            if self.home.config.ca.single_tier:
+                raise PolicyError("a single-tier CA has no separate root CRL; use `kinko crl publish`")
+            if delta:
+                raise InputError("the root's ARL has no delta CRLs")
+            return [publisher.publish(self.home, now, self.actor, "root", "full")]
+        issuer = self.home.issuing_role
+        if delta:
+            return [publisher.publish(self.home, now, self.actor, issuer, "delta")]
+        return publisher.publish_full_and_delta(self.home, now, self.actor, issuer)

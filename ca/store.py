@@ -43,9 +43,29 @@ class CertificateRecord:
     invalidity_date: str | None = None
     reported_at: str | None = None
     hold_origin: str | None = None
+    status_changed_at: str | None = None
+    changed_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class CRLRecord:
+    """One published (or reserved) CRL."""
+
+    issuer: str
+    number: int
+    kind: str
+    base_number: int | None
+    this_update: str | None
+    next_update: str | None
+    entries: int | None
+    state: str
+    published_at: str | None
+    ledger_seq: int | None
+    sha256: str | None
 
 
 _CERT_COLUMNS = ", ".join(f.name for f in fields(CertificateRecord))
+_CRL_COLUMNS = ", ".join(f.name for f in fields(CRLRecord))
 
 
 def _schema(conn: sqlite3.Connection) -> None:
@@ -72,6 +92,10 @@ def _schema(conn: sqlite3.Connection) -> None:
             "invalidity_date": str,
             "reported_at": str,
             "hold_origin": str,
+            # When the revocation status last changed, and the ledger seq of that change:
+            # a delta CRL lists what changed after its base CRL's seq.
+            "status_changed_at": str,
+            "changed_seq": int,
         },
         pk="serial",
         not_null=["issuer", "profile", "subject", "not_before", "not_after", "status", "spki_sha256"],
@@ -81,7 +105,8 @@ def _schema(conn: sqlite3.Connection) -> None:
     db["certificates"].create_index(["spki_sha256", "status", "not_after"])
     db["certificates"].create_index(["status", "not_after"])
     db["certificates"].create_index(["subscriber_id"])
-    db["certificates"].create_index(["issuer", "revoked_at"])
+    db["certificates"].create_index(["issuer", "status", "not_after"])
+    db["certificates"].create_index(["issuer", "changed_seq"])
     # The CA's current certificates and delegated signers by role: root, issuing, ocsp:issuing, ...
     db["authorities"].create({"role": str, "serial": str, "key_file": str}, pk="role")
     db["customers"].create(
@@ -128,6 +153,8 @@ def _schema(conn: sqlite3.Connection) -> None:
             "entries": int,
             "state": str,
             "published_at": str,
+            "ledger_seq": int,
+            "sha256": str,
         },
         pk="id",
         not_null=["issuer", "number", "kind", "state"],
@@ -288,6 +315,74 @@ class Store:
             params.append(limit)
         return [CertificateRecord(*row) for row in self._conn.execute(sql, params)]
 
+    @contextmanager
+    def reading(self) -> Iterator[Store]:
+        """Runs reads against one consistent snapshot of the database."""
+        self._conn.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            self._conn.execute("COMMIT")
+
+    def ledger_head(self) -> tuple[int, str]:
+        """(seq, hash) of the newest ledger event; (0, genesis) when empty."""
+        row = self._conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, ledger.GENESIS)
+
+    def crl_entries(self, issuer: str, expired_before: str) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """(serial, revoked_at, reason, invalidity_date) of every revoked or held certificate
+        of an issuer that expired no earlier than `expired_before`."""
+        return self._conn.execute(
+            "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates "
+            "WHERE issuer = ? AND status IN ('revoked', 'held') AND not_after >= ?",
+            (issuer, expired_before),
+        )
+
+    def crl_delta_entries(
+        self, issuer: str, after_seq: int, expired_before: str
+    ) -> Iterator[tuple[str, str, str | None, str | None]]:
+        """Entries for a delta CRL: certificates whose status changed after ledger seq `after_seq`;
+        released holds come back as remove-from-crl."""
+        return self._conn.execute(
+            "SELECT serial, "
+            "CASE WHEN status = 'valid' THEN status_changed_at ELSE revoked_at END, "
+            "CASE WHEN status = 'valid' THEN 'remove-from-crl' ELSE revocation_reason END, "
+            "CASE WHEN status = 'valid' THEN NULL ELSE invalidity_date END "
+            "FROM certificates WHERE issuer = ? AND changed_seq > ? AND not_after >= ?",
+            (issuer, after_seq, expired_before),
+        )
+
+    def latest_crl(self, issuer: str, kind: str) -> CRLRecord | None:
+        """The newest published CRL of an issuer and kind ('full' or 'delta')."""
+        row = self._conn.execute(
+            f"SELECT {_CRL_COLUMNS} FROM crls WHERE issuer = ? AND kind = ? AND state = 'published' "
+            "ORDER BY number DESC LIMIT 1",
+            (issuer, kind),
+        ).fetchone()
+        return CRLRecord(*row) if row else None
+
+    def crl_numbers(self, issuer: str) -> list[tuple[int, str]]:
+        """Every (number, state) an issuer has used, in order."""
+        return list(self._conn.execute("SELECT number, state FROM crls WHERE issuer = ? ORDER BY number", (issuer,)))
+
+    def reserve_crl_number(self, issuer: str, kind: str, base_number: int | None, time: str) -> int:
+        """Claims the next CRL number in a committed transaction of its own, before signing:
+        a crash after this burns the number, so no number is ever used twice."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            last = self._conn.execute("SELECT MAX(number) FROM crls WHERE issuer = ?", (issuer,)).fetchone()[0]
+            number = (last or 0) + 1
+            self._conn.execute(
+                "INSERT INTO crls (issuer, number, kind, base_number, state, published_at) "
+                "VALUES (?, ?, ?, ?, 'reserved', ?)",
+                (issuer, number, kind, base_number, time),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return number
+
     def authority(self, role: str) -> tuple[str, str] | None:
         """(serial, key file) of the CA certificate or signer in a role, or None."""
         row = self._conn.execute("SELECT serial, key_file FROM authorities WHERE role = ?", (role,)).fetchone()
@@ -401,6 +496,100 @@ class Writer:
             (spki_sha256, now),
         ).fetchone()
         return row[0] if row else None
+
+    def revoke(
+        self,
+        serial: str,
+        *,
+        reason: str,
+        seq: int,
+        invalidity_date: str | None = None,
+        reported_at: str | None = None,
+    ) -> None:
+        """Marks a valid or held certificate revoked as of this transaction's time."""
+        self._update_status(
+            serial,
+            "status IN ('valid', 'held')",
+            status="revoked",
+            revocation_reason=reason,
+            revoked_at=self.time,
+            invalidity_date=invalidity_date,
+            reported_at=reported_at,
+            hold_origin=None,
+            status_changed_at=self.time,
+            changed_seq=seq,
+        )
+
+    def change_revocation_reason(
+        self, serial: str, *, reason: str, seq: int, invalidity_date: str | None, reported_at: str | None
+    ) -> None:
+        """Changes the reason of a revoked certificate (to key-compromise), keeping its revocation date."""
+        self._update_status(
+            serial,
+            "status = 'revoked'",
+            revocation_reason=reason,
+            invalidity_date=invalidity_date,
+            reported_at=reported_at,
+            status_changed_at=self.time,
+            changed_seq=seq,
+        )
+
+    def hold(self, serial: str, *, seq: int, origin: str) -> None:
+        """Puts a valid certificate on hold (reason certificateHold) as of this transaction's time."""
+        self._update_status(
+            serial,
+            "status = 'valid'",
+            status="held",
+            revocation_reason="certificate-hold",
+            revoked_at=self.time,
+            hold_origin=origin,
+            status_changed_at=self.time,
+            changed_seq=seq,
+        )
+
+    def release(self, serial: str, *, seq: int) -> None:
+        """Releases a held certificate: it is good again."""
+        self._update_status(
+            serial,
+            "status = 'held'",
+            status="valid",
+            revocation_reason=None,
+            revoked_at=None,
+            invalidity_date=None,
+            hold_origin=None,
+            status_changed_at=self.time,
+            changed_seq=seq,
+        )
+
+    def _update_status(self, serial: str, condition: str, **values: Any) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        cursor = self._conn.execute(
+            f"UPDATE certificates SET {assignments} WHERE serial = ? AND {condition}", (*values.values(), serial)
+        )
+        if cursor.rowcount != 1:
+            raise Conflict(f"certificate {serial} changed status meanwhile; try again")
+        self._changes += 1
+
+    def record_crl(
+        self,
+        issuer: str,
+        number: int,
+        *,
+        this_update: str,
+        next_update: str,
+        entries: int,
+        ledger_seq: int,
+        sha256: str,
+    ) -> None:
+        """Marks a reserved CRL number as published, with what it covered."""
+        cursor = self._conn.execute(
+            "UPDATE crls SET state = 'published', this_update = ?, next_update = ?, entries = ?, "
+            "ledger_seq = ?, sha256 = ?, published_at = ? WHERE issuer = ? AND number = ? AND state = 'reserved'",
+            (this_update, next_update, entries, ledger_seq, sha256, self.time, issuer, number),
+        )
+        if cursor.rowcount != 1:
+            raise StorageError(f"CRL number {number} of {issuer} was not reserved")
+        self._changes += 1
 
     def set_authority(self, role: str, serial: str, key_file: str) -> None:
         """Makes a certificate the current one for a CA role or delegated signer."""

@@ -1,0 +1,232 @@
+"""Publishing CRLs: numbering, building from the registry, signing, atomic file writes.
+
+Order, and why: take the issuer's publication lock (so two publishers never race a
+lower number over a higher one); reserve the number in its own transaction (a crash
+after that burns it, so none is ever reused); build and sign from one read snapshot;
+record the publication with its ledger event; then replace the files atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from ca.clock import to_text
+from ca.errors import Conflict
+from ca.home import Home
+from ca.profiles import issuer_urls
+from ca.store import CRLRecord
+from crl.builder import CRLBuilder, pem
+
+
+@dataclass(frozen=True)
+class Published:
+    """A CRL that was just published."""
+
+    issuer: str
+    kind: str
+    number: int
+    base_number: int | None
+    this_update: str
+    next_update: str
+    entries: int
+    der_path: Path
+    pem_path: Path
+    sha256: str
+
+
+def crl_paths(home: Home, issuer: str, kind: str) -> tuple[Path, Path]:
+    """(DER, PEM) paths under public/crl/ — the names the certificates' CDP and FreshestCRL use."""
+    stem = issuer if kind == "full" else f"{issuer}-delta"
+    directory = home.public_dir / "crl"
+    return directory / f"{stem}.crl", directory / f"{stem}.pem"
+
+
+def publish(home: Home, now: dt.datetime, actor: str, issuer: str, kind: str = "full") -> Published:
+    """Builds, signs, records and writes one CRL of an issuer ('issuing' or 'root')."""
+    with _publication_lock(home, issuer):
+        return _publish_locked(home, now, actor, issuer, kind)
+
+
+def publish_full_and_delta(home: Home, now: dt.datetime, actor: str, issuer: str) -> list[Published]:
+    """A full CRL and an empty delta against it, so the FreshestCRL URL always answers."""
+    with _publication_lock(home, issuer):
+        full = _publish_locked(home, now, actor, issuer, "full")
+        if not _has_deltas(home, issuer):
+            return [full]
+        return [full, _publish_locked(home, now, actor, issuer, "delta")]
+
+
+def publish_after_change(home: Home, now: dt.datetime, actor: str, issuer: str) -> list[Published]:
+    """Makes a status change visible: a new full CRL while it is small, else a delta CRL."""
+    with _publication_lock(home, issuer):
+        base = home.store.latest_crl(issuer, "full")
+        if (
+            _has_deltas(home, issuer)
+            and base is not None
+            and (base.entries or 0) >= home.config.crl.delta_after_entries
+        ):
+            return [_publish_locked(home, now, actor, issuer, "delta")]
+        full = _publish_locked(home, now, actor, issuer, "full")
+        if not _has_deltas(home, issuer):
+            return [full]
+        return [full, _publish_locked(home, now, actor, issuer, "delta")]
+
+
+def _has_deltas(home: Home, issuer: str) -> bool:
+    # Only the CA that signs subscriber certificates publishes deltas; the root's ARL is short.
+    return issuer == home.issuing_role
+
+
+def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind: str) -> Published:
+    store = home.store
+    cfg = home.config
+    base: CRLRecord | None = None
+    if kind == "delta":
+        base = store.latest_crl(issuer, "full")
+        if base is None:
+            raise Conflict(f"no full CRL of {issuer} yet: run `kinko crl publish` before a delta")
+    this_update = to_text(now) or ""
+    next_update = to_text(now + dt.timedelta(hours=cfg.crl.next_update_hours)) or ""
+    keep_after = to_text(now - dt.timedelta(days=cfg.crl.retention_days)) or ""
+    key = home.key(issuer)
+    certificate = home.ca_certificate(issuer)
+    number = store.reserve_crl_number(issuer, kind, base.number if base else None, this_update)
+
+    builder = CRLBuilder().issuer_name(certificate.subject).this_update(this_update).next_update(next_update)
+    for extension, critical in _extensions(home, issuer, kind, number, base, certificate):
+        builder = builder.add_extension(extension, critical)
+    with store.reading():
+        head_seq, _ = store.ledger_head()
+        if base is not None:
+            rows = store.crl_delta_entries(issuer, base.ledger_seq or 0, keep_after)
+        else:
+            rows = store.crl_entries(issuer, keep_after)
+        der, count = builder.entries(rows).sign(key)
+    digest = hashlib.sha256(der).hexdigest()
+
+    with store.transaction(actor, this_update) as tx:
+        tx.record_crl(
+            issuer,
+            number,
+            this_update=this_update,
+            next_update=next_update,
+            entries=count,
+            ledger_seq=head_seq,
+            sha256=digest,
+        )
+        tx.append_event(
+            "crl.published",
+            details={
+                "issuer": issuer,
+                "kind": kind,
+                "number": number,
+                "base_number": base.number if base else None,
+                "this_update": this_update,
+                "next_update": next_update,
+                "entries": count,
+                "sha256": digest,
+            },
+        )
+    der_path, pem_path = crl_paths(home, issuer, kind)
+    write_atomically(der_path, der)
+    write_atomically(pem_path, pem(der))
+    return Published(
+        issuer,
+        kind,
+        number,
+        base.number if base else None,
+        this_update,
+        next_update,
+        count,
+        der_path,
+        pem_path,
+        digest,
+    )
+
+
+def _extensions(
+    home: Home, issuer: str, kind: str, number: int, base: CRLRecord | None, certificate: x509.Certificate
+) -> list[tuple[x509.ExtensionType, bool]]:
+    urls = issuer_urls(home.config.ca.base_url, issuer)
+    user_crl = issuer == home.issuing_role
+    point = x509.UniformResourceIdentifier(urls.crl)
+    extensions: list[tuple[x509.ExtensionType, bool]] = [
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(certificate.public_key()), False),  # type: ignore[arg-type]
+        (x509.CRLNumber(number), False),
+        (
+            # The full CRL's distribution point, on the delta too: RFC 5280 5.2.4 wants a delta
+            # CRL's scope to name the complete CRL it updates.
+            x509.IssuingDistributionPoint(
+                full_name=[point],
+                relative_name=None,
+                only_contains_user_certs=user_crl,
+                only_contains_ca_certs=not user_crl,
+                only_some_reasons=None,
+                indirect_crl=False,
+                only_contains_attribute_certs=False,
+            ),
+            True,
+        ),
+    ]
+    if kind == "delta":
+        assert base is not None
+        extensions.append((x509.DeltaCRLIndicator(base.number), True))
+    elif _has_deltas(home, issuer):
+        delta_point = x509.DistributionPoint([x509.UniformResourceIdentifier(urls.delta_crl)], None, None, None)
+        extensions.append((x509.FreshestCRL([delta_point]), False))
+    return extensions
+
+
+@contextmanager
+def _publication_lock(home: Home, issuer: str) -> Iterator[None]:
+    # flock, not a row lock: it is released by the kernel if the process dies mid-publication.
+    path = home.path / f".crl-{issuer}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replaces a published file so that a reader sees the old or the new bytes, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.chmod(0o644)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+def latest(home: Home) -> list[CRLRecord]:
+    """The newest full and delta CRL of every issuer that has published."""
+    roles = ["root"] if home.config.ca.single_tier else ["issuing", "root"]
+    found = []
+    for issuer in roles:
+        for kind in ("full", "delta"):
+            record = home.readonly_store.latest_crl(issuer, kind)
+            if record is not None:
+                found.append(record)
+    return found
