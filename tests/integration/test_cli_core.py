@@ -44,7 +44,16 @@ def test_init_creates_a_complete_home(tmp_path: Path, passphrase_file: Path, run
     assert counts["certificates"] == 3  # root, issuing, OCSP signer
     assert counts["officers"] == 1
     actions = [e.action for e in home.store.ledger_events()]
-    assert actions == ["ca.created", "ca.created", "ocsp.signer-issued", "officer.added"]
+    assert actions == [
+        "ca.created",
+        "ca.created",
+        "ocsp.signer-issued",
+        "officer.added",
+        "crl.published",
+        "crl.published",
+        "crl.published",  # issuing full + delta, root ARL
+    ]
+    assert (target / "public" / "crl" / "issuing.crl").exists() and (target / "public" / "crl" / "root.crl").exists()
 
 
 def test_init_never_prints_key_material(tmp_path: Path, passphrase_file: Path, run_cli) -> None:
