@@ -20,6 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ca.der import generalized_time, length, tlv, x509_time
+
 REASON_CODES = {
     "unspecified": 0,
     "key-compromise": 1,
@@ -65,35 +67,11 @@ class Entry(NamedTuple):
 # -- DER, by hand only where it is hot ------------------------------------------------------------
 
 
-def _length(size: int) -> bytes:
-    if size < 0x80:
-        return bytes((size,))
-    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(octets),)) + octets
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _length(len(content)) + content
-
-
-def _time(text: str) -> bytes:
-    """UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 section 4.1.2.5)."""
-    digits = text[0:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19] + "Z"
-    if digits < "2050":
-        return b"\x17\x0d" + digits[2:].encode("ascii")
-    return b"\x18\x0f" + digits.encode("ascii")
-
-
-def _generalized_time(text: str) -> bytes:
-    digits = text[0:4] + text[5:7] + text[8:10] + text[11:13] + text[14:16] + text[17:19] + "Z"
-    return b"\x18\x0f" + digits.encode("ascii")
-
-
 def _extension(oid: str, value: bytes, critical: bool) -> bytes:
     body = core.ObjectIdentifier(oid).dump()
     if critical:
         body += b"\x01\x01\xff"
-    return _tlv(0x30, body + _tlv(0x04, value))
+    return tlv(0x30, body + tlv(0x04, value))
 
 
 _REASON_EXTENSIONS = {
@@ -112,10 +90,10 @@ def encode_entry(entry: Entry | tuple[str, str, str | None, str | None]) -> byte
         serial = b"\x00" + serial
     # Every length inside an entry is under 128 (serial <= 21, time <= 17, extensions <= 38
     # octets), so the short length form is written directly: this loop runs a million times.
-    body = b"\x02" + bytes((len(serial),)) + serial + _time(revoked_at)
+    body = b"\x02" + bytes((len(serial),)) + serial + x509_time(revoked_at)
     extensions = _REASON_EXTENSIONS.get(reason, b"") if reason else b""
     if invalidity_date:
-        extensions += _INVALIDITY_PREFIX + _generalized_time(invalidity_date)
+        extensions += _INVALIDITY_PREFIX + generalized_time(invalidity_date)
     if extensions:
         body += b"\x30" + bytes((len(extensions),)) + extensions
     return b"\x30" + bytes((len(body),)) + body
@@ -128,7 +106,7 @@ def signature_algorithm(signer: DataSigner) -> bytes:
     if family == "rsa" and not isinstance(public_key, rsa.RSAPublicKey):
         raise ValueError("CRLs are signed with EC or RSA keys")
     oid = core.ObjectIdentifier(_SIGNATURE_OIDS[(family, signer.hash_algorithm().name)]).dump()
-    return _tlv(0x30, oid + (b"\x05\x00" if family == "rsa" else b""))
+    return tlv(0x30, oid + (b"\x05\x00" if family == "rsa" else b""))
 
 
 # -- the builder ----------------------------------------------------------------------------------
@@ -184,26 +162,26 @@ class CRLBuilder:
                 b"\x02\x01\x01",  # version v2
                 signature_algorithm(signer),
                 self._issuer.public_bytes(),
-                _time(self._this_update),
-                _time(self._next_update),
+                x509_time(self._this_update),
+                x509_time(self._next_update),
             )
         )
         if encoded:  # RFC 5280: absent, not empty, when nothing is revoked
             entries_der = b"".join(encoded)
-            body += b"\x30" + _length(len(entries_der)) + entries_der
+            body += b"\x30" + length(len(entries_der)) + entries_der
         if self._extensions:
             extensions = b"".join(
                 _extension(ext.oid.dotted_string, ext.public_bytes(), critical) for ext, critical in self._extensions
             )
-            body += _tlv(0xA0, _tlv(0x30, extensions))
-        return b"\x30" + _length(len(body)) + body, len(encoded)
+            body += tlv(0xA0, tlv(0x30, extensions))
+        return b"\x30" + length(len(body)) + body, len(encoded)
 
     def sign(self, signer: DataSigner) -> tuple[bytes, int]:
         """Signs and returns the DER CertificateList and its entry count."""
         tbs, count = self.tbs(signer)
         signature = signer.sign_data(tbs)
-        body = tbs + signature_algorithm(signer) + _tlv(0x03, b"\x00" + signature)
-        return b"\x30" + _length(len(body)) + body, count
+        body = tbs + signature_algorithm(signer) + tlv(0x03, b"\x00" + signature)
+        return b"\x30" + length(len(body)) + body, count
 
 
 def pem(der: bytes) -> bytes:

@@ -158,25 +158,21 @@ def _extensions(
 ) -> list[tuple[x509.ExtensionType, bool]]:
     urls = issuer_urls(home.config.ca.base_url, issuer)
     user_crl = issuer == home.issuing_role
-    point = x509.UniformResourceIdentifier(urls.crl)
     extensions: list[tuple[x509.ExtensionType, bool]] = [
         (x509.AuthorityKeyIdentifier.from_issuer_public_key(certificate.public_key()), False),  # type: ignore[arg-type]
         (x509.CRLNumber(number), False),
-        (
-            # The full CRL's distribution point, on the delta too: RFC 5280 5.2.4 wants a delta
-            # CRL's scope to name the complete CRL it updates.
-            x509.IssuingDistributionPoint(
-                full_name=[point],
-                relative_name=None,
-                only_contains_user_certs=user_crl,
-                only_contains_ca_certs=not user_crl,
-                only_some_reasons=None,
-                indirect_crl=False,
-                only_contains_attribute_certs=False,
-            ),
-            True,
-        ),
     ]
+    # The IssuingDistributionPoint scopes a CRL. OpenSSL's -crl_check_all (and nginx's ssl_crl,
+    # which sets it) also checks the self-signed root against its issuer's CRL, and refuses a
+    # CRL whose IDP names a distribution point the root does not carry: so the ARL names no
+    # point, and a single-tier CA's CRL, which covers user certificates and the root itself,
+    # carries no IDP at all.
+    if user_crl and issuer != "root":
+        point = x509.UniformResourceIdentifier(urls.crl)
+        # On the delta too: RFC 5280 5.2.4 wants a delta CRL's scope to be its complete CRL's.
+        extensions.append((_idp(full_name=[point], only_contains_user_certs=True), True))
+    elif not user_crl:
+        extensions.append((_idp(full_name=None, only_contains_ca_certs=True), True))
     if kind == "delta":
         assert base is not None
         extensions.append((x509.DeltaCRLIndicator(base.number), True))
@@ -184,6 +180,22 @@ def _extensions(
         delta_point = x509.DistributionPoint([x509.UniformResourceIdentifier(urls.delta_crl)], None, None, None)
         extensions.append((x509.FreshestCRL([delta_point]), False))
     return extensions
+
+
+def _idp(
+    full_name: list[x509.GeneralName] | None,
+    only_contains_user_certs: bool = False,
+    only_contains_ca_certs: bool = False,
+) -> x509.IssuingDistributionPoint:
+    return x509.IssuingDistributionPoint(
+        full_name=full_name,
+        relative_name=None,
+        only_contains_user_certs=only_contains_user_certs,
+        only_contains_ca_certs=only_contains_ca_certs,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
 
 
 @contextmanager

@@ -22,4 +22,5 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
-exec .venv/bin/python -m pytest -q "$@"
+# Tools installed by pip (pkilint's lint_* commands) are run by the tests by name.
+PATH="$PWD/.venv/bin:$PATH" exec .venv/bin/python -m pytest -q "$@"
