@@ -43,3 +43,18 @@ def x509_time(text: str) -> bytes:
     if digits < "2050":
         return b"\x17\x0d" + digits[2:].encode("ascii")
     return b"\x18\x0f" + digits.encode("ascii")
+
+
+# CRLReason ENUMERATED values (RFC 5280 section 5.3.1), by Kinko's kebab-case names.
+REASON_CODES = {
+    "unspecified": 0,
+    "key-compromise": 1,
+    "ca-compromise": 2,
+    "affiliation-changed": 3,
+    "superseded": 4,
+    "cessation-of-operation": 5,
+    "certificate-hold": 6,
+    "remove-from-crl": 8,
+    "privilege-withdrawn": 9,
+    "aa-compromise": 10,
+}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, pass
         cfg = home.config  # validates what we just wrote, with the user's values
         profiles.subject_name(f"{options.organization} Root CA", options.organization, options.country)
         _build(home, cfg, passphrase, clock, actor)
+        _first_responses(home, clock, actor)
         _first_crls(home, clock, actor)
         staging.chmod(0o755)
         if path.exists():
@@ -126,11 +128,26 @@ def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Cloc
                     name=issuing_name, not_after=issuing_cert.not_valid_after_utc, key=keys.FileKey(issuing_key)
                 )
                 signing_role = "issuing"
+                # The root answers OCSP for the issuing CA too (nginx's ssl_ocsp checks the whole
+                # chain), through a delegated signer so the responder never holds the root key.
+                root_signer = Issuer(
+                    name=root_name, not_after=root_cert.not_valid_after_utc, key=keys.FileKey(root_key)
+                )
+                issue_ocsp_signer(home, tx, cfg, root_signer, "root", now)
             issue_ocsp_signer(home, tx, cfg, signing_issuer, signing_role, now)
             tx.add_officer(actor, "admin", actor)
             tx.append_event("officer.added", details={"login": actor, "role": "admin"})
     finally:
         store.close()
+
+
+def _first_responses(home: Home, clock: Clock, actor: str) -> None:
+    from ocsp.presign import Presigner
+
+    now = clock.now()
+    with home.store.transaction(actor, to_text(now) or "") as tx:
+        records = [r for role in ("root", "issuing") for r in home.store.unexpired_certificates(role, tx.time)]
+        Presigner(home).sign(tx, records, now)
 
 
 def _first_crls(home: Home, clock: Clock, actor: str) -> None:
@@ -149,7 +166,7 @@ def issue_ocsp_signer(
 ) -> CertificateRecord:
     """Issues a delegated OCSP signing certificate; its key is kept unencrypted (0600) for the responder."""
     key = keys.generate_private_key(cfg.ca.key_type)
-    key_name = f"ocsp-{issuer_role}-{now:%Y%m%dT%H%M%S}.key"
+    key_name = f"ocsp-{issuer_role}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
     keys.write_private_key(home.keys_dir / key_name, key, None)
     profile = cfg.profile("ocsp-signer")
     subject = profiles.subject_name(f"{cfg.ca.organization} OCSP Responder", cfg.ca.organization, cfg.ca.country)

@@ -58,6 +58,16 @@ class Kinko:
         self.home = home
         self.clock = clock or SystemClock()
         self.actor = actor or current_login()
+        self._presigner: Any = None
+
+    @property
+    def presigner(self) -> Any:
+        """Signs OCSP responses inside the transactions that change a certificate."""
+        if self._presigner is None:
+            from ocsp.presign import Presigner
+
+            self._presigner = Presigner(self.home)
+        return self._presigner
 
     def issue(
         self,
@@ -119,6 +129,7 @@ class Kinko:
                     "spki_sha256": record.spki_sha256,
                 },
             )
+            self.presigner.sign(tx, [record], now)
         return Issued(record, certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"))
 
     # -- revocation ----------------------------------------------------------------------------
@@ -169,6 +180,7 @@ class Kinko:
                     invalidity_date=to_text(invalidity_date) or record.invalidity_date,
                     reported_at=to_text(reported_at) or record.reported_at,
                 )
+                self._presign_changed(tx, record.serial, now)
         else:
             with self.home.store.transaction(self.actor, to_text(now) or "") as tx:
                 event = tx.append_event(
@@ -181,6 +193,7 @@ class Kinko:
                     invalidity_date=to_text(invalidity_date),
                     reported_at=to_text(reported_at),
                 )
+                self._presign_changed(tx, record.serial, now)
         return self._after_status_change(record, now)
 
     def hold(self, serial: str, *, note: str | None = None) -> StatusChange:
@@ -197,6 +210,7 @@ class Kinko:
                 details={"note": note, "origin": "officer"},
             )
             tx.hold(record.serial, seq=event.seq, origin="officer")
+            self._presign_changed(tx, record.serial, now)
         return self._after_status_change(record, now)
 
     def release(self, serial: str, *, note: str | None = None) -> StatusChange:
@@ -213,7 +227,14 @@ class Kinko:
                 details={"note": note, "held_since": record.revoked_at, "origin": record.hold_origin},
             )
             tx.release(record.serial, seq=event.seq)
+            self._presign_changed(tx, record.serial, now)
         return self._after_status_change(record, now)
+
+    def _presign_changed(self, tx: Any, serial: str, now: dt.datetime) -> None:
+        # Same transaction as the status change: the responder can never serve the old status
+        # once the change is committed.
+        changed = tx.certificate(serial)
+        self.presigner.sign(tx, [changed], now)
 
     def _certificate(self, serial: str) -> CertificateRecord:
         record = self.home.store.certificate(normalize_serial(serial))
@@ -258,3 +279,44 @@ class Kinko:
         if delta:
             return [publisher.publish(self.home, now, self.actor, issuer, "delta")]
         return publisher.publish_full_and_delta(self.home, now, self.actor, issuer)
+
+    # -- OCSP ------------------------------------------------------------------------------------
+
+    def refresh_ocsp(self) -> dict[str, Any]:
+        """Re-signs every pre-signed response past half its lifetime (and any missing one)."""
+        now = self.clock.now()
+        lifetime = dt.timedelta(days=self.home.config.ocsp.next_update_days)
+        refresh_before = to_text(now - lifetime / 2) or ""
+        records = self.home.store.certificates_needing_responses(to_text(now) or "", refresh_before)
+        with self.home.store.transaction(self.actor, to_text(now) or "") as tx:
+            signed = self.presigner.sign(tx, records, now)
+        from ocsp.presign import issuer_roles, signer_expiring
+
+        expiring = [
+            role
+            for role in issuer_roles(self.home)
+            if signer_expiring(self.presigner.context(role), now, 2 * self.home.config.ocsp.next_update_days)
+        ]
+        return {"certificates": len(records), "responses": signed, "signers_expiring": expiring}
+
+    def rotate_ocsp_signers(self) -> list[CertificateRecord]:
+        """Issues new delegated OCSP signers and re-signs every unexpired certificate's responses with them."""
+        from ca.hierarchy import issue_ocsp_signer
+        from ocsp.presign import issuer_roles
+
+        now = self.clock.now()
+        now_text = to_text(now) or ""
+        issued = []
+        with self.home.store.transaction(self.actor, now_text) as tx:
+            for role in issuer_roles(self.home):
+                certificate = self.home.ca_certificate(role)
+                issuer = Issuer(
+                    name=certificate.subject, not_after=certificate.not_valid_after_utc, key=self.home.key(role)
+                )
+                issued.append(issue_ocsp_signer(self.home, tx, self.home.config, issuer, role, now))
+            self.presigner.forget()
+            records = [
+                r for role in issuer_roles(self.home) for r in self.home.store.unexpired_certificates(role, now_text)
+            ]
+            self.presigner.sign(tx, records, now)
+        return issued

@@ -48,6 +48,15 @@ class CertificateRecord:
 
 
 @dataclass(frozen=True)
+class PresignedResponse:
+    """A pre-signed OCSP response and the window it is valid in."""
+
+    der: bytes
+    this_update: str
+    next_update: str
+
+
+@dataclass(frozen=True)
 class CRLRecord:
     """One published (or reserved) CRL."""
 
@@ -105,7 +114,10 @@ def _schema(conn: sqlite3.Connection) -> None:
     db["certificates"].create_index(["spki_sha256", "status", "not_after"])
     db["certificates"].create_index(["status", "not_after"])
     db["certificates"].create_index(["subscriber_id"])
-    db["certificates"].create_index(["issuer", "status", "not_after"])
+    # Covers the CRL query: a million entries are read from the index alone, in its order.
+    db["certificates"].create_index(
+        ["issuer", "status", "not_after", "serial", "revoked_at", "revocation_reason", "invalidity_date"]
+    )
     db["certificates"].create_index(["issuer", "changed_seq"])
     # The CA's current certificates and delegated signers by role: root, issuing, ocsp:issuing, ...
     db["authorities"].create({"role": str, "serial": str, "key_file": str}, pk="role")
@@ -160,10 +172,20 @@ def _schema(conn: sqlite3.Connection) -> None:
         not_null=["issuer", "number", "kind", "state"],
     )
     db["crls"].create_index(["issuer", "number"], unique=True)
+    # Pre-signed OCSP responses, one per certificate and CertID hash algorithm.
     db["ocsp_responses"].create(
-        {"serial": str, "issuer": str, "der": bytes, "this_update": str, "next_update": str, "produced_at": str},
-        pk="serial",
+        {
+            "serial": str,
+            "hash_algorithm": str,
+            "issuer": str,
+            "der": bytes,
+            "this_update": str,
+            "next_update": str,
+        },
+        pk=("serial", "hash_algorithm"),
+        not_null=["issuer", "der", "this_update", "next_update"],
     )
+    db["ocsp_responses"].create_index(["this_update"])
     db["officers"].create({"login": str, "role": str, "added_at": str, "added_by": str}, pk="login")
     db["incidents"].create(
         {
@@ -383,6 +405,52 @@ class Store:
             raise
         return number
 
+    def ocsp_response(self, serial: str, hash_algorithm: str) -> PresignedResponse | None:
+        """The pre-signed response for a certificate and CertID hash, if there is one."""
+        row = self._conn.execute(
+            "SELECT der, this_update, next_update FROM ocsp_responses WHERE serial = ? AND hash_algorithm = ?",
+            (serial, hash_algorithm),
+        ).fetchone()
+        return PresignedResponse(*row) if row else None
+
+    def revocation_status(self, serial: str) -> tuple[str, str, str | None, str | None] | None:
+        """(issuer, status, revoked_at, reason) of a certificate, for answering OCSP on demand."""
+        row = self._conn.execute(
+            "SELECT issuer, status, revoked_at, revocation_reason FROM certificates "
+            "WHERE serial = ? AND status != 'reserved'",
+            (serial,),
+        ).fetchone()
+        return (row[0], row[1], row[2], row[3]) if row else None
+
+    def certificates_needing_responses(self, now: str, refresh_before: str) -> list[CertificateRecord]:
+        """Unexpired certificates whose pre-signed SHA-1 response is missing or was signed
+        before `refresh_before` (past half its lifetime)."""
+        rows = self._conn.execute(
+            f"SELECT {', '.join('c.' + f.name for f in fields(CertificateRecord))} FROM certificates c "
+            "LEFT JOIN ocsp_responses r ON r.serial = c.serial AND r.hash_algorithm = 'sha1' "
+            "WHERE c.status != 'reserved' AND c.not_after >= ? AND (r.serial IS NULL OR r.this_update <= ?)",
+            (now, refresh_before),
+        )
+        return [CertificateRecord(*row) for row in rows]
+
+    def unexpired_certificates(self, issuer: str, now: str) -> list[CertificateRecord]:
+        """Every certificate of an issuer that has not expired yet."""
+        rows = self._conn.execute(
+            f"SELECT {_CERT_COLUMNS} FROM certificates WHERE issuer = ? AND status != 'reserved' AND not_after >= ?",
+            (issuer, now),
+        )
+        return [CertificateRecord(*row) for row in rows]
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection commits (SQLite PRAGMA data_version)."""
+        return int(self._scalar("PRAGMA data_version"))
+
+    def authorities(self) -> dict[str, tuple[str, str]]:
+        """role -> (serial, key file) for every CA role and delegated signer."""
+        return {
+            row[0]: (row[1], row[2]) for row in self._conn.execute("SELECT role, serial, key_file FROM authorities")
+        }
+
     def authority(self, role: str) -> tuple[str, str] | None:
         """(serial, key file) of the CA certificate or signer in a role, or None."""
         row = self._conn.execute("SELECT serial, key_file FROM authorities WHERE role = ?", (role,)).fetchone()
@@ -590,6 +658,25 @@ class Writer:
         if cursor.rowcount != 1:
             raise StorageError(f"CRL number {number} of {issuer} was not reserved")
         self._changes += 1
+
+    def certificate(self, serial: str) -> CertificateRecord | None:
+        """Reads a registry row inside this transaction."""
+        row = self._conn.execute(
+            f"SELECT {_CERT_COLUMNS} FROM certificates WHERE serial = ? AND status != 'reserved'", (serial,)
+        ).fetchone()
+        return CertificateRecord(*row) if row else None
+
+    def put_ocsp_response(
+        self, serial: str, hash_algorithm: str, issuer: str, der: bytes, this_update: str, next_update: str
+    ) -> None:
+        """Stores a pre-signed OCSP response. Derived from the registry, so it needs no ledger event."""
+        self._conn.execute(
+            "INSERT INTO ocsp_responses (serial, hash_algorithm, issuer, der, this_update, next_update) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(serial, hash_algorithm) DO UPDATE SET "
+            "issuer = excluded.issuer, der = excluded.der, this_update = excluded.this_update, "
+            "next_update = excluded.next_update",
+            (serial, hash_algorithm, issuer, der, this_update, next_update),
+        )
 
     def set_authority(self, role: str, serial: str, key_file: str) -> None:
         """Makes a certificate the current one for a CA role or delegated signer."""

@@ -20,20 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ca.der import generalized_time, length, tlv, x509_time
-
-REASON_CODES = {
-    "unspecified": 0,
-    "key-compromise": 1,
-    "ca-compromise": 2,
-    "affiliation-changed": 3,
-    "superseded": 4,
-    "cessation-of-operation": 5,
-    "certificate-hold": 6,
-    "remove-from-crl": 8,
-    "privilege-withdrawn": 9,
-    "aa-compromise": 10,
-}
+from ca.der import REASON_CODES, generalized_time, length, tlv, x509_time
 
 _SIGNATURE_OIDS = {
     ("ec", "sha256"): "1.2.840.10045.4.3.2",

@@ -41,13 +41,14 @@ def test_init_creates_a_complete_home(tmp_path: Path, passphrase_file: Path, run
     journal = home.store._conn.execute("PRAGMA journal_mode").fetchone()[0]
     assert journal == "wal"
     counts = row_counts(home)
-    assert counts["certificates"] == 3  # root, issuing, OCSP signer
+    assert counts["certificates"] == 4  # root, issuing, and an OCSP signer under each
     assert counts["officers"] == 1
     actions = [e.action for e in home.store.ledger_events()]
     assert actions == [
         "ca.created",
         "ca.created",
-        "ocsp.signer-issued",
+        "ocsp.signer-issued",  # under the root
+        "ocsp.signer-issued",  # under the issuing CA
         "officer.added",
         "crl.published",
         "crl.published",

@@ -1,0 +1,139 @@
+"""Pre-signing OCSP responses, so the responder answers from stored bytes without signing.
+
+Called inside the transaction that changes a certificate (issue, revoke, hold, release), so
+the registry and its pre-signed responses never disagree, and by `kinko ocsp refresh`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cryptography.hazmat.primitives import serialization
+
+from ca.clock import from_text, to_text
+from ca.home import Home
+from ca.serials import parse_serial
+from ca.store import CertificateRecord, Writer
+from ocsp.protocol import Responder, Status, build_response, make_cert_id
+
+# RFC 5019 clients send SHA-1 CertIDs; SHA-256 is what newer ones send. Other hashes are signed on demand.
+PRESIGNED_HASHES = ("sha1", "sha256")
+
+
+@dataclass(frozen=True)
+class IssuerContext:
+    """One CA as OCSP sees it: the hashes that name it in a CertID, and its delegated signer."""
+
+    role: str
+    name_der: bytes
+    key_der: bytes
+    responder: Responder
+    signer_not_after: dt.datetime
+
+    def cert_id_keys(self) -> list[tuple[str, bytes, bytes]]:
+        """(hash algorithm, issuerNameHash, issuerKeyHash) for every hash a client may use."""
+        keys = []
+        for algorithm in ("sha1", "sha256", "sha384", "sha512"):
+            cert_id = make_cert_id(algorithm, self.name_der, self.key_der, 1)
+            keys.append((algorithm, cert_id.issuer_name_hash, cert_id.issuer_key_hash))
+        return keys
+
+
+def issuer_roles(home: Home) -> list[str]:
+    """The CAs that have OCSP signers: the root, and the issuing CA in a two-tier home."""
+    return ["root"] if home.config.ca.single_tier else ["issuing", "root"]
+
+
+def load_context(home: Home, role: str) -> IssuerContext:
+    """Loads a CA certificate and its delegated signer's certificate and (unencrypted) key."""
+    issuer = home.ca_certificate(role)
+    signer_certificate = home.ca_certificate(f"ocsp:{role}")
+    return IssuerContext(
+        role=role,
+        name_der=issuer.subject.public_bytes(),
+        key_der=issuer.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+        responder=Responder.create(
+            home.key(f"ocsp:{role}"), signer_certificate.public_bytes(serialization.Encoding.DER)
+        ),
+        signer_not_after=signer_certificate.not_valid_after_utc,
+    )
+
+
+class RevocationFacts(Protocol):
+    """What a status needs from a registry row."""
+
+    status: str
+    revoked_at: str | None
+    revocation_reason: str | None
+
+
+def status_for(
+    record: RevocationFacts | None, cert_id: object, this_update: dt.datetime, next_update: dt.datetime
+) -> Status:
+    """The OCSP status of a registry row (status, revoked_at, revocation_reason): good, revoked
+    (certificateHold when held), or unknown when there is no row."""
+    if record is None:
+        return Status(cert_id, "unknown", this_update, next_update)  # type: ignore[arg-type]
+    if record.status in ("revoked", "held"):
+        return Status(
+            cert_id,
+            "revoked",
+            this_update,
+            next_update,  # type: ignore[arg-type]
+            from_text(record.revoked_at),
+            record.revocation_reason,
+        )
+    return Status(cert_id, "good", this_update, next_update)  # type: ignore[arg-type]
+
+
+def response_window(context: IssuerContext, now: dt.datetime, days: int) -> tuple[dt.datetime, dt.datetime]:
+    """thisUpdate = now; nextUpdate = now + days, but never after the signer certificate ends."""
+    return now, min(now + dt.timedelta(days=days), context.signer_not_after)
+
+
+class Presigner:
+    """Signs and stores responses for registry rows; loads each issuer's signer once."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+        self._contexts: dict[str, IssuerContext] = {}
+
+    def context(self, role: str) -> IssuerContext:
+        """The issuer context of a role, loaded on first use."""
+        if role not in self._contexts:
+            self._contexts[role] = load_context(self.home, role)
+        return self._contexts[role]
+
+    def forget(self) -> None:
+        """Drops loaded signers (after a rotation)."""
+        self._contexts.clear()
+
+    def sign(self, tx: Writer, records: Iterable[CertificateRecord], now: dt.datetime) -> int:
+        """Pre-signs SHA-1 and SHA-256 responses for each row; returns how many were stored."""
+        days = self.home.config.ocsp.next_update_days
+        stored = 0
+        for record in records:
+            context = self.context(record.issuer)
+            this_update, next_update = response_window(context, now, days)
+            for algorithm in PRESIGNED_HASHES:
+                cert_id = make_cert_id(algorithm, context.name_der, context.key_der, parse_serial(record.serial))
+                der = build_response(
+                    [status_for(record, cert_id, this_update, next_update)],
+                    responder=context.responder,
+                    produced_at=now,
+                )
+                tx.put_ocsp_response(
+                    record.serial, algorithm, record.issuer, der, to_text(this_update) or "", to_text(next_update) or ""
+                )
+                stored += 1
+        return stored
+
+
+def signer_expiring(context: IssuerContext, now: dt.datetime, days: int) -> bool:
+    """True when the delegated signer ends within `days`: time to rotate it."""
+    return context.signer_not_after - now < dt.timedelta(days=days)
