@@ -360,6 +360,53 @@ def crl_show(ctx: Context) -> None:
     emit(ctx, rows, table(rows, ["issuer", "kind", "number", "entries", "this_update", "next_update", "der"]))
 
 
+@cli.group("ocsp")
+def ocsp_group() -> None:
+    """The OCSP responder."""
+
+
+@ocsp_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@pass_ctx
+def ocsp_serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Serve OCSP (POST and GET), the CRLs and the CA certificates, in the foreground."""
+    from ocsp.server import serve
+
+    home = ctx.home()
+    home.require()
+    click.echo(f"kinko: serving {home.path} on http://{host}:{port}/ with {workers} worker(s); Ctrl-C stops", err=True)
+    serve(home.path, host, port, workers)
+
+
+@ocsp_group.command("refresh")
+@pass_ctx
+def ocsp_refresh(ctx: Context) -> None:
+    """Re-sign pre-signed responses past half their lifetime (run from cron or a systemd timer)."""
+    result = ctx.kinko().refresh_ocsp()
+    human = f"re-signed {result['responses']} response(s) for {result['certificates']} certificate(s)"
+    if result["signers_expiring"]:
+        human += f"\nwarning: OCSP signer(s) {', '.join(result['signers_expiring'])} expire soon: kinko ocsp signer rotate"
+    emit(ctx, result, human)
+
+
+@ocsp_group.group("signer")
+def ocsp_signer() -> None:
+    """The delegated OCSP signing certificates."""
+
+
+@ocsp_signer.command("rotate")
+@pass_ctx
+def ocsp_signer_rotate(ctx: Context) -> None:
+    """Issue new delegated OCSP signers and re-sign every response with them."""
+    from ca.registry import describe
+
+    issued = ctx.kinko().rotate_ocsp_signers()
+    rows = [describe(record, ctx.now_text()) for record in issued]
+    emit(ctx, rows, table(rows, ["serial", "issuer", "not_after", "subject"]))
+
+
 @cli.group()
 def cert() -> None:
     """Look up certificates in the serial registry."""

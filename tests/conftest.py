@@ -130,3 +130,78 @@ def row_counts(home: Home) -> dict[str, int]:
         }
     finally:
         conn.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RunningResponder:
+    """A `kinko ocsp serve` process on 127.0.0.1, stopped when the test ends."""
+
+    def __init__(self, home: Home, workers: int = 2) -> None:
+        import signal
+        import time
+        import urllib.request
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                "--home",
+                str(home.path),
+                "ocsp",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        self._signal = signal
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"responder exited: {self.process.stderr.read().decode(errors='replace')}")
+            try:
+                with urllib.request.urlopen(self.url + "healthz", timeout=1) as reply:  # noqa: S310 - loopback
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("responder did not answer /healthz within 30 s")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        import os
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, self._signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, self._signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def responder(home: Home):
+    """`kinko ocsp serve` for the `home` fixture, 2 workers, on a free loopback port."""
+    running = RunningResponder(home)
+    yield running
+    running.stop()
