@@ -387,7 +387,9 @@ def ocsp_refresh(ctx: Context) -> None:
     result = ctx.kinko().refresh_ocsp()
     human = f"re-signed {result['responses']} response(s) for {result['certificates']} certificate(s)"
     if result["signers_expiring"]:
-        human += f"\nwarning: OCSP signer(s) {', '.join(result['signers_expiring'])} expire soon: kinko ocsp signer rotate"
+        human += (
+            f"\nwarning: OCSP signer(s) {', '.join(result['signers_expiring'])} expire soon: kinko ocsp signer rotate"
+        )
     emit(ctx, result, human)
 
 
@@ -497,19 +499,36 @@ def ca_chain(ctx: Context, out: Path) -> None:
     show_default=True,
     help="Where to build the demo (home, passphrase, a client key and certificate).",
 )
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="Port on 127.0.0.1 where the demo serves OCSP, CRLs and CA certificates.",
+)
+@click.option("--no-serve", is_flag=True, help="Build the demo and stop instead of serving it.")
 @pass_ctx
-def quickstart(ctx: Context, directory: Path) -> None:
-    """Build a demo CA without prompts, issue one client certificate, and print next steps."""
+def quickstart(ctx: Context, directory: Path, port: int, no_serve: bool) -> None:
+    """Build a demo CA without prompts, issue one client certificate, then serve OCSP and CRLs."""
     from ca.clock import SystemClock
     from ca.demo import build_demo
     from ca.officers import current_login
 
-    result = build_demo(directory, ctx.clock or SystemClock(), ctx.actor or current_login())
-    emit(ctx, result, _quickstart_text(result))
+    result = build_demo(directory, ctx.clock or SystemClock(), ctx.actor or current_login(), port)
+    emit(ctx, result, _quickstart_text(result, port, serving=not no_serve))
+    if not no_serve:
+        from ocsp.server import serve
+
+        serve(Path(result["home"]), "127.0.0.1", port, 2)
 
 
-def _quickstart_text(result: dict[str, Any]) -> str:
+def _quickstart_text(result: dict[str, Any], port: int, serving: bool) -> str:
     home = result["home"]
+    serve_line = (
+        f"Serving OCSP, CRLs and CA certificates on http://127.0.0.1:{port}/ (Ctrl-C stops). In a second terminal:"
+        if serving
+        else f"Serve OCSP and CRLs with: kinko --home {home} ocsp serve --port {port}; then:"
+    )
     return "\n".join(
         [
             f"Demo CA ready in {home}",
@@ -526,6 +545,11 @@ def _quickstart_text(result: dict[str, Any]) -> str:
             f"{result['client_cert']}",
             f"  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout me.key "
             f"-subj /CN=me -out me.csr && kinko --home {home} issue --csr me.csr --name 'Your Name' --out me.pem",
+            f"  kinko --home {home} revoke {result['serial']} --reason key-compromise",
+            "",
+            serve_line,
+            f"  openssl ocsp -issuer {home}/public/ca/issuing.pem -cert {result['client_cert']} "
+            f"-url http://127.0.0.1:{port}/ -CAfile {result['chain']} -resp_text",
         ]
     )
 

@@ -22,7 +22,7 @@ DEMO_HOLDER = "山田 太郎"
 DEMO_CUSTOMER = "株式会社テスト"
 
 
-def build_demo(directory: Path, clock: Clock, actor: str) -> dict[str, Any]:
+def build_demo(directory: Path, clock: Clock, actor: str, port: int = 8080) -> dict[str, Any]:
     """Creates DIR/home with a random passphrase in DIR/passphrase.txt and issues one certificate."""
     if directory.exists() and any(directory.iterdir()):
         raise Conflict(f"{directory} already exists; remove it or pass --dir to build the demo elsewhere")
@@ -31,7 +31,10 @@ def build_demo(directory: Path, clock: Clock, actor: str) -> dict[str, Any]:
     passphrase_file.touch(mode=0o600)
     passphrase_file.write_text(secrets.token_urlsafe(24) + "\n", encoding="ascii")
     home = create_home(
-        directory / "home", InitOptions(organization=DEMO_ORG, passphrase_file=passphrase_file), clock, actor
+        directory / "home",
+        InitOptions(organization=DEMO_ORG, passphrase_file=passphrase_file, base_url=f"http://127.0.0.1:{port}"),
+        clock,
+        actor,
     )
 
     # The demo plays the customer's PC too: the key is made here, only the CSR goes to the CA.

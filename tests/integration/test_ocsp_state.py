@@ -1,0 +1,160 @@
+"""Pre-signed OCSP responses: made with each change, refreshed, re-signed on rotation, and
+served by the database source (in-process here; over HTTP in tests/interop/test_ocsp.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from ca.home import Home
+from ca.lifecycle import Kinko
+from ocsp.source import DatabaseSource
+from tests.conftest import make_csr
+
+
+def request_for(home: Home, pem: str, algorithm=None, nonce: bytes | None = None) -> bytes:
+    certificate = x509.load_pem_x509_certificate(pem.encode())
+    issuer = home.ca_certificate("issuing")
+    builder = ocsp.OCSPRequestBuilder().add_certificate(certificate, issuer, algorithm or hashes.SHA1())  # noqa: S303
+    if nonce:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def stored(home: Home, serial: str) -> list[tuple[str, str, str]]:
+    conn = sqlite3.connect(home.db_file)
+    try:
+        return conn.execute(
+            "SELECT hash_algorithm, this_update, next_update FROM ocsp_responses WHERE serial = ? ORDER BY 1", (serial,)
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def test_issuance_presigns_sha1_and_sha256(home: Home, kinko: Kinko, clock) -> None:
+    issued = kinko.issue(make_csr(), name="A")
+    rows = stored(home, issued.record.serial)
+    now = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = (clock.now() + dt.timedelta(days=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert rows == [("sha1", now, later), ("sha256", now, later)]
+
+
+def test_status_changes_are_served_at_once(home: Home, kinko: Kinko, clock) -> None:
+    issued = kinko.issue(make_csr(), name="A")
+    source = DatabaseSource(home.path, clock=clock)
+    request = request_for(home, issued.pem)
+
+    def status() -> ocsp.OCSPResponse:
+        return ocsp.load_der_ocsp_response(source.response(request).body)
+
+    assert status().certificate_status == ocsp.OCSPCertStatus.GOOD
+    kinko.hold(issued.record.serial)
+    source._next_check = 0  # the worker's next look at the database (every 50 ms in service)
+    held = status()
+    assert held.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert held.revocation_reason == x509.ReasonFlags.certificate_hold
+    kinko.release(issued.record.serial)
+    source._next_check = 0
+    assert status().certificate_status == ocsp.OCSPCertStatus.GOOD
+    kinko.revoke(issued.record.serial, "key-compromise")
+    source._next_check = 0
+    revoked = status()
+    assert revoked.revocation_reason == x509.ReasonFlags.key_compromise
+    assert revoked.revocation_time_utc == clock.now()
+
+
+def test_presigned_answers_carry_their_dates_and_nonces_are_signed_on_demand(home: Home, kinko: Kinko, clock) -> None:
+    issued = kinko.issue(make_csr(), name="A")
+    source = DatabaseSource(home.path, clock=clock)
+    plain = source.response(request_for(home, issued.pem))
+    assert plain.cacheable and plain.this_update == clock.now()
+    assert plain.next_update == clock.now() + dt.timedelta(days=4)
+    with_nonce = source.response(request_for(home, issued.pem, nonce=b"\x07" * 16))
+    assert not with_nonce.cacheable
+    parsed = ocsp.load_der_ocsp_response(with_nonce.body)
+    assert parsed.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == b"\x07" * 16
+    assert parsed.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+def test_nonces_can_be_ignored_by_config(home: Home, kinko: Kinko, clock) -> None:
+    text = home.config_file.read_text(encoding="utf-8").replace("nonces = true", "nonces = false")
+    home.config_file.write_text(text, encoding="utf-8")
+    issued = kinko.issue(make_csr(), name="A")
+    answer = DatabaseSource(home.path, clock=clock).response(request_for(home, issued.pem, nonce=b"\x07" * 16))
+    assert answer.cacheable
+    assert len(ocsp.load_der_ocsp_response(answer.body).extensions) == 0
+
+
+def test_stale_presigned_response_falls_back_to_signing(home: Home, kinko: Kinko, clock) -> None:
+    issued = kinko.issue(make_csr(), name="A")
+    clock.advance(days=5)  # past nextUpdate, and nobody ran `ocsp refresh`
+    answer = DatabaseSource(home.path, clock=clock).response(request_for(home, issued.pem))
+    assert not answer.cacheable and answer.this_update == clock.now()
+    parsed = ocsp.load_der_ocsp_response(answer.body)
+    assert parsed.certificate_status == ocsp.OCSPCertStatus.GOOD and parsed.this_update_utc == clock.now()
+
+
+def test_refresh_resigns_only_past_half_life(home: Home, kinko: Kinko, clock, run_cli) -> None:
+    issued = kinko.issue(make_csr(), name="A")
+    clock.advance(days=1)
+    first = json.loads(run_cli("--json", "--home", home.path, "ocsp", "refresh").output)
+    assert first["responses"] == 0
+    clock.advance(days=1, seconds=1)  # 2 days + 1 s: past half of 4 days
+    second = json.loads(run_cli("--json", "--home", home.path, "ocsp", "refresh").output)
+    assert second["certificates"] >= 1 and second["responses"] == 2 * second["certificates"]
+    assert stored(home, issued.record.serial)[0][1] == clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert second["signers_expiring"] == []
+    clock.advance(days=85)
+    third = json.loads(run_cli("--json", "--home", home.path, "ocsp", "refresh").output)
+    assert sorted(third["signers_expiring"]) == ["issuing", "root"]
+    human = run_cli("--home", home.path, "ocsp", "refresh").output
+    assert "kinko ocsp signer rotate" in human
+
+
+def test_responses_never_outlive_the_signer(home: Home, kinko: Kinko, clock) -> None:
+    issued = kinko.issue(make_csr(), name="A")
+    signer_end = home.ca_certificate("ocsp:issuing").not_valid_after_utc
+    clock.set(signer_end - dt.timedelta(days=1))
+    kinko.refresh_ocsp()
+    assert stored(home, issued.record.serial)[0][2] == signer_end.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_signer_rotation_resigns_everything(home: Home, kinko: Kinko, clock, run_cli) -> None:
+    issued = kinko.issue(make_csr(), name="A")
+    source = DatabaseSource(home.path, clock=clock)
+    old_signer = home.ca_certificate("ocsp:issuing")
+    clock.advance(seconds=5)
+    result = run_cli("--json", "--home", home.path, "ocsp", "signer", "rotate")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert sorted(row["issuer"] for row in rows) == ["issuing", "root"]
+    new_serial = next(row["serial"] for row in rows if row["issuer"] == "issuing")
+    source._next_check = 0
+    response = ocsp.load_der_ocsp_response(source.response(request_for(home, issued.pem)).body)
+    assert [f"{c.serial_number:X}".zfill(len(new_serial)) for c in response.certificates] == [new_serial]
+    assert response.certificates[0].serial_number != old_signer.serial_number
+    assert response.this_update_utc == clock.now()
+    actions = [e.action for e in Home(home.path).store.ledger_events()]
+    assert actions.count("ocsp.signer-issued") == 4
+    shown = run_cli("--home", home.path, "ca", "show").output
+    assert new_serial in shown
+
+
+def test_quickstart_builds_a_working_demo(tmp_path: Path, run_cli) -> None:
+    result = run_cli("--json", "quickstart", "--dir", tmp_path / "demo", "--no-serve", "--port", "18123")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    home = Home(Path(data["home"]))
+    assert home.config.ca.base_url == "http://127.0.0.1:18123"
+    assert home.store.certificate(data["serial"]).status == "valid"
+    assert (tmp_path / "demo" / "client.key").stat().st_mode & 0o777 == 0o600
+    human = run_cli("quickstart", "--dir", tmp_path / "other", "--no-serve").output
+    assert "openssl ocsp -issuer" in human and "ocsp serve" in human
+    again = run_cli("quickstart", "--dir", tmp_path / "demo", "--no-serve")
+    assert again.exit_code == 1 and "already exists" in again.output
