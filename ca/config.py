@@ -79,6 +79,7 @@ class CRLSettings:
     """The [crl] section."""
 
     next_update_hours: int = 48
+    arl_next_update_days: int = 35
     retention_days: int = 0
     delta_after_entries: int = 10000
 

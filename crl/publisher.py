@@ -95,7 +95,11 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
         if base is None:
             raise Conflict(f"no full CRL of {issuer} yet: run `kinko crl publish` before a delta")
     this_update = to_text(now) or ""
-    next_update = to_text(now + dt.timedelta(hours=cfg.crl.next_update_hours)) or ""
+    if _has_deltas(home, issuer):
+        period = dt.timedelta(hours=cfg.crl.next_update_hours)
+    else:
+        period = dt.timedelta(days=cfg.crl.arl_next_update_days)
+    next_update = to_text(now + period) or ""
     keep_after = to_text(now - dt.timedelta(days=cfg.crl.retention_days)) or ""
     key = home.key(issuer)
     certificate = home.ca_certificate(issuer)

@@ -595,7 +595,7 @@ def test_root_arl_structure(home: Home, kinko: Kinko, clock: FixedClock) -> None
     assert arl.is_signature_valid(root.public_key())
     assert arl.issuer == root.subject
     assert arl.last_update_utc == clock.now()
-    assert arl.next_update_utc == clock.now() + NEXT_UPDATE
+    assert arl.next_update_utc == clock.now() + dt.timedelta(days=35)  # crl.arl_next_update_days
     root_ski = root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     assert extension(arl, x509.AuthorityKeyIdentifier).value.key_identifier == root_ski
     idp = extension(arl, x509.IssuingDistributionPoint)
