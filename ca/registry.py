@@ -61,7 +61,7 @@ def listing(store: Store, now: str, status: str | None = None, limit: int | None
 def describe(record: CertificateRecord, now: str) -> dict[str, Any]:
     """A registry row as plain data for output, with the effective status."""
     data = asdict(record)
-    del data["der"]
-    data["stored_status"] = data.pop("status")
+    for internal in ("der", "changed_seq"):
+        del data[internal]
     data["status"] = effective_status(record, now)
     return data
