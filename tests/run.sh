@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs everything Kinko's tests need, then runs them: the README's test command.
-# Debian packages the tests drive for real (openssl, sqlite3 CLI, later nginx and
-# gnutls-bin) are installed when missing; Python packages go into ./.venv.
+# Debian packages the tests drive for real (openssl, the sqlite3 CLI, GnuTLS tools,
+# nginx, curl) are installed when missing; Python packages go into ./.venv.
 set -eu
 cd "$(dirname "$0")/.."
 
