@@ -11,227 +11,20 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ca import ledger
 from ca.errors import Conflict, StorageError
+from ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
+from ca.store.records import CRL_COLUMNS as _CRL_COLUMNS
+from ca.store.records import CertificateRecord, CRLRecord, PresignedResponse
+from ca.store.schema import SCHEMA_VERSION, create_schema
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "CRLRecord", "CertificateRecord", "PresignedResponse", "Store", "Writer"]
+
 BUSY_TIMEOUT_MS = 30_000
-
-
-@dataclass(frozen=True)
-class CertificateRecord:
-    """One row of the serial registry."""
-
-    serial: str
-    issuer: str
-    profile: str
-    subject: str
-    subscriber_id: str | None
-    not_before: str
-    not_after: str
-    status: str
-    issued_at: str
-    fingerprint_sha256: str
-    spki_sha256: str
-    der: bytes
-    revoked_at: str | None = None
-    revocation_reason: str | None = None
-    invalidity_date: str | None = None
-    reported_at: str | None = None
-    hold_origin: str | None = None
-    status_changed_at: str | None = None
-    changed_seq: int | None = None
-
-
-@dataclass(frozen=True)
-class PresignedResponse:
-    """A pre-signed OCSP response and the window it is valid in."""
-
-    der: bytes
-    this_update: str
-    next_update: str
-
-
-@dataclass(frozen=True)
-class CRLRecord:
-    """One published (or reserved) CRL."""
-
-    issuer: str
-    number: int
-    kind: str
-    base_number: int | None
-    this_update: str | None
-    next_update: str | None
-    entries: int | None
-    state: str
-    published_at: str | None
-    ledger_seq: int | None
-    sha256: str | None
-
-
-_CERT_COLUMNS = ", ".join(f.name for f in fields(CertificateRecord))
-_CRL_COLUMNS = ", ".join(f.name for f in fields(CRLRecord))
-
-
-def _schema(conn: sqlite3.Connection) -> None:
-    import sqlite_utils  # imported here: it is slow to import and only schema work needs it
-
-    db = sqlite_utils.Database(conn)
-    db["meta"].create({"key": str, "value": str}, pk="key")
-    db["certificates"].create(
-        {
-            "serial": str,
-            "issuer": str,
-            "profile": str,
-            "subject": str,
-            "subscriber_id": str,
-            "not_before": str,
-            "not_after": str,
-            "status": str,
-            "issued_at": str,
-            "fingerprint_sha256": str,
-            "spki_sha256": str,
-            "der": bytes,
-            "revoked_at": str,
-            "revocation_reason": str,
-            "invalidity_date": str,
-            "reported_at": str,
-            "hold_origin": str,
-            # When the revocation status last changed, and the ledger seq of that change:
-            # a delta CRL lists what changed after its base CRL's seq.
-            "status_changed_at": str,
-            "changed_seq": int,
-        },
-        pk="serial",
-        not_null=["issuer", "profile", "subject", "not_before", "not_after", "status", "spki_sha256"],
-    )
-    db["certificates"].create_index(["fingerprint_sha256"], unique=True)
-    # (spki_sha256, status, not_after) so the duplicate-key check is an index lookup, not a scan of valid rows.
-    db["certificates"].create_index(["spki_sha256", "status", "not_after"])
-    db["certificates"].create_index(["status", "not_after"])
-    db["certificates"].create_index(["subscriber_id"])
-    # Covers the CRL query: a million entries are read from the index alone, in its order.
-    db["certificates"].create_index(
-        ["issuer", "status", "not_after", "serial", "revoked_at", "revocation_reason", "invalidity_date"]
-    )
-    db["certificates"].create_index(["issuer", "changed_seq"])
-    # The CA's current certificates and delegated signers by role: root, issuing, ocsp:issuing, ...
-    db["authorities"].create({"role": str, "serial": str, "key_file": str}, pk="role")
-    db["customers"].create(
-        {"id": str, "name": str, "status": str, "created_at": str, "status_changed_at": str, "terminate_at": str},
-        pk="id",
-        not_null=["name", "status", "created_at"],
-    )
-    db["subscribers"].create(
-        {"id": str, "customer_id": str, "role": str, "name": str, "status": str, "created_at": str},
-        pk="id",
-        foreign_keys=[("customer_id", "customers", "id")],
-        not_null=["customer_id", "role", "name", "status", "created_at"],
-    )
-    db["enrollments"].create(
-        {
-            "id": int,
-            "subscriber_id": str,
-            "kind": str,
-            "code_hash": str,
-            "created_at": str,
-            "expires_at": str,
-            "created_by": str,
-            "redeemed_at": str,
-            "redeemed_serial": str,
-            "failures": int,
-            "locked_until": str,
-        },
-        pk="id",
-        foreign_keys=[("subscriber_id", "subscribers", "id")],
-        not_null=["subscriber_id", "kind", "code_hash", "created_at", "expires_at"],
-        defaults={"failures": 0},
-    )
-    db["enrollments"].create_index(["code_hash"], unique=True)
-    db["enrollments"].create_index(["subscriber_id"])
-    db["crls"].create(
-        {
-            "id": int,
-            "issuer": str,
-            "number": int,
-            "kind": str,
-            "base_number": int,
-            "this_update": str,
-            "next_update": str,
-            "entries": int,
-            "state": str,
-            "published_at": str,
-            "ledger_seq": int,
-            "sha256": str,
-        },
-        pk="id",
-        not_null=["issuer", "number", "kind", "state"],
-    )
-    db["crls"].create_index(["issuer", "number"], unique=True)
-    # Pre-signed OCSP responses, one per certificate and CertID hash algorithm.
-    db["ocsp_responses"].create(
-        {
-            "serial": str,
-            "hash_algorithm": str,
-            "issuer": str,
-            "der": bytes,
-            "this_update": str,
-            "next_update": str,
-        },
-        pk=("serial", "hash_algorithm"),
-        not_null=["issuer", "der", "this_update", "next_update"],
-    )
-    db["ocsp_responses"].create_index(["this_update"])
-    db["officers"].create({"login": str, "role": str, "added_at": str, "added_by": str}, pk="login")
-    db["incidents"].create(
-        {
-            "id": int,
-            "subscriber_id": str,
-            "serial": str,
-            "kind": str,
-            "received_at": str,
-            "suspected_since": str,
-            "officer": str,
-            "revoked_at": str,
-            "suspended_customer": int,
-            "note": str,
-        },
-        pk="id",
-    )
-    db["ledger"].create(
-        {
-            "seq": int,
-            "time": str,
-            "actor": str,
-            "action": str,
-            "serial": str,
-            "subscriber": str,
-            "customer": str,
-            "details": str,
-            "prev_hash": str,
-            "hash": str,
-        },
-        pk="seq",
-        not_null=["time", "actor", "action", "serial", "subscriber", "customer", "details", "prev_hash", "hash"],
-    )
-    db["ledger"].create_index(["time"])
-    db["ledger"].create_index(["action"])
-    db["checkpoints"].create({"seq": int, "head_hash": str, "time": str, "signature": bytes, "signer": str}, pk="seq")
-    # The ledger is append-only by construction; these triggers make an accidental
-    # UPDATE or DELETE fail loudly instead of silently breaking the chain.
-    conn.execute(
-        "CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger "
-        "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END"
-    )
-    conn.execute(
-        "CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger "
-        "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END"
-    )
-    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
 
 def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
@@ -265,7 +58,7 @@ class Store:
         conn = _connect(path, readonly=False)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            _schema(conn)
+            create_schema(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
