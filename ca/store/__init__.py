@@ -19,10 +19,33 @@ from ca import ledger
 from ca.errors import Conflict, StorageError
 from ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
 from ca.store.records import CRL_COLUMNS as _CRL_COLUMNS
-from ca.store.records import CertificateRecord, CRLRecord, PresignedResponse
+from ca.store.records import (
+    CUSTOMER_COLUMNS,
+    ENROLLMENT_COLUMNS,
+    INCIDENT_COLUMNS,
+    SUBSCRIBER_COLUMNS,
+    CertificateRecord,
+    CRLRecord,
+    CustomerRecord,
+    EnrollmentRecord,
+    IncidentRecord,
+    PresignedResponse,
+    SubscriberRecord,
+)
 from ca.store.schema import SCHEMA_VERSION, create_schema
 
-__all__ = ["SCHEMA_VERSION", "CRLRecord", "CertificateRecord", "PresignedResponse", "Store", "Writer"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "CRLRecord",
+    "CertificateRecord",
+    "CustomerRecord",
+    "EnrollmentRecord",
+    "IncidentRecord",
+    "PresignedResponse",
+    "Store",
+    "SubscriberRecord",
+    "Writer",
+]
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -43,7 +66,121 @@ def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-class Store:
+class AccountReads:
+    """Queries about customers, subscribers, enrollments and incidents; Store and Writer share them."""
+
+    _conn: sqlite3.Connection
+
+    def customer(self, customer_id: str) -> CustomerRecord | None:
+        """A customer by id."""
+        row = self._conn.execute(f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = ?", (customer_id,)).fetchone()
+        return CustomerRecord(*row) if row else None
+
+    def customers(self) -> list[CustomerRecord]:
+        """Every customer, by id."""
+        return [CustomerRecord(*r) for r in self._conn.execute(f"SELECT {CUSTOMER_COLUMNS} FROM customers ORDER BY id")]
+
+    def subscriber(self, subscriber_id: str) -> SubscriberRecord | None:
+        """A subscriber by id."""
+        row = self._conn.execute(
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?", (subscriber_id,)
+        ).fetchone()
+        return SubscriberRecord(*row) if row else None
+
+    def subscribers(self, customer_id: str) -> list[SubscriberRecord]:
+        """A customer's subscribers, administrators first."""
+        rows = self._conn.execute(
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE customer_id = ? ORDER BY role, id", (customer_id,)
+        )
+        return [SubscriberRecord(*r) for r in rows]
+
+    def enrollment_by_lookup(self, lookup: str) -> EnrollmentRecord | None:
+        """The enrollment a code's public part names."""
+        row = self._conn.execute(f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE lookup = ?", (lookup,)).fetchone()
+        return EnrollmentRecord(*row) if row else None
+
+    def enrollments(self, subscriber_id: str) -> list[EnrollmentRecord]:
+        """A subscriber's enrollments, newest first."""
+        rows = self._conn.execute(
+            f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE subscriber_id = ? ORDER BY id DESC", (subscriber_id,)
+        )
+        return [EnrollmentRecord(*r) for r in rows]
+
+    def open_enrollments(self, expiring_before: str, now: str) -> list[EnrollmentRecord]:
+        """Unredeemed enrollments still usable at `now` that expire before `expiring_before`."""
+        rows = self._conn.execute(
+            f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE redeemed_at IS NULL AND expires_at >= ? "
+            "AND expires_at <= ? ORDER BY expires_at",
+            (now, expiring_before),
+        )
+        return [EnrollmentRecord(*r) for r in rows]
+
+    def lapsed_enrollments(self, now: str) -> list[EnrollmentRecord]:
+        """Enrollments that expired unused and were not yet recorded as such."""
+        rows = self._conn.execute(
+            f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE redeemed_at IS NULL AND expires_at < ? "
+            "AND expiry_recorded = 0 ORDER BY id",
+            (now,),
+        )
+        return [EnrollmentRecord(*r) for r in rows]
+
+    def subscriber_certificates(self, subscriber_id: str) -> list[CertificateRecord]:
+        """A subscriber's certificates, newest first."""
+        rows = self._conn.execute(
+            f"SELECT {_CERT_COLUMNS} FROM certificates WHERE subscriber_id = ? AND status != 'reserved' "
+            "ORDER BY not_before DESC, rowid DESC",
+            (subscriber_id,),
+        )
+        return [CertificateRecord(*r) for r in rows]
+
+    def customer_certificates(self, customer_id: str, statuses: tuple[str, ...], now: str) -> list[CertificateRecord]:
+        """Unexpired certificates of all of a customer's subscribers with one of `statuses`."""
+        marks = ", ".join("?" for _ in statuses)
+        rows = self._conn.execute(
+            f"SELECT {', '.join('c.' + c for c in _CERT_COLUMNS.split(', '))} FROM certificates c "
+            "JOIN subscribers s ON s.id = c.subscriber_id "
+            f"WHERE s.customer_id = ? AND c.status IN ({marks}) AND c.not_after >= ? ORDER BY c.serial",
+            (customer_id, *statuses, now),
+        )
+        return [CertificateRecord(*r) for r in rows]
+
+    def held_by(self, origin: str) -> list[CertificateRecord]:
+        """Certificates on hold with a given origin (e.g. one customer's suspension)."""
+        rows = self._conn.execute(
+            f"SELECT {_CERT_COLUMNS} FROM certificates WHERE status = 'held' AND hold_origin = ? ORDER BY serial",
+            (origin,),
+        )
+        return [CertificateRecord(*r) for r in rows]
+
+    def expiring_certificates(self, now: str, before: str) -> list[CertificateRecord]:
+        """Valid subscriber certificates whose notAfter falls between now and `before`."""
+        rows = self._conn.execute(
+            f"SELECT {_CERT_COLUMNS} FROM certificates WHERE status = 'valid' AND subscriber_id IS NOT NULL "
+            "AND not_after >= ? AND not_after <= ? ORDER BY not_after",
+            (now, before),
+        )
+        return [CertificateRecord(*r) for r in rows]
+
+    def due_terminations(self, now: str) -> list[CustomerRecord]:
+        """Customers whose scheduled service end has arrived but was not yet applied."""
+        rows = self._conn.execute(
+            f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE status != 'terminated' AND terminate_at IS NOT NULL "
+            "AND terminate_at <= ? ORDER BY id",
+            (now,),
+        )
+        return [CustomerRecord(*r) for r in rows]
+
+    def incidents(self, subscriber_id: str | None = None) -> list[IncidentRecord]:
+        """Recorded incidents, newest first."""
+        sql = f"SELECT {INCIDENT_COLUMNS} FROM incidents"
+        params: tuple[str, ...] = ()
+        if subscriber_id is not None:
+            sql += " WHERE subscriber_id = ?"
+            params = (subscriber_id,)
+        return [IncidentRecord(*r) for r in self._conn.execute(sql + " ORDER BY id DESC", params)]
+
+
+class Store(AccountReads):
     """The Kinko database: read queries here, writes through `transaction()`."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -285,7 +422,7 @@ _TABLES = (
 )
 
 
-class Writer:
+class Writer(AccountReads):
     """The write side of one transaction; every change it makes needs a ledger event."""
 
     def __init__(self, conn: sqlite3.Connection, actor: str, time: str) -> None:
@@ -366,14 +503,15 @@ class Writer:
         seq: int,
         invalidity_date: str | None = None,
         reported_at: str | None = None,
+        revoked_at: str | None = None,
     ) -> None:
-        """Marks a valid or held certificate revoked as of this transaction's time."""
+        """Marks a valid or held certificate revoked, as of this transaction's time unless told otherwise."""
         self._update_status(
             serial,
             "status IN ('valid', 'held')",
             status="revoked",
             revocation_reason=reason,
-            revoked_at=self.time,
+            revoked_at=revoked_at or self.time,
             invalidity_date=invalidity_date,
             reported_at=reported_at,
             hold_origin=None,
@@ -470,6 +608,126 @@ class Writer:
             "next_update = excluded.next_update",
             (serial, hash_algorithm, issuer, der, this_update, next_update),
         )
+
+    def add_customer(self, customer_id: str, name: str) -> None:
+        """Registers a customer, active from now."""
+        try:
+            self._conn.execute(
+                "INSERT INTO customers (id, name, status, created_at, status_changed_at) VALUES (?, ?, 'active', ?, ?)",
+                (customer_id, name, self.time, self.time),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"customer {customer_id} already exists") from None
+        self._changes += 1
+
+    def set_customer_status(self, customer_id: str, status: str, terminate_at: str | None = None) -> None:
+        """Sets a customer's service status (and, for a scheduled end, when it takes effect)."""
+        self._conn.execute(
+            "UPDATE customers SET status = ?, status_changed_at = ?, terminate_at = COALESCE(?, terminate_at) "
+            "WHERE id = ?",
+            (status, self.time, terminate_at, customer_id),
+        )
+        self._changes += 1
+
+    def schedule_termination(self, customer_id: str, terminate_at: str) -> None:
+        """Records a future service end, applied when it arrives."""
+        self._conn.execute("UPDATE customers SET terminate_at = ? WHERE id = ?", (terminate_at, customer_id))
+        self._changes += 1
+
+    def add_subscriber(self, subscriber_id: str, customer_id: str, role: str, name: str, created_by: str) -> None:
+        """Registers an administrator or user of a customer."""
+        try:
+            self._conn.execute(
+                "INSERT INTO subscribers (id, customer_id, role, name, status, created_at, created_by) "
+                "VALUES (?, ?, ?, ?, 'active', ?, ?)",
+                (subscriber_id, customer_id, role, name, self.time, created_by),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"subscriber {subscriber_id} already exists") from None
+        self._changes += 1
+
+    def add_enrollment(
+        self, subscriber_id: str, kind: str, lookup: str, code_hash: str, expires_at: str, created_by: str
+    ) -> int:
+        """Stores a new enrollment (the code's hash only) and returns its id."""
+        cursor = self._conn.execute(
+            "INSERT INTO enrollments (subscriber_id, kind, lookup, code_hash, created_at, expires_at, created_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (subscriber_id, kind, lookup, code_hash, self.time, expires_at, created_by),
+        )
+        self._changes += 1
+        return int(cursor.lastrowid or 0)
+
+    def redeem_enrollment(self, enrollment_id: int, serial: str) -> None:
+        """Marks an enrollment used, by the certificate it produced; a second use is refused."""
+        cursor = self._conn.execute(
+            "UPDATE enrollments SET redeemed_at = ?, redeemed_serial = ? WHERE id = ? AND redeemed_at IS NULL",
+            (self.time, serial, enrollment_id),
+        )
+        if cursor.rowcount != 1:
+            raise Conflict("the enrollment code was used meanwhile")
+        self._changes += 1
+
+    def close_enrollments(self, subscriber_id: str) -> None:
+        """Ends a subscriber's unused enrollments (a reissue replaces them)."""
+        self._conn.execute(
+            "UPDATE enrollments SET expires_at = ? WHERE subscriber_id = ? AND redeemed_at IS NULL AND expires_at > ?",
+            (self.time, subscriber_id, self.time),
+        )
+        self._changes += 1
+
+    def mark_enrollment_lapsed(self, enrollment_id: int) -> None:
+        """Notes that an expired, unused enrollment has been recorded in the ledger."""
+        self._conn.execute("UPDATE enrollments SET expiry_recorded = 1 WHERE id = ?", (enrollment_id,))
+        self._changes += 1
+
+    def record_code_failure(self, subscriber_id: str, attempts: int, locked_until: str | None) -> None:
+        """Counts a wrong code against a subscriber, and locks it out when there were too many."""
+        self._conn.execute(
+            "UPDATE subscribers SET failed_attempts = ?, locked_until = ? WHERE id = ?",
+            (attempts, locked_until, subscriber_id),
+        )
+        self._changes += 1
+
+    def reset_code_failures(self, subscriber_id: str) -> None:
+        """Clears a subscriber's wrong-code count after a successful redemption."""
+        self._conn.execute(
+            "UPDATE subscribers SET failed_attempts = 0, locked_until = NULL WHERE id = ?", (subscriber_id,)
+        )
+
+    def add_incident(
+        self,
+        *,
+        subscriber_id: str,
+        serial: str | None,
+        kind: str,
+        reason: str | None,
+        received_at: str,
+        suspected_since: str | None,
+        revoked_at: str | None,
+        suspended_customer: bool,
+        note: str | None,
+    ) -> int:
+        """Records an incident report and the procedure carried out."""
+        cursor = self._conn.execute(
+            "INSERT INTO incidents (subscriber_id, serial, kind, reason, received_at, suspected_since, officer, "
+            "recorded_at, revoked_at, suspended_customer, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                subscriber_id,
+                serial,
+                kind,
+                reason,
+                received_at,
+                suspected_since,
+                self.actor,
+                self.time,
+                revoked_at,
+                int(suspended_customer),
+                note,
+            ),
+        )
+        self._changes += 1
+        return int(cursor.lastrowid or 0)
 
     def set_authority(self, role: str, serial: str, key_file: str) -> None:
         """Makes a certificate the current one for a CA role or delegated signer."""

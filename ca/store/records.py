@@ -58,3 +58,71 @@ class CRLRecord:
 
 CERT_COLUMNS = ", ".join(f.name for f in fields(CertificateRecord))
 CRL_COLUMNS = ", ".join(f.name for f in fields(CRLRecord))
+
+
+@dataclass(frozen=True)
+class CustomerRecord:
+    """A company using the service."""
+
+    id: str
+    name: str
+    status: str  # active | suspended | terminated
+    created_at: str
+    status_changed_at: str | None
+    terminate_at: str | None
+
+
+@dataclass(frozen=True)
+class SubscriberRecord:
+    """An administrator or user of a customer: the holder of at most one active certificate."""
+
+    id: str
+    customer_id: str
+    role: str  # administrator | user
+    name: str
+    status: str
+    created_at: str
+    created_by: str | None
+    failed_attempts: int
+    locked_until: str | None
+
+
+@dataclass(frozen=True)
+class EnrollmentRecord:
+    """A one-time acquisition code (kept as a hash) for a subscriber."""
+
+    id: int
+    subscriber_id: str
+    kind: str  # new | reissue
+    lookup: str
+    code_hash: str
+    created_at: str
+    expires_at: str
+    created_by: str | None
+    redeemed_at: str | None
+    redeemed_serial: str | None
+    expiry_recorded: int
+
+
+@dataclass(frozen=True)
+class IncidentRecord:
+    """A holder's report of a lost, stolen, disposed or compromised certificate."""
+
+    id: int
+    subscriber_id: str
+    serial: str | None
+    kind: str
+    reason: str | None
+    received_at: str
+    suspected_since: str | None
+    officer: str
+    recorded_at: str
+    revoked_at: str | None
+    suspended_customer: int
+    note: str | None
+
+
+CUSTOMER_COLUMNS = ", ".join(f.name for f in fields(CustomerRecord))
+SUBSCRIBER_COLUMNS = ", ".join(f.name for f in fields(SubscriberRecord))
+ENROLLMENT_COLUMNS = ", ".join(f.name for f in fields(EnrollmentRecord))
+INCIDENT_COLUMNS = ", ".join(f.name for f in fields(IncidentRecord))

@@ -58,31 +58,46 @@ def create_schema(conn: sqlite3.Connection) -> None:
         not_null=["name", "status", "created_at"],
     )
     db["subscribers"].create(
-        {"id": str, "customer_id": str, "role": str, "name": str, "status": str, "created_at": str},
+        {
+            "id": str,
+            "customer_id": str,
+            "role": str,
+            "name": str,
+            "status": str,
+            "created_at": str,
+            "created_by": str,
+            # Wrong enrollment codes, counted per subscriber for rate limiting.
+            "failed_attempts": int,
+            "locked_until": str,
+        },
         pk="id",
         foreign_keys=[("customer_id", "customers", "id")],
         not_null=["customer_id", "role", "name", "status", "created_at"],
+        defaults={"failed_attempts": 0},
     )
+    db["subscribers"].create_index(["customer_id"])
     db["enrollments"].create(
         {
             "id": int,
             "subscriber_id": str,
             "kind": str,
+            # The code's public first part finds the row; the whole code is kept as a hash only.
+            "lookup": str,
             "code_hash": str,
             "created_at": str,
             "expires_at": str,
             "created_by": str,
             "redeemed_at": str,
             "redeemed_serial": str,
-            "failures": int,
-            "locked_until": str,
+            "expiry_recorded": int,
         },
         pk="id",
         foreign_keys=[("subscriber_id", "subscribers", "id")],
-        not_null=["subscriber_id", "kind", "code_hash", "created_at", "expires_at"],
-        defaults={"failures": 0},
+        not_null=["subscriber_id", "kind", "lookup", "code_hash", "created_at", "expires_at"],
+        defaults={"expiry_recorded": 0},
     )
-    db["enrollments"].create_index(["code_hash"], unique=True)
+    db["enrollments"].create_index(["lookup"], unique=True)
+    db["enrollments"].create_index(["expires_at"])
     db["enrollments"].create_index(["subscriber_id"])
     db["crls"].create(
         {
@@ -124,15 +139,18 @@ def create_schema(conn: sqlite3.Connection) -> None:
             "subscriber_id": str,
             "serial": str,
             "kind": str,
+            "reason": str,
             "received_at": str,
             "suspected_since": str,
             "officer": str,
+            "recorded_at": str,
             "revoked_at": str,
             "suspended_customer": int,
             "note": str,
         },
         pk="id",
     )
+    db["incidents"].create_index(["subscriber_id"])
     db["ledger"].create(
         {
             "seq": int,

@@ -1,0 +1,48 @@
+"""Enrollment codes: one-time, typable, over 100 bits of secret, stored only as a hash.
+
+A code reads like `7K3M-QX9P-2VHD-T8RW-N4JF-6CGB-YE1A`: Crockford base32 (no I, L, O, U;
+typing mistakes between 0/O and 1/I/L are forgiven). The first group is a public lookup
+key that finds the enrollment; the six others carry 120 random bits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+GROUPS = 7
+GROUP_SIZE = 4
+LOOKUP_GROUPS = 1
+SECRET_BITS = (GROUPS - LOOKUP_GROUPS) * GROUP_SIZE * 5
+_TYPOS = str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V"})
+
+
+def new_code() -> str:
+    """A fresh code, grouped for reading aloud and typing."""
+    characters = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP_SIZE))
+    return "-".join(characters[i : i + GROUP_SIZE] for i in range(0, len(characters), GROUP_SIZE))
+
+
+def normalize(code: str) -> str | None:
+    """The code's canonical characters (case, spaces, hyphens and look-alikes forgiven), or None."""
+    cleaned = "".join(code.split()).replace("-", "").upper().translate(_TYPOS)
+    if len(cleaned) != GROUPS * GROUP_SIZE or any(ch not in ALPHABET for ch in cleaned):
+        return None
+    return cleaned
+
+
+def lookup_key(normalized: str) -> str:
+    """The public part that finds the enrollment row."""
+    return normalized[: LOOKUP_GROUPS * GROUP_SIZE]
+
+
+def code_hash(normalized: str) -> str:
+    """What is stored: SHA-256 of the whole code (120 random bits make a slow hash unnecessary)."""
+    return hashlib.sha256(normalized.encode("ascii")).hexdigest()
+
+
+def matches(normalized: str, stored_hash: str) -> bool:
+    """Compares a typed code with the stored hash in constant time."""
+    return hmac.compare_digest(code_hash(normalized), stored_hash)

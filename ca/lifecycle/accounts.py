@@ -1,0 +1,327 @@
+"""Customers, their administrators and users, enrollments, and the holder's own actions:
+acquire, renew, re-acquire, reissue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from ca import enrollments, profiles, windows
+from ca.clock import to_text
+from ca.csr import AcceptedCSR, load_csr
+from ca.errors import InputError, NotFound, PolicyError
+from ca.lifecycle.base import Issued
+from ca.lifecycle.revocation import Revocation
+from ca.serials import normalize_serial
+from ca.store import CertificateRecord, CustomerRecord, SubscriberRecord, Writer
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+MAX_CODE_FAILURES = 5
+LOCKOUT = dt.timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """A new enrollment: the code is shown once, here, and never stored in clear."""
+
+    subscriber_id: str
+    customer_id: str
+    role: str
+    name: str
+    code: str
+    expires_at: str
+    kind: str
+
+
+class Accounts(Revocation):
+    """The bank's customers and their certificate holders."""
+
+    # -- customers -------------------------------------------------------------------------------
+
+    def add_customer(self, customer_id: str, name: str) -> CustomerRecord:
+        """Registers a customer (a company using the service), active from now."""
+        if not _ID.match(customer_id):
+            raise InputError(f"customer id {customer_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
+        profiles.subject_name(name)  # the name goes into certificates: same limits
+        now = self.clock.now()
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            tx.add_customer(customer_id, name.strip())
+            tx.append_event("customer.added", customer=customer_id, details={"name": name.strip()})
+        return self._customer(customer_id)
+
+    def customer_overview(self, customer_id: str) -> dict[str, Any]:
+        """A customer with its subscribers and their current state."""
+        customer = self._customer(customer_id)
+        now = self.clock.now()
+        holders = []
+        for subscriber in self.home.store.subscribers(customer_id):
+            state = self.subscriber_status(subscriber.id)  # type: ignore[attr-defined]
+            holders.append({"id": subscriber.id, "role": subscriber.role, "name": subscriber.name, **state})
+        return {**vars(customer), "subscribers": holders, "as_of": self._now_text(now)}
+
+    def _customer(self, customer_id: str) -> CustomerRecord:
+        customer = self.home.store.customer(customer_id)
+        if customer is None:
+            raise NotFound(f"no customer {customer_id}")
+        return customer
+
+    @staticmethod
+    def _require_active(customer: CustomerRecord | None, customer_id: str) -> CustomerRecord:
+        if customer is None:
+            raise NotFound(f"no customer {customer_id}")
+        if customer.status != "active":
+            raise PolicyError(f"customer {customer_id}'s service is {customer.status}: no enrollments or acquisitions")
+        if customer.terminate_at is not None:
+            raise PolicyError(f"customer {customer_id}'s service ends at {customer.terminate_at}: no new certificates")
+        return customer
+
+    # -- enrollments -------------------------------------------------------------------------------
+
+    def enroll_administrator(self, customer_id: str, name: str, subscriber_id: str | None = None) -> Enrolled:
+        """Creates an administrator and its enrollment (the bank, after the customer's application)."""
+        return self._enroll(customer_id, name, "administrator", subscriber_id, by=None)
+
+    def enroll_user(self, customer_id: str, name: str, by: str, subscriber_id: str | None = None) -> Enrolled:
+        """Creates a user and its enrollment on behalf of that customer's administrator."""
+        return self._enroll(customer_id, name, "user", subscriber_id, by=by)
+
+    def _enroll(self, customer_id: str, name: str, role: str, subscriber_id: str | None, by: str | None) -> Enrolled:
+        if subscriber_id is not None and not _ID.match(subscriber_id):
+            raise InputError(f"subscriber id {subscriber_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
+        profiles.subject_name(name)
+        now = self.clock.now()
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            customer = self._require_active(tx.customer(customer_id), customer_id)
+            if by is not None:
+                self._require_acting_administrator(tx, by, customer.id, now)
+            new_id = subscriber_id or self._new_subscriber_id(tx)
+            tx.add_subscriber(new_id, customer.id, role, name.strip(), by or self.actor)
+            tx.append_event(
+                "subscriber.added",
+                subscriber=new_id,
+                customer=customer.id,
+                details={"role": role, "name": name.strip(), "on_behalf_of": by},
+            )
+            enrolled = self._new_enrollment(tx, new_id, customer.id, role, name.strip(), "new", now, by)
+        return enrolled
+
+    def _require_acting_administrator(self, tx: Writer, admin_id: str, customer_id: str, now: dt.datetime) -> None:
+        """A user's enrollment or reissue needs an administrator of the same customer with a valid certificate."""
+        admin = tx.subscriber(admin_id)
+        if admin is None or admin.role != "administrator":
+            raise PolicyError(f"{admin_id} is not an administrator; only a customer's administrator acts for users")
+        if admin.customer_id != customer_id:
+            raise PolicyError(f"administrator {admin_id} belongs to another customer; refused")
+        current = next(iter(tx.subscriber_certificates(admin_id)), None)
+        if current is None or current.status != "valid" or current.not_after < self._now_text(now):
+            raise PolicyError(f"administrator {admin_id} holds no valid certificate; refused")
+
+    @staticmethod
+    def _new_subscriber_id(tx: Writer) -> str:
+        while True:
+            candidate = "S" + "".join(secrets.choice(enrollments.ALPHABET) for _ in range(8))
+            if tx.subscriber(candidate) is None:
+                return candidate
+
+    def _new_enrollment(
+        self,
+        tx: Writer,
+        subscriber_id: str,
+        customer_id: str,
+        role: str,
+        name: str,
+        kind: str,
+        now: dt.datetime,
+        by: str | None,
+    ) -> Enrolled:
+        while True:
+            code = enrollments.new_code()
+            normalized = enrollments.normalize(code)
+            assert normalized is not None
+            if tx.enrollment_by_lookup(enrollments.lookup_key(normalized)) is None:
+                break
+        expires = to_text(windows.enrollment_expiry(now, self.rules)) or ""
+        enrollment_id = tx.add_enrollment(
+            subscriber_id,
+            kind,
+            enrollments.lookup_key(normalized),
+            enrollments.code_hash(normalized),
+            expires,
+            by or self.actor,
+        )
+        tx.append_event(
+            "enrollment.created",
+            subscriber=subscriber_id,
+            customer=customer_id,
+            details={"enrollment": enrollment_id, "kind": kind, "expires_at": expires, "on_behalf_of": by},
+        )
+        return Enrolled(subscriber_id, customer_id, role, name, code, expires, kind)
+
+    def reissue(self, subscriber_id: str, by: str | None = None) -> Enrolled:
+        """A new enrollment for an existing holder; the current certificate is superseded on acquisition.
+
+        Administrators are reissued by the bank (no --by); users by their administrator (--by)."""
+        now = self.clock.now()
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            subscriber = self._subscriber(tx, subscriber_id)
+            customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+            if subscriber.role == "administrator" and by is not None:
+                raise PolicyError(
+                    "an administrator's reissue is applied for to the bank: the officer runs it, without --by"
+                )
+            if subscriber.role == "user":
+                if by is None:
+                    raise PolicyError("a user's reissue is made by the customer's administrator: give --by ADMIN")
+                self._require_acting_administrator(tx, by, customer.id, now)
+            tx.close_enrollments(subscriber.id)
+            enrolled = self._new_enrollment(
+                tx, subscriber.id, customer.id, subscriber.role, subscriber.name, "reissue", now, by
+            )
+        return enrolled
+
+    @staticmethod
+    def _subscriber(tx: Any, subscriber_id: str) -> SubscriberRecord:
+        subscriber = tx.subscriber(subscriber_id)
+        if subscriber is None:
+            raise NotFound(f"no subscriber {subscriber_id}")
+        return subscriber
+
+    # -- the holder's actions -----------------------------------------------------------------------
+
+    def acquire(self, code: str, csr_data: bytes) -> Issued:
+        """Redeems an enrollment code within its window: a one-year certificate for its subscriber."""
+        now = self.clock.now()
+        now_text = self._now_text(now)
+        normalized = enrollments.normalize(code)
+        enrollment = self.home.store.enrollment_by_lookup(enrollments.lookup_key(normalized)) if normalized else None
+        if normalized is None or enrollment is None:
+            raise PolicyError(windows.BAD_CODE)
+        subscriber = self.home.store.subscriber(enrollment.subscriber_id)
+        assert subscriber is not None
+        if subscriber.locked_until is not None and subscriber.locked_until > now_text:
+            raise PolicyError(f"too many wrong codes; try again after {subscriber.locked_until}")
+        usable = (
+            enrollments.matches(normalized, enrollment.code_hash)
+            and enrollment.redeemed_at is None
+            and now_text <= enrollment.expires_at
+        )
+        if not usable:
+            self._count_code_failure(subscriber, now)
+            raise PolicyError(windows.BAD_CODE)
+        accepted = load_csr(csr_data)
+        with self.home.store.transaction(self.actor, now_text) as tx:
+            customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+            fresh = tx.enrollment_by_lookup(enrollment.lookup)
+            if fresh is None or fresh.redeemed_at is not None:
+                raise PolicyError(windows.BAD_CODE)
+            current = [
+                r
+                for r in tx.subscriber_certificates(subscriber.id)
+                if r.status in ("valid", "held") and r.not_after >= now_text
+            ]
+            if current and enrollment.kind != "reissue":
+                raise PolicyError(f"subscriber {subscriber.id} already has an active certificate ({current[0].serial})")
+            issued = self._issue_for(tx, accepted, subscriber, customer, now)
+            tx.redeem_enrollment(enrollment.id, issued.record.serial)
+            tx.reset_code_failures(subscriber.id)
+            tx.append_event(
+                "enrollment.redeemed",
+                serial=issued.record.serial,
+                subscriber=subscriber.id,
+                customer=customer.id,
+                details={"enrollment": enrollment.id, "kind": enrollment.kind},
+            )
+            action = "certificate.reissued" if enrollment.kind == "reissue" else "certificate.issued"
+            tx.append_event(
+                action,
+                serial=issued.record.serial,
+                subscriber=subscriber.id,
+                customer=customer.id,
+                details=self._issued_details(issued.record, via="enrollment", enrollment=enrollment.id),
+            )
+            for old in current:
+                self._revoke_in(tx, old, "superseded", now, customer=customer.id, superseded_by=issued.record.serial)
+        if current:
+            self._publish_after({old.issuer for old in current}, now)
+        return issued
+
+    def _count_code_failure(self, subscriber: SubscriberRecord, now: dt.datetime) -> None:
+        # Recorded even though the command is refused: rate limiting needs the count to persist.
+        attempts = subscriber.failed_attempts + 1
+        locked = to_text(now + LOCKOUT) if attempts >= MAX_CODE_FAILURES else None
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            tx.record_code_failure(subscriber.id, 0 if locked else attempts, locked)
+            tx.append_event(
+                "enrollment.code-refused",
+                subscriber=subscriber.id,
+                customer=subscriber.customer_id,
+                details={"attempts": attempts, "locked_until": locked},
+            )
+
+    def renew(self, serial: str, csr_data: bytes) -> Issued:
+        """Renews within notAfter - renewal_days .. notAfter with a new key; the old one is superseded."""
+        now = self.clock.now()
+        old = self._certificate(serial)
+        if old.subscriber_id is None:
+            raise PolicyError(f"certificate {old.serial} belongs to no subscriber; issue a new one with `kinko issue`")
+        windows.check_renewal(old, now, self.rules)
+        accepted = load_csr(csr_data)
+        if accepted.spki_sha256 == old.spki_sha256:
+            raise PolicyError("renewal needs a new key pair; the CSR carries the current certificate's key")
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            subscriber = self._subscriber(tx, old.subscriber_id)
+            customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+            issued = self._issue_for(tx, accepted, subscriber, customer, now)
+            tx.append_event(
+                "certificate.renewed",
+                serial=issued.record.serial,
+                subscriber=subscriber.id,
+                customer=customer.id,
+                details=self._issued_details(issued.record, replaces=old.serial),
+            )
+            self._revoke_in(tx, old, "superseded", now, customer=customer.id, superseded_by=issued.record.serial)
+        self._publish_after({old.issuer}, now)
+        return issued
+
+    def reacquire(self, subscriber_id: str, csr_data: bytes) -> Issued:
+        """Re-acquires after an unrevoked expiry, within notAfter .. notAfter + grace_days."""
+        now = self.clock.now()
+        subscriber = self._subscriber(self.home.store, subscriber_id)
+        history = self.home.store.subscriber_certificates(subscriber.id)
+        if not history:
+            raise PolicyError(
+                f"subscriber {subscriber.id} has no certificate yet; acquire one with its enrollment code"
+            )
+        windows.check_reacquire(history[0], subscriber.role, now, self.rules)
+        accepted = load_csr(csr_data)
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+            issued = self._issue_for(tx, accepted, subscriber, customer, now)
+            tx.append_event(
+                "certificate.reacquired",
+                serial=issued.record.serial,
+                subscriber=subscriber.id,
+                customer=customer.id,
+                details=self._issued_details(issued.record, previous=history[0].serial),
+            )
+        return issued
+
+    def _issue_for(
+        self,
+        tx: Writer,
+        accepted: AcceptedCSR,
+        subscriber: SubscriberRecord,
+        customer: CustomerRecord,
+        now: dt.datetime,
+    ) -> Issued:
+        # The subject names the holder, the company and the subscriber id, so the login front
+        # end can map a certificate to its account.
+        subject = profiles.subject_name(subscriber.name, customer.name, serial_number=subscriber.id)
+        return self._issue_in(tx, accepted, subject=subject, now=now, subscriber_id=subscriber.id)
+
+    def certificate_subscriber(self, serial: str) -> CertificateRecord:
+        """The registry row of a serial (used by status queries)."""
+        return self._certificate(normalize_serial(serial))

@@ -1,0 +1,195 @@
+"""Revoke, hold and release: single changes, and the steps bulk operations reuse."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ca.clock import to_text
+from ca.errors import Conflict, InputError, PolicyError
+from ca.lifecycle.base import CA_REVOCATION_REASONS, REVOCATION_REASONS, Base, StatusChange
+from ca.store import CertificateRecord, Writer
+
+
+class Revocation(Base):
+    """Status changes of one certificate, each published before the command returns."""
+
+    def revoke(
+        self,
+        serial: str,
+        reason: str,
+        *,
+        invalidity_date: dt.datetime | None = None,
+        reported_at: dt.datetime | None = None,
+        note: str | None = None,
+    ) -> StatusChange:
+        """Revokes a certificate for good; a revoked one may only have its reason raised to key-compromise."""
+        now = self.clock.now()
+        record = self._live_certificate(serial, now)
+        allowed = CA_REVOCATION_REASONS if record.profile.endswith("-ca") else REVOCATION_REASONS
+        if reason not in allowed:
+            raise InputError(f"unknown revocation reason {reason!r}; use one of: {', '.join(allowed)}")
+        check_report_times(now, invalidity_date, reported_at)
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            if record.status == "revoked":
+                if reason != "key-compromise" or record.revocation_reason == "key-compromise":
+                    raise Conflict(
+                        f"certificate {record.serial} is already revoked ({record.revocation_reason}); "
+                        "revocation is final, only a change of reason to key-compromise is allowed"
+                    )
+                self._raise_to_key_compromise_in(tx, record, now, invalidity_date, reported_at, note)
+            else:
+                self._revoke_in(
+                    tx, record, reason, now, invalidity_date=invalidity_date, reported_at=reported_at, note=note
+                )
+        return self._after_status_change(record, now)
+
+    def hold(self, serial: str, *, note: str | None = None) -> StatusChange:
+        """Suspends a valid certificate (reason certificateHold); `release` undoes it."""
+        now = self.clock.now()
+        record = self._live_certificate(serial, now)
+        if record.status != "valid":
+            raise Conflict(f"certificate {record.serial} is {record.status}; only a valid certificate can be held")
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            self._hold_in(tx, record, now, origin="officer", note=note)
+        return self._after_status_change(record, now)
+
+    def release(self, serial: str, *, note: str | None = None) -> StatusChange:
+        """Releases a held certificate: it is good again."""
+        now = self.clock.now()
+        record = self._certificate(serial)
+        if record.status != "held":
+            raise Conflict(f"certificate {record.serial} is not on hold (it is {record.status})")
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            self._release_in(tx, record, now, note=note)
+        return self._after_status_change(record, now)
+
+    # -- steps, each inside the caller's transaction ----------------------------------------------
+
+    def _revoke_in(
+        self,
+        tx: Writer,
+        record: CertificateRecord,
+        reason: str,
+        now: dt.datetime,
+        *,
+        invalidity_date: dt.datetime | None = None,
+        reported_at: dt.datetime | None = None,
+        note: str | None = None,
+        revoked_at: dt.datetime | None = None,
+        customer: str = "",
+        **details: Any,
+    ) -> None:
+        event = tx.append_event(
+            "certificate.revoked",
+            serial=record.serial,
+            subscriber=record.subscriber_id or "",
+            customer=customer,
+            details={
+                "reason": reason,
+                "invalidity_date": to_text(invalidity_date),
+                "reported_at": to_text(reported_at),
+                "revoked_at": to_text(revoked_at) or tx.time,
+                "note": note,
+                "previous_status": record.status,
+                **details,
+            },
+        )
+        tx.revoke(
+            record.serial,
+            reason=reason,
+            seq=event.seq,
+            invalidity_date=to_text(invalidity_date),
+            reported_at=to_text(reported_at),
+            revoked_at=to_text(revoked_at),
+        )
+        self._presign_changed(tx, record.serial, now)
+
+    def _raise_to_key_compromise_in(
+        self,
+        tx: Writer,
+        record: CertificateRecord,
+        now: dt.datetime,
+        invalidity_date: dt.datetime | None,
+        reported_at: dt.datetime | None,
+        note: str | None,
+    ) -> None:
+        event = tx.append_event(
+            "certificate.reason-changed",
+            serial=record.serial,
+            subscriber=record.subscriber_id or "",
+            details={
+                "reason": "key-compromise",
+                "previous_reason": record.revocation_reason,
+                "invalidity_date": to_text(invalidity_date),
+                "reported_at": to_text(reported_at),
+                "note": note,
+            },
+        )
+        tx.change_revocation_reason(
+            record.serial,
+            reason="key-compromise",
+            seq=event.seq,
+            invalidity_date=to_text(invalidity_date) or record.invalidity_date,
+            reported_at=to_text(reported_at) or record.reported_at,
+        )
+        self._presign_changed(tx, record.serial, now)
+
+    def _hold_in(
+        self,
+        tx: Writer,
+        record: CertificateRecord,
+        now: dt.datetime,
+        *,
+        origin: str,
+        note: str | None = None,
+        customer: str = "",
+    ) -> None:
+        event = tx.append_event(
+            "certificate.held",
+            serial=record.serial,
+            subscriber=record.subscriber_id or "",
+            customer=customer,
+            details={"note": note, "origin": origin},
+        )
+        tx.hold(record.serial, seq=event.seq, origin=origin)
+        self._presign_changed(tx, record.serial, now)
+
+    def _release_in(
+        self, tx: Writer, record: CertificateRecord, now: dt.datetime, *, note: str | None = None, customer: str = ""
+    ) -> None:
+        event = tx.append_event(
+            "certificate.released",
+            serial=record.serial,
+            subscriber=record.subscriber_id or "",
+            customer=customer,
+            details={"note": note, "held_since": record.revoked_at, "origin": record.hold_origin},
+        )
+        tx.release(record.serial, seq=event.seq)
+        self._presign_changed(tx, record.serial, now)
+
+    def _live_certificate(self, serial: str, now: dt.datetime) -> CertificateRecord:
+        record = self._certificate(serial)
+        if record.profile == "root-ca":
+            raise PolicyError("the root CA certificate cannot be revoked or held; it is trusted directly")
+        # Expired certificates leave the CRL and cannot log in: there is nothing left to revoke.
+        if record.not_after < self._now_text(now):
+            raise PolicyError(
+                f"certificate {record.serial} expired at {record.not_after}; expired certificates "
+                "are not revoked or held"
+            )
+        return record
+
+    def _after_status_change(self, before: CertificateRecord, now: dt.datetime) -> StatusChange:
+        crls = self._publish_after({before.issuer}, now)
+        after = self.home.store.certificate(before.serial)
+        assert after is not None
+        return StatusChange(after, crls)
+
+
+def check_report_times(now: dt.datetime, invalidity_date: dt.datetime | None, reported_at: dt.datetime | None) -> None:
+    """Refuses report and compromise times in the future."""
+    if reported_at is not None and reported_at > now:
+        raise InputError(f"reported-at {to_text(reported_at)} is in the future")
+    if invalidity_date is not None and invalidity_date > now:
+        raise InputError(f"invalidity date {to_text(invalidity_date)} is in the future (after the revocation)")

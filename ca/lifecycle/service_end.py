@@ -1,0 +1,228 @@
+"""Incidents and the end of service: suspension (holds), resumption, termination."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ca.clock import to_text
+from ca.errors import Conflict, InputError, NotFound, PolicyError
+from ca.lifecycle.accounts import Accounts
+from ca.lifecycle.revocation import REVOCATION_REASONS, check_report_times
+from ca.store import CertificateRecord, IncidentRecord, Writer
+
+INCIDENT_KINDS = ("disposed-without-deletion", "lost", "stolen", "compromised")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BulkChange:
+    """What a customer-wide change did: the certificates it touched and the CRLs it published."""
+
+    customer_id: str
+    status: str
+    certificates: list[str]
+    crls: list[Any]
+    terminate_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A recorded incident and the procedure carried out."""
+
+    record: IncidentRecord
+    crls: list[Any]
+
+
+class ServiceEnd(Accounts):
+    """Customer-wide changes run as one transaction and publish CRL and OCSP once at the end."""
+
+    def report_incident(
+        self,
+        subscriber_id: str,
+        kind: str,
+        *,
+        received_at: dt.datetime,
+        suspected_since: dt.datetime | None = None,
+        suspend_customer: bool = False,
+        note: str | None = None,
+        reason: str = "key-compromise",
+    ) -> Incident:
+        """Records a holder's report and revokes the certificate (key-compromise by default,
+        invalidityDate = suspected_since), optionally suspending the whole customer."""
+        if kind not in INCIDENT_KINDS:
+            raise InputError(f"unknown incident kind {kind!r}; use one of: {', '.join(INCIDENT_KINDS)}")
+        if reason not in REVOCATION_REASONS:
+            raise InputError(f"unknown revocation reason {reason!r}; use one of: {', '.join(REVOCATION_REASONS)}")
+        if reason != "key-compromise" and kind != "disposed-without-deletion":
+            raise PolicyError(
+                f"a {kind} certificate is revoked for key-compromise; only a disposal may use another reason"
+            )
+        now = self.clock.now()
+        check_report_times(now, suspected_since, received_at)
+        if suspected_since is not None and suspected_since > received_at:
+            raise InputError("suspected-since is after the report was received")
+        issuers: set[str] = set()
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            subscriber = self._subscriber(tx, subscriber_id)
+            active = self._active_certificates(tx, subscriber_id, self._now_text(now))
+            for record in active:
+                self._revoke_in(
+                    tx,
+                    record,
+                    reason,
+                    now,
+                    invalidity_date=suspected_since,
+                    reported_at=received_at,
+                    note=note,
+                    customer=subscriber.customer_id,
+                    incident=kind,
+                )
+                issuers.add(record.issuer)
+            incident_id = tx.add_incident(
+                subscriber_id=subscriber.id,
+                serial=active[0].serial if active else None,
+                kind=kind,
+                reason=reason if active else None,
+                received_at=to_text(received_at) or "",
+                suspected_since=to_text(suspected_since),
+                revoked_at=tx.time if active else None,
+                suspended_customer=suspend_customer,
+                note=note,
+            )
+            tx.append_event(
+                "incident.recorded",
+                serial=active[0].serial if active else "",
+                subscriber=subscriber.id,
+                customer=subscriber.customer_id,
+                details={
+                    "incident": incident_id,
+                    "kind": kind,
+                    "received_at": to_text(received_at),
+                    "suspected_since": to_text(suspected_since),
+                    "revoked_at": tx.time if active else None,
+                    "reason": reason if active else None,
+                    "suspend_customer": suspend_customer,
+                    "note": note,
+                },
+            )
+            if suspend_customer:
+                issuers |= self._suspend_in(tx, subscriber.customer_id, now, None)
+        crls = self._publish_after(issuers, now)
+        record = next(i for i in self.home.store.incidents(subscriber_id) if i.id == incident_id)
+        return Incident(record, crls)
+
+    def incidents(self, subscriber_id: str | None = None) -> list[IncidentRecord]:
+        """Recorded incidents, newest first."""
+        return self.home.store.incidents(subscriber_id)
+
+    def suspend_customer(self, customer_id: str, progress: Progress | None = None) -> BulkChange:
+        """Holds every valid certificate of the customer and refuses its enrollments and acquisitions."""
+        now = self.clock.now()
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            issuers = self._suspend_in(tx, customer_id, now, progress)
+            held = [r.serial for r in tx.held_by(_suspension(customer_id))]
+        return BulkChange(customer_id, "suspended", held, self._publish_after(issuers, now))
+
+    def _suspend_in(self, tx: Writer, customer_id: str, now: dt.datetime, progress: Progress | None) -> set[str]:
+        customer = tx.customer(customer_id)
+        if customer is None:
+            raise NotFound(f"no customer {customer_id}")
+        if customer.status != "active":
+            raise Conflict(f"customer {customer_id} is {customer.status}, not active")
+        records = tx.customer_certificates(customer_id, ("valid",), tx.time)
+        for done, record in enumerate(records, 1):
+            self._hold_in(tx, record, now, origin=_suspension(customer_id), customer=customer_id)
+            _report(progress, done, len(records))
+        tx.set_customer_status(customer_id, "suspended")
+        tx.append_event("customer.suspended", customer=customer_id, details={"held": len(records)})
+        return {r.issuer for r in records}
+
+    def resume_customer(self, customer_id: str, progress: Progress | None = None) -> BulkChange:
+        """Releases exactly the holds the suspension made, and reopens the service."""
+        now = self.clock.now()
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            customer = tx.customer(customer_id)
+            if customer is None:
+                raise NotFound(f"no customer {customer_id}")
+            if customer.status != "suspended":
+                raise Conflict(f"customer {customer_id} is {customer.status}, not suspended")
+            records = tx.held_by(_suspension(customer_id))
+            for done, record in enumerate(records, 1):
+                self._release_in(tx, record, now, customer=customer_id)
+                _report(progress, done, len(records))
+            tx.set_customer_status(customer_id, "active")
+            tx.append_event("customer.resumed", customer=customer_id, details={"released": len(records)})
+        crls = self._publish_after({r.issuer for r in records}, now)
+        return BulkChange(customer_id, "active", [r.serial for r in records], crls)
+
+    def terminate_customer(
+        self, customer_id: str, effective: dt.datetime | None = None, progress: Progress | None = None
+    ) -> BulkChange:
+        """Ends the service: every certificate revoked (cessation-of-operation) as of `effective`,
+        now or, for a future date, when `kinko` next runs its upkeep (crl publish, ocsp refresh)."""
+        now = self.clock.now()
+        when = effective or now
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            customer = tx.customer(customer_id)
+            if customer is None:
+                raise NotFound(f"no customer {customer_id}")
+            if customer.status == "terminated":
+                raise Conflict(f"customer {customer_id} was terminated at {customer.status_changed_at}")
+            if when > now:
+                tx.schedule_termination(customer_id, to_text(when) or "")
+                tx.append_event(
+                    "customer.termination-scheduled", customer=customer_id, details={"effective": to_text(when)}
+                )
+                return BulkChange(customer_id, customer.status, [], [], to_text(when))
+            records = self._terminate_in(tx, customer_id, when, now, progress)
+        crls = self._publish_after({r.issuer for r in records}, now)
+        return BulkChange(customer_id, "terminated", [r.serial for r in records], crls, to_text(when))
+
+    def _terminate_in(
+        self, tx: Writer, customer_id: str, when: dt.datetime, now: dt.datetime, progress: Progress | None
+    ) -> list[CertificateRecord]:
+        records = tx.customer_certificates(customer_id, ("valid", "held"), tx.time)
+        for done, record in enumerate(records, 1):
+            self._revoke_in(tx, record, "cessation-of-operation", now, revoked_at=min(when, now), customer=customer_id)
+            _report(progress, done, len(records))
+        for subscriber in tx.subscribers(customer_id):
+            tx.close_enrollments(subscriber.id)
+        tx.set_customer_status(customer_id, "terminated", to_text(when))
+        tx.append_event(
+            "customer.terminated",
+            customer=customer_id,
+            details={"effective": to_text(when), "revoked": len(records)},
+        )
+        return records
+
+    def apply_due_terminations(self) -> list[str]:
+        """Applies scheduled service ends whose date has arrived; returns the customers ended."""
+        now = self.clock.now()
+        due = self.home.store.due_terminations(self._now_text(now))
+        ended = []
+        for customer in due:
+            assert customer.terminate_at is not None
+            when = dt.datetime.fromisoformat(customer.terminate_at.replace("Z", "+00:00"))
+            with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+                records = self._terminate_in(tx, customer.id, when, now, None)
+            self._publish_after({r.issuer for r in records}, now)
+            ended.append(customer.id)
+        return ended
+
+    @staticmethod
+    def _active_certificates(tx: Writer, subscriber_id: str, now: str) -> list[CertificateRecord]:
+        return [
+            r for r in tx.subscriber_certificates(subscriber_id) if r.status in ("valid", "held") and r.not_after >= now
+        ]
+
+
+def _suspension(customer_id: str) -> str:
+    return f"suspension:{customer_id}"
+
+
+def _report(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)

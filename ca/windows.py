@@ -1,0 +1,146 @@
+"""The bank's certificate windows as small named checks, each with its own refusal.
+
+All boundaries are inclusive and exact to the second, from the stored instants:
+an enrollment is usable through created + 80 days; renewal is open from
+notAfter - 30 days through notAfter; re-acquisition from notAfter through
+notAfter + 90 days; after that only a reissue helps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+from ca.clock import from_text, to_text
+from ca.config import LifecycleSettings
+from ca.errors import PolicyError
+from ca.store import CertificateRecord
+
+BAD_CODE = "the enrollment code is not valid (wrong, already used or expired)"
+
+
+def _at(text: str) -> dt.datetime:
+    value = from_text(text)
+    assert value is not None
+    return value
+
+
+def enrollment_expiry(created: dt.datetime, rules: LifecycleSettings) -> dt.datetime:
+    """The last instant an enrollment can be redeemed."""
+    return created + dt.timedelta(days=rules.enrollment_days)
+
+
+def renewal_window(certificate: CertificateRecord, rules: LifecycleSettings) -> tuple[dt.datetime, dt.datetime]:
+    """(first, last) instant a certificate may be renewed."""
+    end = _at(certificate.not_after)
+    return end - dt.timedelta(days=rules.renewal_days), end
+
+
+def reacquire_window(certificate: CertificateRecord, rules: LifecycleSettings) -> tuple[dt.datetime, dt.datetime]:
+    """(first, last) instant a holder whose certificate expired may re-acquire."""
+    end = _at(certificate.not_after)
+    return end, end + dt.timedelta(days=rules.grace_days)
+
+
+def who_reissues(role: str) -> str:
+    """Who a holder asks for a reissue: administrators ask the bank, users their administrator."""
+    if role == "administrator":
+        return "an administrator applies to the bank for a reissue (kinko reissue --subscriber ...)"
+    return "a user asks their administrator for a reissue (kinko reissue --subscriber ... --by ADMIN)"
+
+
+def check_renewal(certificate: CertificateRecord, now: dt.datetime, rules: LifecycleSettings) -> None:
+    """Refuses a renewal outside notAfter - renewal_days .. notAfter, or of a revoked or held one."""
+    if certificate.status != "valid":
+        raise PolicyError(f"certificate {certificate.serial} is {certificate.status}; only a valid one is renewed")
+    opens, closes = renewal_window(certificate, rules)
+    if now < opens:
+        raise PolicyError(
+            f"renewal of {certificate.serial} opens at {to_text(opens)} ({rules.renewal_days} days before it expires)"
+        )
+    if now > closes:
+        raise PolicyError(
+            f"certificate {certificate.serial} expired at {to_text(closes)}; renewal is closed, "
+            "re-acquire it instead (kinko reacquire)"
+        )
+
+
+def check_reacquire(certificate: CertificateRecord, role: str, now: dt.datetime, rules: LifecycleSettings) -> None:
+    """Refuses a re-acquisition unless the last certificate expired unrevoked within the grace period."""
+    if certificate.status == "revoked":
+        raise PolicyError(
+            f"certificate {certificate.serial} was revoked ({certificate.revocation_reason}); "
+            f"a revoked certificate cannot be re-acquired: {who_reissues(role)}"
+        )
+    if certificate.status == "held":
+        raise PolicyError(f"certificate {certificate.serial} is on hold; it cannot be re-acquired")
+    opens, closes = reacquire_window(certificate, rules)
+    if now < opens:
+        raise PolicyError(
+            f"certificate {certificate.serial} is valid until {certificate.not_after}; renew it instead (kinko renew)"
+        )
+    if now > closes:
+        raise PolicyError(
+            f"the {rules.grace_days}-day grace period after {certificate.not_after} ended at "
+            f"{to_text(closes)}; a reissue is needed: {who_reissues(role)}"
+        )
+
+
+@dataclass(frozen=True)
+class LifecycleStatus:
+    """What the login front end shows: one state, with the dates behind it."""
+
+    state: str  # pending | valid | renewal-open | expired-reacquirable | reissue-required | on-hold | revoked
+    serial: str | None = None
+    not_after: str | None = None
+    days_left: int | None = None
+    opens_at: str | None = None
+    closes_at: str | None = None
+    reason: str | None = None
+
+
+def _days(until: dt.datetime, now: dt.datetime) -> int:
+    return max(0, math.ceil((until - now).total_seconds() / 86400))
+
+
+def status_of(
+    certificate: CertificateRecord | None, pending: bool, now: dt.datetime, rules: LifecycleSettings
+) -> LifecycleStatus:
+    """The state of a holder's latest certificate (or of an open enrollment without one)."""
+    if certificate is None:
+        return LifecycleStatus("pending" if pending else "reissue-required")
+    if pending and (certificate.status != "valid" or now > _at(certificate.not_after)):
+        # A reissue's code is out and the old certificate no longer works: waiting for acquisition.
+        return LifecycleStatus("pending", certificate.serial, certificate.not_after)
+    if certificate.status == "revoked":
+        return LifecycleStatus(
+            "revoked", certificate.serial, certificate.not_after, reason=certificate.revocation_reason
+        )
+    if certificate.status == "held":
+        return LifecycleStatus("on-hold", certificate.serial, certificate.not_after)
+    opens, closes = renewal_window(certificate, rules)
+    if now < opens:
+        return LifecycleStatus(
+            "valid", certificate.serial, certificate.not_after, _days(closes, now), to_text(opens), to_text(closes)
+        )
+    if now <= closes:
+        return LifecycleStatus(
+            "renewal-open",
+            certificate.serial,
+            certificate.not_after,
+            _days(closes, now),
+            to_text(opens),
+            to_text(closes),
+        )
+    grace_opens, grace_closes = reacquire_window(certificate, rules)
+    if now <= grace_closes:
+        return LifecycleStatus(
+            "expired-reacquirable",
+            certificate.serial,
+            certificate.not_after,
+            _days(grace_closes, now),
+            to_text(grace_opens),
+            to_text(grace_closes),
+        )
+    return LifecycleStatus("reissue-required", certificate.serial, certificate.not_after)
