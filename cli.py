@@ -360,6 +360,329 @@ def crl_show(ctx: Context) -> None:
     emit(ctx, rows, table(rows, ["issuer", "kind", "number", "entries", "this_update", "next_update", "der"]))
 
 
+# -- customers and their certificate holders (the bank's lifecycle) ----------------------------
+
+
+def _days(text: str) -> int:
+    """Parses '30d' or '30' as a number of days."""
+    from ca.errors import InputError
+
+    value = text.strip().lower().removesuffix("d")
+    if not value.isdigit():
+        raise InputError(f"{text!r} is not a number of days (e.g. 30d)")
+    return int(value)
+
+
+def _progress(ctx: Context) -> Any:
+    """A progress callback drawing a bar on a terminal, or None."""
+    if ctx.as_json or not sys.stderr.isatty():
+        return None
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=total, label="certificates", file=sys.stderr)
+            state["bar"].__enter__()
+        state["bar"].update(1)
+        if done == total:
+            state["bar"].__exit__(None, None, None)
+
+    return update
+
+
+@cli.group()
+def customer() -> None:
+    """Customers: companies using the service."""
+
+
+@customer.command("add")
+@click.argument("customer_id")
+@click.option("--name", required=True, help="The company's name (Japanese is fine).")
+@pass_ctx
+def customer_add(ctx: Context, customer_id: str, name: str) -> None:
+    """Register a customer."""
+    emit(ctx, vars(ctx.kinko().add_customer(customer_id, name)))
+
+
+@customer.command("list")
+@pass_ctx
+def customer_list(ctx: Context) -> None:
+    """List customers."""
+    rows = [vars(c) for c in ctx.kinko().home.store.customers()]
+    emit(ctx, rows, table(rows, ["id", "status", "name", "created_at", "terminate_at"]))
+
+
+@customer.command("show")
+@click.argument("customer_id")
+@pass_ctx
+def customer_show(ctx: Context, customer_id: str) -> None:
+    """Show a customer and the state of each of its certificate holders."""
+    data = ctx.kinko().customer_overview(customer_id)
+    holders = table(data["subscribers"], ["id", "role", "name", "state", "serial", "not_after", "days_left"])
+    emit(ctx, data, key_values({k: v for k, v in data.items() if k != "subscribers"}) + "\n\n" + holders)
+
+
+def _bulk(ctx: Context, change: Any) -> None:
+    data = {
+        "customer": change.customer_id,
+        "status": change.status,
+        "certificates": change.certificates,
+        "terminate_at": change.terminate_at,
+        "crls_published": [_crl_data(p) for p in change.crls],
+    }
+    human = {
+        "customer": change.customer_id,
+        "status": change.status,
+        "certificates": len(change.certificates),
+        "effective": change.terminate_at,
+    }
+    emit(ctx, data, key_values(human))
+
+
+@customer.command("suspend")
+@click.argument("customer_id")
+@pass_ctx
+def customer_suspend(ctx: Context, customer_id: str) -> None:
+    """Hold every valid certificate of the customer and refuse its enrollments and acquisitions."""
+    _bulk(ctx, ctx.kinko().suspend_customer(customer_id, _progress(ctx)))
+
+
+@customer.command("resume")
+@click.argument("customer_id")
+@pass_ctx
+def customer_resume(ctx: Context, customer_id: str) -> None:
+    """Release exactly the holds the suspension made."""
+    _bulk(ctx, ctx.kinko().resume_customer(customer_id, _progress(ctx)))
+
+
+@customer.command("terminate")
+@click.argument("customer_id")
+@click.option("--effective", default=None, help="When the service ends (ISO 8601); default now.")
+@pass_ctx
+def customer_terminate(ctx: Context, customer_id: str, effective: str | None) -> None:
+    """Revoke every certificate of the customer (cessation-of-operation) and close it for good."""
+    from ca.clock import parse_user_time
+
+    when = parse_user_time(effective, "effective date") if effective else None
+    _bulk(ctx, ctx.kinko().terminate_customer(customer_id, when, _progress(ctx)))
+
+
+@cli.group()
+def enroll() -> None:
+    """Create enrollments: one-time codes, valid 80 days, to acquire a certificate."""
+
+
+def _enrolled(ctx: Context, enrolled: Any) -> None:
+    data = vars(enrolled)
+    emit(
+        ctx,
+        data,
+        key_values(
+            {
+                "subscriber": enrolled.subscriber_id,
+                "customer": enrolled.customer_id,
+                "role": enrolled.role,
+                "name": enrolled.name,
+                "code": enrolled.code,
+                "expires at": enrolled.expires_at,
+            }
+        )
+        + "\n(the code is shown once: hand it to the holder now)",
+    )
+
+
+@enroll.command("administrator")
+@click.option("--customer", "customer_id", required=True)
+@click.option("--name", required=True)
+@click.option("--id", "subscriber_id", default=None, help="Subscriber id (generated if not given).")
+@pass_ctx
+def enroll_administrator(ctx: Context, customer_id: str, name: str, subscriber_id: str | None) -> None:
+    """Enroll a customer's administrator (the bank, after the customer's application)."""
+    _enrolled(ctx, ctx.kinko().enroll_administrator(customer_id, name, subscriber_id))
+
+
+@enroll.command("user")
+@click.option("--customer", "customer_id", required=True)
+@click.option("--name", required=True)
+@click.option("--by", "by", required=True, help="The customer's administrator acting (subscriber id).")
+@click.option("--id", "subscriber_id", default=None, help="Subscriber id (generated if not given).")
+@pass_ctx
+def enroll_user(ctx: Context, customer_id: str, name: str, by: str, subscriber_id: str | None) -> None:
+    """Enroll a user on behalf of the customer's administrator."""
+    _enrolled(ctx, ctx.kinko().enroll_user(customer_id, name, by, subscriber_id))
+
+
+_CSR = click.option(
+    "--csr",
+    "csr_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="PKCS#10 request made on the holder's PC, PEM or DER.",
+)
+_OUT = click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the certificate PEM here (default: standard output).",
+)
+
+
+@cli.command()
+@click.option("--code", required=True, help="The enrollment code.")
+@_CSR
+@_OUT
+@pass_ctx
+def acquire(ctx: Context, code: str, csr_file: Path, out: Path | None) -> None:
+    """Redeem an enrollment code: a one-year certificate for its holder."""
+    _deliver(ctx, ctx.kinko().acquire(code, read_input(csr_file, "CSR")), out)
+
+
+@cli.command()
+@click.option("--serial", required=True, help="The certificate to renew.")
+@_CSR
+@_OUT
+@pass_ctx
+def renew(ctx: Context, serial: str, csr_file: Path, out: Path | None) -> None:
+    """Renew with a new key, from 30 days before expiry until expiry."""
+    _deliver(ctx, ctx.kinko().renew(serial, read_input(csr_file, "CSR")), out)
+
+
+@cli.command()
+@click.option("--subscriber", "subscriber_id", required=True)
+@_CSR
+@_OUT
+@pass_ctx
+def reacquire(ctx: Context, subscriber_id: str, csr_file: Path, out: Path | None) -> None:
+    """Re-acquire within 90 days after an unrevoked certificate expired."""
+    _deliver(ctx, ctx.kinko().reacquire(subscriber_id, read_input(csr_file, "CSR")), out)
+
+
+@cli.command()
+@click.option("--subscriber", "subscriber_id", required=True)
+@click.option("--by", default=None, help="For a user: the customer's administrator acting.")
+@pass_ctx
+def reissue(ctx: Context, subscriber_id: str, by: str | None) -> None:
+    """A new enrollment for an existing holder (the current certificate is superseded on acquisition)."""
+    _enrolled(ctx, ctx.kinko().reissue(subscriber_id, by))
+
+
+@cli.group()
+def incident() -> None:
+    """Holders' reports of lost, stolen, disposed or compromised certificates."""
+
+
+@incident.command("report")
+@click.option("--subscriber", "subscriber_id", required=True)
+@click.option("--kind", required=True, help="disposed-without-deletion, lost, stolen or compromised.")
+@click.option("--received-at", required=True, help="When the report was received (ISO 8601).")
+@click.option("--suspected-since", default=None, help="Since when misuse is suspected (ISO 8601): invalidityDate.")
+@click.option("--suspend-customer", is_flag=True, help="Also suspend the whole customer's service.")
+@click.option(
+    "--reason",
+    default="key-compromise",
+    show_default=True,
+    help="For a disposal the officer may choose another revocation reason.",
+)
+@click.option("--note", default=None)
+@pass_ctx
+def incident_report(
+    ctx: Context,
+    subscriber_id: str,
+    kind: str,
+    received_at: str,
+    suspected_since: str | None,
+    suspend_customer: bool,
+    reason: str,
+    note: str | None,
+) -> None:
+    """Record an incident and revoke the holder's certificate."""
+    from ca.clock import parse_user_time
+
+    result = ctx.kinko().report_incident(
+        subscriber_id,
+        kind,
+        received_at=parse_user_time(received_at, "received-at"),
+        suspected_since=parse_user_time(suspected_since, "suspected-since") if suspected_since else None,
+        suspend_customer=suspend_customer,
+        note=note,
+        reason=reason,
+    )
+    data = {**vars(result.record), "crls_published": [_crl_data(p) for p in result.crls]}
+    emit(ctx, data, key_values(vars(result.record)))
+
+
+@incident.command("list")
+@click.option("--subscriber", "subscriber_id", default=None)
+@pass_ctx
+def incident_list(ctx: Context, subscriber_id: str | None) -> None:
+    """List recorded incidents, newest first."""
+    rows = [vars(i) for i in ctx.kinko().incidents(subscriber_id)]
+    emit(
+        ctx,
+        rows,
+        table(
+            rows, ["id", "subscriber_id", "kind", "received_at", "suspected_since", "revoked_at", "officer", "serial"]
+        ),
+    )
+
+
+@cli.command()
+@click.argument("serial", required=False)
+@click.option("--subscriber", "subscriber_id", default=None)
+@pass_ctx
+def status(ctx: Context, serial: str | None, subscriber_id: str | None) -> None:
+    """A holder's state: pending, valid, renewal-open, expired-reacquirable, reissue-required, on-hold, revoked."""
+    if (serial is None) == (subscriber_id is None):
+        raise click.UsageError("give either SERIAL or --subscriber")
+    kinko = ctx.kinko()
+    data = kinko.subscriber_status(subscriber_id) if subscriber_id else kinko.certificate_status(serial)
+    summary = data["state"]
+    if data["state"] in ("renewal-open", "expired-reacquirable", "valid") and data.get("days_left") is not None:
+        summary += f" ({data['days_left']} days left)"
+    if data.get("reason"):
+        summary += f" ({data['reason']})"
+    emit(ctx, data, summary)
+
+
+@cli.group()
+def report() -> None:
+    """Who must act soon."""
+
+
+def _rows_out(ctx: Context, rows: list[dict[str, Any]], columns: list[str], as_csv: bool) -> None:
+    if as_csv:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    emit(ctx, rows, table(rows, columns))
+
+
+@report.command("expiring")
+@click.option("--within", default="30d", show_default=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@pass_ctx
+def report_expiring(ctx: Context, within: str, as_csv: bool) -> None:
+    """Certificates that expire within the period: their holders should renew."""
+    rows = ctx.kinko().expiring(_days(within))
+    _rows_out(ctx, rows, ["customer", "subscriber", "role", "name", "serial", "not_after", "days_left"], as_csv)
+
+
+@report.command("enrollments")
+@click.option("--expiring-within", default="14d", show_default=True)
+@click.option("--csv", "as_csv", is_flag=True)
+@pass_ctx
+def report_enrollments(ctx: Context, expiring_within: str, as_csv: bool) -> None:
+    """Unused enrollment codes that lapse within the period."""
+    rows = ctx.kinko().enrollments_expiring(_days(expiring_within))
+    _rows_out(ctx, rows, ["customer", "subscriber", "role", "name", "kind", "expires_at", "days_left"], as_csv)
+
+
 @cli.group("ocsp")
 def ocsp_group() -> None:
     """The OCSP responder."""

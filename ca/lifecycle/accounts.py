@@ -206,6 +206,7 @@ class Accounts(Revocation):
         usable = (
             enrollments.matches(normalized, enrollment.code_hash)
             and enrollment.redeemed_at is None
+            and enrollment.closed_at is None
             and now_text <= enrollment.expires_at
         )
         if not usable:
@@ -215,7 +216,7 @@ class Accounts(Revocation):
         with self.home.store.transaction(self.actor, now_text) as tx:
             customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
             fresh = tx.enrollment_by_lookup(enrollment.lookup)
-            if fresh is None or fresh.redeemed_at is not None:
+            if fresh is None or fresh.redeemed_at is not None or fresh.closed_at is not None:
                 raise PolicyError(windows.BAD_CODE)
             current = [
                 r

@@ -32,7 +32,11 @@ class Reports(Base):
         now = self.clock.now()
         now_text = to_text(now) or ""
         history = store.subscriber_certificates(subscriber_id)
-        pending = [e for e in store.enrollments(subscriber_id) if e.redeemed_at is None and e.expires_at >= now_text]
+        pending = [
+            e
+            for e in store.enrollments(subscriber_id)
+            if e.redeemed_at is None and e.closed_at is None and e.expires_at >= now_text
+        ]
         status = windows.status_of(history[0] if history else None, bool(pending), now, self.rules)
         data = {"subscriber": subscriber_id, "role": subscriber.role, **dataclasses.asdict(status)}
         if pending:

@@ -109,8 +109,8 @@ class AccountReads:
     def open_enrollments(self, expiring_before: str, now: str) -> list[EnrollmentRecord]:
         """Unredeemed enrollments still usable at `now` that expire before `expiring_before`."""
         rows = self._conn.execute(
-            f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE redeemed_at IS NULL AND expires_at >= ? "
-            "AND expires_at <= ? ORDER BY expires_at",
+            f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE redeemed_at IS NULL AND closed_at IS NULL "
+            "AND expires_at >= ? AND expires_at <= ? ORDER BY expires_at",
             (now, expiring_before),
         )
         return [EnrollmentRecord(*r) for r in rows]
@@ -118,8 +118,8 @@ class AccountReads:
     def lapsed_enrollments(self, now: str) -> list[EnrollmentRecord]:
         """Enrollments that expired unused and were not yet recorded as such."""
         rows = self._conn.execute(
-            f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE redeemed_at IS NULL AND expires_at < ? "
-            "AND expiry_recorded = 0 ORDER BY id",
+            f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE redeemed_at IS NULL AND closed_at IS NULL "
+            "AND expires_at < ? AND expiry_recorded = 0 ORDER BY id",
             (now,),
         )
         return [EnrollmentRecord(*r) for r in rows]
@@ -669,10 +669,10 @@ class Writer(AccountReads):
         self._changes += 1
 
     def close_enrollments(self, subscriber_id: str) -> None:
-        """Ends a subscriber's unused enrollments (a reissue replaces them)."""
+        """Closes a subscriber's unused enrollments (a reissue replaces them; a service end ends them)."""
         self._conn.execute(
-            "UPDATE enrollments SET expires_at = ? WHERE subscriber_id = ? AND redeemed_at IS NULL AND expires_at > ?",
-            (self.time, subscriber_id, self.time),
+            "UPDATE enrollments SET closed_at = ? WHERE subscriber_id = ? AND redeemed_at IS NULL AND closed_at IS NULL",
+            (self.time, subscriber_id),
         )
         self._changes += 1
 

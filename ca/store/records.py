@@ -101,6 +101,7 @@ class EnrollmentRecord:
     created_by: str | None
     redeemed_at: str | None
     redeemed_serial: str | None
+    closed_at: str | None
     expiry_recorded: int
 
 

@@ -89,6 +89,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
             "created_by": str,
             "redeemed_at": str,
             "redeemed_serial": str,
+            "closed_at": str,
             "expiry_recorded": int,
         },
         pk="id",
