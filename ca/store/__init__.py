@@ -671,7 +671,8 @@ class Writer(AccountReads):
     def close_enrollments(self, subscriber_id: str) -> None:
         """Closes a subscriber's unused enrollments (a reissue replaces them; a service end ends them)."""
         self._conn.execute(
-            "UPDATE enrollments SET closed_at = ? WHERE subscriber_id = ? AND redeemed_at IS NULL AND closed_at IS NULL",
+            "UPDATE enrollments SET closed_at = ? "
+            "WHERE subscriber_id = ? AND redeemed_at IS NULL AND closed_at IS NULL",
             (self.time, subscriber_id),
         )
         self._changes += 1
