@@ -683,6 +683,29 @@ def report_enrollments(ctx: Context, expiring_within: str, as_csv: bool) -> None
     _rows_out(ctx, rows, ["customer", "subscriber", "role", "name", "kind", "expires_at", "days_left"], as_csv)
 
 
+@cli.group("api")
+def api_group() -> None:
+    """The JSON API for the login front end."""
+
+
+@api_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
+@pass_ctx
+def api_serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Serve the login front end's API (bearer token from [api] token_file), in the foreground."""
+    from ca.api import load_token
+    from ocsp.server import run_asgi
+
+    home = ctx.home()
+    home.require()
+    load_token(home)  # no token, no service: refuse here with a clear message
+    home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
+    click.echo(f"kinko: API for {home.path} on http://{host}:{port}/ with {workers} worker(s)", err=True)
+    run_asgi("ca.api:create_app", home.path, host, port, workers)
+
+
 @cli.group("ocsp")
 def ocsp_group() -> None:
     """The OCSP responder."""

@@ -94,6 +94,14 @@ class OCSPSettings:
 
 
 @dataclass(frozen=True)
+class APISettings:
+    """The [api] section: the login front end's client name and its token file."""
+
+    client_name: str = "login-frontend"
+    token_file: str = ""
+
+
+@dataclass(frozen=True)
 class LifecycleSettings:
     """The [lifecycle] section: the bank's windows, in days."""
 
@@ -110,6 +118,7 @@ class Config:
     crl: CRLSettings = field(default_factory=CRLSettings)
     ocsp: OCSPSettings = field(default_factory=OCSPSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    api: APISettings = field(default_factory=APISettings)
     profiles: dict[str, Profile] = field(default_factory=dict)
 
     def profile(self, name: str) -> Profile:
@@ -155,14 +164,15 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     crl = _section(data, "crl", CRLSettings)
     ocsp = _section(data, "ocsp", OCSPSettings)
     lifecycle = _section(data, "lifecycle", LifecycleSettings)
+    api = _section(data, "api", APISettings)
     for section in (crl, ocsp, lifecycle):
         for name, value in vars(section).items():
             if isinstance(value, int) and not isinstance(value, bool) and value < 0:
                 raise ConfigError(f"{name} must not be negative (got {value})")
-    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle"}
+    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api"}
     if unknown:
         raise ConfigError(f"kinko.toml has unknown section(s): {', '.join(sorted(unknown))}")
-    return Config(ca=ca, crl=crl, ocsp=ocsp, lifecycle=lifecycle, profiles=profiles)
+    return Config(ca=ca, crl=crl, ocsp=ocsp, lifecycle=lifecycle, api=api, profiles=profiles)
 
 
 def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:

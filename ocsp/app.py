@@ -8,34 +8,22 @@ internalError, never a 5xx.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
 import re
 import time
-from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from ocsp.asgi import Receive, Scope, Send, TooLarge, lifespan, read_body, respond
 from ocsp.source import INTERNAL_ERROR, MALFORMED, Answer, Source
 
-MAX_BODY = 64 * 1024
-BODY_TIMEOUT = 10.0  # seconds a client may take to send its request body
 OCSP_RESPONSE = b"application/ocsp-response"
 STATIC = re.compile(rb"^/(ca|crl)/([a-z0-9-]{1,40})\.(cer|crl)$")
 CONTENT_TYPES = {b"cer": b"application/pkix-cert", b"crl": b"application/pkix-crl"}
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class TooLarge(Exception):
-    """The request body is over MAX_BODY."""
 
 
 @lru_cache(maxsize=4096)
@@ -86,7 +74,7 @@ class ResponderApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -138,47 +126,6 @@ class ResponderApp:
 
     async def answer(self, send: Send, answer: Answer) -> None:
         await respond(send, 200, OCSP_RESPONSE, answer.body, cache_headers(answer, time.time()))
-
-
-async def read_body(scope: Scope, receive: Receive) -> bytes:
-    """Reads a request body of at most MAX_BODY bytes; refuses larger ones before reading them."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-            raise TooLarge
-    chunks = []
-    size = 0
-    more = True
-    while more:
-        message = await asyncio.wait_for(receive(), BODY_TIMEOUT)
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise TooLarge
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-async def respond(
-    send: Send, status: int, content_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode("ascii"))]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def create_app() -> ResponderApp:

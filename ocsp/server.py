@@ -24,15 +24,20 @@ def check(home: Path) -> None:
 
 def serve(home: Path, host: str = "127.0.0.1", port: int = 8080, workers: int = 2, log_level: str = "warning") -> None:
     """Serves OCSP, the CRLs and the CA certificates of a home until interrupted."""
+    check(home)
+    run_asgi("ocsp.app:create_app", home, host, port, workers, log_level)
+
+
+def run_asgi(target: str, home: Path, host: str, port: int, workers: int, log_level: str = "warning") -> None:
+    """Runs an ASGI app factory (module:function) for a home under Granian until interrupted."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
 
-    check(home)
     # Workers are separate processes: they find the home through the environment.
     os.environ[HOME_ENV] = str(home.resolve())
     Granian(
-        "ocsp.app:create_app",
+        target,
         factory=True,
         address=host,
         port=port,

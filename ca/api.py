@@ -1,0 +1,167 @@
+"""The JSON HTTP API for the bank's login front end: a thin adapter over `ca.lifecycle`.
+
+    GET  /v1/certificates/{serial}/status
+    POST /v1/acquire      {"code", "csr"}
+    POST /v1/renew        {"serial", "csr"}
+    POST /v1/reacquire    {"subscriber", "csr"}
+    POST /v1/enrollments  {"customer", "name", "by"}
+
+Every request carries `Authorization: Bearer <token>` (compared in constant time). Errors
+are RFC 9457 problem+json with the same one-line messages as the CLI. Changes are
+recorded with the actor `api:<client name>`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
+from ca.home import Home, resolve_home
+from ocsp.asgi import Receive, Scope, Send, TooLarge, lifespan, read_body, respond
+
+JSON = b"application/json"
+PROBLEM = b"application/problem+json"
+_STATUS_PATH = re.compile(r"^/v1/certificates/([0-9A-Fa-f:]{1,64})/status$")
+_STATUSES = {InputError: 400, PolicyError: 403, NotFound: 404, Conflict: 409}
+
+
+def load_token(home: Home) -> bytes:
+    """The bearer token from [api] token_file; no token, no service."""
+    name = home.config.api.token_file
+    if not name:
+        raise ConfigError("no API token: set [api] token_file in kinko.toml (no token, no service)")
+    try:
+        token = Path(name).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read API token file {name}: {exc.strerror}") from None
+    if len(token) < 16:
+        raise ConfigError(f"API token in {name} is shorter than 16 characters")
+    return token
+
+
+class API:
+    """The ASGI application."""
+
+    def __init__(self, home: Home, token: bytes, clock: Any = None) -> None:
+        from ca.lifecycle import Kinko
+
+        self.kinko = Kinko(home, clock=clock, actor=f"api:{home.config.api.client_name}")
+        self.expected = b"Bearer " + token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            status, body = await self.handle(scope, receive)
+        except KinkoError as exc:
+            status, body = _problem(_status_for(exc), str(exc))
+        except Exception as exc:  # answer every request, never with a traceback
+            status, body = _problem(500, f"unexpected {type(exc).__name__}")
+        content_type = PROBLEM if status >= 400 else JSON
+        extra = [(b"www-authenticate", b"Bearer")] if status == 401 else None
+        await respond(send, status, content_type, body, extra)
+
+    async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        authorization = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
+        if not hmac.compare_digest(authorization, self.expected):
+            return _problem(401, "missing or wrong bearer token")
+        method, path = scope["method"], scope["path"]
+        match = _STATUS_PATH.match(path)
+        if match and method == "GET":
+            return 200, _json(self.kinko.certificate_status(match.group(1)))
+        routes = {
+            "/v1/acquire": self.acquire,
+            "/v1/renew": self.renew,
+            "/v1/reacquire": self.reacquire,
+            "/v1/enrollments": self.enrollments,
+        }
+        if path not in routes and not match:
+            return _problem(404, f"no such resource {path}")
+        if method != "POST" or match:
+            return _problem(405, f"{method} is not allowed on {path}")
+        try:
+            body = json.loads(await read_body(scope, receive) or b"null")
+        except TooLarge:
+            return _problem(413, "request body over 64 KiB")
+        except (ValueError, UnicodeDecodeError):
+            raise InputError("the request body is not JSON") from None
+        if not isinstance(body, dict):
+            raise InputError("the request body must be a JSON object")
+        return await routes[path](body)
+
+    async def acquire(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        return 201, _issued(self.kinko.acquire(_field(body, "code"), _field(body, "csr").encode()))
+
+    async def renew(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        return 201, _issued(self.kinko.renew(_field(body, "serial"), _field(body, "csr").encode()))
+
+    async def reacquire(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        return 201, _issued(self.kinko.reacquire(_field(body, "subscriber"), _field(body, "csr").encode()))
+
+    async def enrollments(self, body: dict[str, Any]) -> tuple[int, bytes]:
+        enrolled = self.kinko.enroll_user(_field(body, "customer"), _field(body, "name"), _field(body, "by"))
+        return 201, _json(dataclasses.asdict(enrolled))
+
+
+def _status_for(error: KinkoError) -> int:
+    for kind, status in _STATUSES.items():
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def _field(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise InputError(f"field {name!r} is required (a string)")
+    return value
+
+
+def _issued(issued: Any) -> bytes:
+    record = issued.record
+    return _json(
+        {
+            "serial": record.serial,
+            "subscriber": record.subscriber_id,
+            "subject": record.subject,
+            "not_before": record.not_before,
+            "not_after": record.not_after,
+            "fingerprint_sha256": record.fingerprint_sha256,
+            "pem": issued.pem,
+        }
+    )
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")
+
+
+def _problem(status: int, detail: str) -> tuple[int, bytes]:
+    titles = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Refused by the bank's rules",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        409: "Conflict",
+        413: "Content Too Large",
+        500: "Internal Error",
+    }
+    return status, _json(
+        {"type": "about:blank", "title": titles.get(status, "Error"), "status": status, "detail": detail}
+    )
+
+
+def create_app() -> API:
+    """ASGI factory for server workers: the home comes from $KINKO_HOME."""
+    home = Home(resolve_home(None))
+    home.require()
+    return API(home, load_token(home))
