@@ -96,8 +96,42 @@ class _Failure(click.ClickException):
         click.echo(f"kinko: error: {self.message}", err=True)
 
 
+def command_path(ctx: click.Context) -> str:
+    """A command's path under `kinko`, e.g. 'cert show'."""
+    return " ".join(ctx.command_path.split()[1:])
+
+
+def require_role(ctx: click.Context, needed: str, command: str | None = None) -> None:
+    """Checks the operator's role for a command; a refusal is recorded in the ledger."""
+    from ca.officers import authorize, current_login
+
+    state = ctx.find_object(Context)
+    assert state is not None
+    home = state.home()
+    home.require()
+    authorize(home, state.actor or current_login(), command or command_path(ctx), needed, state.now_text())
+
+
+class RoleCommand(click.Command):
+    """A command that checks, before running, that the operator holds the role it needs."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from ca.officers import REQUIRED_ROLES
+
+        path = command_path(ctx)
+        if path not in REQUIRED_ROLES:
+            raise click.ClickException(f"internal: no role is defined for `kinko {path}`")
+        needed = REQUIRED_ROLES[path]
+        if needed is not None:
+            require_role(ctx, needed, path)
+        return super().invoke(ctx)
+
+
 class KinkoGroup(click.Group):
     """The top-level group: maps Kinko errors, and anything unexpected, to one line and a code."""
+
+    command_class = RoleCommand
+    group_class = type  # subgroups are KinkoGroups too, so their commands check roles
 
     def invoke(self, ctx: click.Context) -> Any:
         from ca.errors import KinkoError
@@ -327,6 +361,8 @@ def crl_group() -> None:
 @pass_ctx
 def crl_publish(ctx: Context, root: bool, delta: bool) -> None:
     """Build, sign and publish a CRL now (run from cron or a systemd timer at least daily)."""
+    if root:
+        require_role(click.get_current_context(), "admin", "crl publish --root")
     published = ctx.kinko().publish_crl(root=root, delta=delta)
     rows = [_crl_data(p) for p in published]
     emit(ctx, rows, table(rows, ["issuer", "kind", "number", "entries", "this_update", "next_update", "der"]))
@@ -753,6 +789,44 @@ def ocsp_signer_rotate(ctx: Context) -> None:
     issued = ctx.kinko().rotate_ocsp_signers()
     rows = [describe(record, ctx.now_text()) for record in issued]
     emit(ctx, rows, table(rows, ["serial", "issuer", "not_after", "subject"]))
+
+
+@cli.group()
+def officer() -> None:
+    """Operator accounts and their roles (admin, officer, auditor)."""
+
+
+@officer.command("add")
+@click.argument("login")
+@click.option("--role", required=True, type=click.Choice(["admin", "officer", "auditor"]))
+@pass_ctx
+def officer_add(ctx: Context, login: str, role: str) -> None:
+    """Register an OS account with a role."""
+    from ca.officers import add_officer, current_login
+
+    add_officer(ctx.home(), login, role, ctx.actor or current_login(), ctx.now_text())
+    emit(ctx, {"login": login, "role": role}, f"{login} is now {role}")
+
+
+@officer.command("remove")
+@click.argument("login")
+@pass_ctx
+def officer_remove(ctx: Context, login: str) -> None:
+    """Remove an operator account (not the last admin)."""
+    from ca.officers import current_login, remove_officer
+
+    remove_officer(ctx.home(), login, ctx.actor or current_login(), ctx.now_text())
+    emit(ctx, {"login": login, "removed": True}, f"{login} removed")
+
+
+@officer.command("list")
+@pass_ctx
+def officer_list(ctx: Context) -> None:
+    """List operator accounts."""
+    rows = [
+        dict(zip(("login", "role", "added_at", "added_by"), row, strict=True)) for row in ctx.home().store.officers()
+    ]
+    emit(ctx, rows, table(rows, ["login", "role", "added_at", "added_by"]))
 
 
 @cli.group()

@@ -37,3 +37,7 @@ class StorageError(KinkoError):
     """The database failed in a way that is not the user's fault."""
 
     exit_code = 3
+
+
+class Forbidden(KinkoError):
+    """The operator's account lacks the role a command needs (or is not registered)."""

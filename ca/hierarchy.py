@@ -135,6 +135,7 @@ def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Cloc
                 )
                 issue_ocsp_signer(home, tx, cfg, root_signer, "root", now)
             issue_ocsp_signer(home, tx, cfg, signing_issuer, signing_role, now)
+            issue_audit_signer(home, tx, cfg, signing_issuer, signing_role, now)
             tx.add_officer(actor, "admin", actor)
             tx.append_event("officer.added", details={"login": actor, "role": "admin"})
     finally:
@@ -190,6 +191,40 @@ def issue_ocsp_signer(
     tx.append_event(
         "ocsp.signer-issued", serial=record.serial, details={"issuer": issuer_role, "not_after": record.not_after}
     )
+    return record
+
+
+def issue_audit_signer(
+    home: Home, tx: Writer, cfg: config_module.Config, issuer: Issuer, issuer_role: str, now: dt.datetime
+) -> CertificateRecord:
+    """Issues the ledger's audit signer: its key (0600, unencrypted so every command can seal
+    its transaction) signs checkpoints and exports."""
+    key = keys.generate_private_key("ec-p256")
+    key_name = f"audit-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
+    keys.write_private_key(home.keys_dir / key_name, key, None)
+    profile = cfg.profile("audit-signer")
+    subject = profiles.subject_name(f"{cfg.ca.organization} Ledger Audit", cfg.ca.organization, cfg.ca.country)
+    not_after = min(
+        profiles.add_validity(now, profile.validity), issuer.not_after or profiles.add_validity(now, profile.validity)
+    )
+    record, _cert = issuance.issue(
+        tx,
+        issuer=issuer,
+        issuer_role=issuer_role,
+        profile="audit-signer",
+        subject=subject,
+        public_key=key.public_key(),
+        not_before=now,
+        not_after=not_after,
+        extensions=profiles.build_extensions(
+            profile,
+            subject_key=key.public_key(),
+            issuer_key=issuer.key.public_key(),  # type: ignore[attr-defined]
+            urls=profiles.issuer_urls(cfg.ca.base_url, issuer_role),
+        ),
+    )
+    tx.set_authority("audit", record.serial, key_name)
+    tx.append_event("audit.signer-issued", serial=record.serial, details={"not_after": record.not_after})
     return record
 
 

@@ -77,7 +77,18 @@ class Home:
         from ca.store import Store
 
         self.require()
-        return Store.open(self.db_file)
+        store = Store.open(self.db_file)
+        if store.authority("audit") is not None:
+            store.sealer = self.seal_checkpoint
+        return store
+
+    def seal_checkpoint(self, seq: int, head_hash: str, time: str) -> tuple[bytes, str]:
+        """Signs a ledger checkpoint with the audit key: (signature, the signer's serial)."""
+        from ca.ledger import checkpoint_message
+
+        found = self.store.authority("audit")
+        assert found is not None
+        return self.key("audit").sign_data(checkpoint_message(seq, head_hash, time)), found[0]
 
     @cached_property
     def readonly_store(self) -> Store:
@@ -117,7 +128,9 @@ class Home:
             raise ConfigError(f"this home has no key for {role}")
         cached = self._keys.get(found[1])
         if cached is None:
-            passphrase = None if role.startswith("ocsp:") else self.passphrase()
+            # Delegated signers (OCSP, the ledger's audit key) are kept unencrypted so services
+            # and every command can use them unattended; CA keys need the passphrase.
+            passphrase = None if role.startswith("ocsp:") or role == "audit" else self.passphrase()
             # Decrypting costs as much as a signature; a process that signs many times decrypts once.
             cached = self._keys[found[1]] = FileKey.load(self.keys_dir / found[1], passphrase)
         return cached

@@ -90,3 +90,8 @@ def verify_chain(events: Iterable[Event], start_seq: int = 1, start_hash: str = 
         prev = event.hash
         expected_seq += 1
     return None
+
+
+def checkpoint_message(seq: int, head_hash: str, time: str) -> bytes:
+    """The bytes a checkpoint signature covers: the chain's head at a moment."""
+    return f"kinko-ledger-checkpoint\n{seq}\n{head_hash}\n{time}\n".encode("ascii")

@@ -9,7 +9,7 @@ PostgreSQL backend can implement the same interface later.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -170,6 +170,19 @@ class AccountReads:
         )
         return [CustomerRecord(*r) for r in rows]
 
+    def officer_role(self, login: str) -> str | None:
+        """The role of a registered operator account, or None."""
+        row = self._conn.execute("SELECT role FROM officers WHERE login = ?", (login,)).fetchone()
+        return row[0] if row else None
+
+    def officers(self) -> list[tuple[str, str, str, str]]:
+        """(login, role, added_at, added_by) of every operator."""
+        return list(self._conn.execute("SELECT login, role, added_at, added_by FROM officers ORDER BY login"))
+
+    def count_admins(self) -> int:
+        """How many admins there are."""
+        return int(self._conn.execute("SELECT COUNT(*) FROM officers WHERE role = 'admin'").fetchone()[0])
+
     def incidents(self, subscriber_id: str | None = None) -> list[IncidentRecord]:
         """Recorded incidents, newest first."""
         sql = f"SELECT {INCIDENT_COLUMNS} FROM incidents"
@@ -180,12 +193,18 @@ class AccountReads:
         return [IncidentRecord(*r) for r in self._conn.execute(sql + " ORDER BY id DESC", params)]
 
 
+Sealer = Callable[[int, str, str], tuple[bytes, str]]
+
+
 class Store(AccountReads):
     """The Kinko database: read queries here, writes through `transaction()`."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        # Signs (seq, head hash, time) so that an event appended behind Kinko's back, or the
+        # tail cut off, shows at verification: every transaction ends with a checkpoint.
+        self.sealer: Sealer | None = None
 
     @classmethod
     def create(cls, path: Path) -> Store:
@@ -229,6 +248,12 @@ class Store(AccountReads):
         try:
             yield writer
             writer.check_complete()
+            if writer.head is not None and self.sealer is not None:
+                signature, signer = self.sealer(writer.head.seq, writer.head.hash, time)
+                self._conn.execute(
+                    "INSERT INTO checkpoints (seq, head_hash, time, signature, signer) VALUES (?, ?, ?, ?, ?)",
+                    (writer.head.seq, writer.head.hash, time, signature, signer),
+                )
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -431,6 +456,7 @@ class Writer(AccountReads):
         self.time = time
         self._changes = 0
         self._events = 0
+        self.head: ledger.Event | None = None
 
     def check_complete(self) -> None:
         """Refuses to commit a change that has no ledger event."""
@@ -459,7 +485,8 @@ class Writer(AccountReads):
             (seq, self.time, self.actor, action, serial, subscriber, customer, text, prev, digest),
         )
         self._events += 1
-        return ledger.Event(seq, self.time, self.actor, action, serial, subscriber, customer, text, prev, digest)
+        self.head = ledger.Event(seq, self.time, self.actor, action, serial, subscriber, customer, text, prev, digest)
+        return self.head
 
     def reserve_serial(self, serial: str, issuer: str) -> bool:
         """Claims a serial before signing; False if it was ever used (the caller draws again)."""
@@ -729,6 +756,11 @@ class Writer(AccountReads):
         )
         self._changes += 1
         return int(cursor.lastrowid or 0)
+
+    def remove_officer(self, login: str) -> None:
+        """Removes an operator account."""
+        self._conn.execute("DELETE FROM officers WHERE login = ?", (login,))
+        self._changes += 1
 
     def set_authority(self, role: str, serial: str, key_file: str) -> None:
         """Makes a certificate the current one for a CA role or delegated signer."""

@@ -33,7 +33,7 @@ def test_init_creates_a_complete_home(tmp_path: Path, passphrase_file: Path, run
     assert stat.S_IMODE((target / "keys").stat().st_mode) == 0o700
     for key_file in (target / "keys").iterdir():
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-        assert b"ENCRYPTED" in key_file.read_bytes() or key_file.name.startswith("ocsp-")
+        assert b"ENCRYPTED" in key_file.read_bytes() or key_file.name.startswith(("ocsp-", "audit-"))
     assert (target / "public" / "ca" / "root.cer").read_bytes()[:1] == b"\x30"  # DER
     assert (target / "public" / "ca" / "issuing.cer").exists()
     assert home.config.ca.passphrase_file == str(passphrase_file.resolve())
@@ -41,7 +41,7 @@ def test_init_creates_a_complete_home(tmp_path: Path, passphrase_file: Path, run
     journal = home.store._conn.execute("PRAGMA journal_mode").fetchone()[0]
     assert journal == "wal"
     counts = row_counts(home)
-    assert counts["certificates"] == 4  # root, issuing, and an OCSP signer under each
+    assert counts["certificates"] == 5  # root, issuing, an OCSP signer under each, the audit signer
     assert counts["officers"] == 1
     actions = [e.action for e in home.store.ledger_events()]
     assert actions == [
@@ -49,6 +49,7 @@ def test_init_creates_a_complete_home(tmp_path: Path, passphrase_file: Path, run
         "ca.created",
         "ocsp.signer-issued",  # under the root
         "ocsp.signer-issued",  # under the issuing CA
+        "audit.signer-issued",
         "officer.added",
         "crl.published",
         "crl.published",
