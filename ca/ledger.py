@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, NamedTuple
 
 GENESIS = "0" * 64
 
 
-@dataclass(frozen=True)
-class Event:
-    """One ledger row as stored and exported."""
+class Event(NamedTuple):
+    """One ledger row as stored and exported (a tuple: database rows map straight in)."""
 
     seq: int
     time: str
@@ -95,3 +94,53 @@ def verify_chain(events: Iterable[Event], start_seq: int = 1, start_hash: str = 
 def checkpoint_message(seq: int, head_hash: str, time: str) -> bytes:
     """The bytes a checkpoint signature covers: the chain's head at a moment."""
     return f"kinko-ledger-checkpoint\n{seq}\n{head_hash}\n{time}\n".encode("ascii")
+
+
+# -- export formats ---------------------------------------------------------------------------------
+
+COLUMNS = ("seq", "time", "actor", "action", "serial", "subscriber", "customer", "details", "prev_hash", "hash")
+
+
+def write_csv(handle: IO[str], events: Iterable[Event]) -> Iterator[Event]:
+    """Writes events as CSV (a header, then one row each), yielding each as it is written."""
+    import csv
+
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for event in events:
+        writer.writerow(event)
+        yield event
+
+
+def write_jsonl(handle: IO[str], events: Iterable[Event]) -> Iterator[Event]:
+    """Writes events as JSON Lines (one object a line, details kept as its JSON text)."""
+    for event in events:
+        handle.write(json.dumps(event._asdict(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        yield event
+
+
+def read_export(handle: IO[str]) -> Iterator[Event]:
+    """Reads a CSV or JSON Lines export back into events (the format is told by its first character)."""
+    import csv
+
+    first = handle.read(1)
+    if first == "\ufeff":  # the --excel byte order mark
+        first = handle.read(1)
+    if first == "{":
+        for line in _prepend(first, handle):
+            if line.strip():
+                data = json.loads(line)
+                yield Event(**{**data, "seq": int(data["seq"])})
+        return
+    reader = csv.reader(_prepend(first, handle))
+    header = next(reader, None)
+    if header is None or tuple(header) != COLUMNS:
+        raise ValueError("not a Kinko ledger export: the CSV header is not " + ",".join(COLUMNS))
+    for row in reader:
+        yield Event(int(row[0]), *row[1:])
+
+
+def _prepend(first: str, handle: IO[str]) -> Iterator[str]:
+    lines = iter(handle)
+    yield first + next(lines, "")
+    yield from lines

@@ -27,8 +27,10 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
     chunks = []
     size = 0
     more = True
+    deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT
     while more:
-        message = await asyncio.wait_for(receive(), BODY_TIMEOUT)
+        # One deadline for the whole body: a client trickling a byte at a time is cut off too.
+        message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
         if message["type"] == "http.disconnect":
             break
         chunk = message.get("body", b"")

@@ -80,14 +80,14 @@ def parse_request(data: bytes) -> Request:
             algorithm = cert_id["hash_algorithm"]["algorithm"].native
             if algorithm not in HASH_ALGORITHMS:
                 raise MalformedRequest(f"unsupported CertID hash {algorithm}")
-            serial = cert_id["serial_number"].native
+            # Re-encoded, not echoed: a CertID with junk parameters or a non-minimal serial in the
+            # request must not end up inside a signed response.
             cert_ids.append(
-                CertID(
-                    hash_algorithm=algorithm,
-                    issuer_name_hash=cert_id["issuer_name_hash"].native,
-                    issuer_key_hash=cert_id["issuer_key_hash"].native,
-                    serial=serial,
-                    der=cert_id.dump(),
+                encode_cert_id(
+                    algorithm,
+                    cert_id["issuer_name_hash"].native,
+                    cert_id["issuer_key_hash"].native,
+                    cert_id["serial_number"].native,
                 )
             )
         nonce = None
@@ -128,17 +128,22 @@ def name_hash(name_der: bytes, algorithm: str) -> bytes:
 
 def make_cert_id(algorithm: str, issuer_name_der: bytes, issuer_key_der: bytes, serial: int) -> CertID:
     """Builds the CertID a client would send for a certificate of this issuer."""
-    name = name_hash(issuer_name_der, algorithm)
-    key = key_id(issuer_key_der, algorithm)
+    return encode_cert_id(algorithm, name_hash(issuer_name_der, algorithm), key_id(issuer_key_der, algorithm), serial)
+
+
+def encode_cert_id(algorithm: str, issuer_name_hash: bytes, issuer_key_hash: bytes, serial: int) -> CertID:
+    """A CertID with its canonical DER (hash parameters NULL, as OpenSSL writes them)."""
+    if not isinstance(issuer_name_hash, bytes) or not isinstance(issuer_key_hash, bytes) or not isinstance(serial, int):
+        raise MalformedRequest("CertID fields of the wrong type")
     der = ocsp.CertId(
         {
             "hash_algorithm": {"algorithm": algorithm},
-            "issuer_name_hash": name,
-            "issuer_key_hash": key,
+            "issuer_name_hash": issuer_name_hash,
+            "issuer_key_hash": issuer_key_hash,
             "serial_number": serial,
         }
     ).dump()
-    return CertID(algorithm, name, key, serial, der)
+    return CertID(algorithm, issuer_name_hash, issuer_key_hash, serial, der)
 
 
 _ERRORS = {

@@ -132,7 +132,13 @@ class DatabaseSource:
             cert_id = request.cert_ids[0]
             stored = self.store.ocsp_response(format_serial(cert_id.serial), cert_id.hash_algorithm)
             now_text = to_text(now) or ""
-            if stored is not None and stored.this_update <= now_text < stored.next_update:
+            # Serials are unique across the CA's life, but a CertID may name the other CA: such a
+            # stored answer is not for this question (the on-demand path says unknown).
+            if (
+                stored is not None
+                and stored.issuer == context.role
+                and stored.this_update <= now_text < stored.next_update
+            ):
                 return Answer(stored.der, from_text(stored.this_update), from_text(stored.next_update), cacheable=True)
         this_update, next_update = response_window(context, now, self.days)
         statuses = []

@@ -363,7 +363,7 @@ class Store(AccountReads):
     def ocsp_response(self, serial: str, hash_algorithm: str) -> PresignedResponse | None:
         """The pre-signed response for a certificate and CertID hash, if there is one."""
         row = self._conn.execute(
-            "SELECT der, this_update, next_update FROM ocsp_responses WHERE serial = ? AND hash_algorithm = ?",
+            "SELECT der, this_update, next_update, issuer FROM ocsp_responses WHERE serial = ? AND hash_algorithm = ?",
             (serial, hash_algorithm),
         ).fetchone()
         return PresignedResponse(*row) if row else None
@@ -426,6 +426,32 @@ class Store(AccountReads):
         )
         for row in cursor:
             yield ledger.Event(*row)
+
+    def ledger_events_filtered(
+        self, since: str | None, until: str | None, customer: str | None, action: str | None
+    ) -> Iterator[ledger.Event]:
+        """Streams ledger events in seq order, optionally within [since, until], of one customer or action."""
+        where, params = ["1 = 1"], []
+        for condition, value in (
+            ("time >= ?", since),
+            ("time <= ?", until),
+            ("customer = ?", customer),
+            ("action = ?", action),
+        ):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
+        cursor = self._conn.execute(
+            "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash "
+            f"FROM ledger WHERE {' AND '.join(where)} ORDER BY seq",
+            params,
+        )
+        for row in cursor:
+            yield ledger.Event(*row)
+
+    def checkpoints(self) -> list[tuple[int, str, str, bytes, str]]:
+        """(seq, head_hash, time, signature, signer serial) of every checkpoint, in seq order."""
+        return list(self._conn.execute("SELECT seq, head_hash, time, signature, signer FROM checkpoints ORDER BY seq"))
 
     def _scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         row = self._conn.execute(sql, params).fetchone()

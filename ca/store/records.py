@@ -37,6 +37,7 @@ class PresignedResponse:
     der: bytes
     this_update: str
     next_update: str
+    issuer: str
 
 
 @dataclass(frozen=True)
