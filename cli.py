@@ -792,6 +792,117 @@ def ocsp_signer_rotate(ctx: Context) -> None:
 
 
 @cli.group()
+def ledger() -> None:
+    """The hash-chained ledger: verify it, export it, checkpoint it."""
+
+
+@ledger.command("verify")
+@click.option(
+    "--export",
+    "export_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Verify an exported file offline (with FILE.sig and FILE.chain.pem beside it).",
+)
+@pass_ctx
+def ledger_verify(ctx: Context, export_file: Path | None) -> None:
+    """Recompute the chain and check every signed checkpoint; exit 0 only when all holds."""
+    from ca import audit
+
+    if export_file is not None:
+        if not export_file.exists():
+            from ca.errors import InputError
+
+            raise InputError(f"export file {export_file} does not exist")
+        result = audit.verify_export(export_file)
+    else:
+        home = ctx.home()
+        home.require()
+        result = audit.verify_database(home)
+    data = {
+        "ok": result.ok,
+        "events": result.events,
+        "checkpoints": result.checkpoints,
+        "notes": result.notes,
+        "first_bad_seq": result.problem.seq if result.problem else None,
+        "problem": result.problem.what if result.problem else None,
+    }
+    if result.ok:
+        emit(
+            ctx,
+            data,
+            f"ledger OK: {result.events} events, {result.checkpoints} signed checkpoints"
+            + "".join(f"\n{note}" for note in result.notes),
+        )
+        return
+    raise audit.LedgerBroken(f"seq {result.problem.seq}: {result.problem.what}")
+
+
+@ledger.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True)
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--since", default=None, help="Only events at or after this time (ISO 8601).")
+@click.option("--until", default=None, help="Only events at or before this time (ISO 8601).")
+@click.option("--customer", default=None, help="Only events about this customer.")
+@click.option("--action", default=None, help="Only events with this action (e.g. certificate.revoked).")
+@click.option("--excel", is_flag=True, help="CSV with a UTF-8 byte order mark, so Excel shows Japanese text.")
+@pass_ctx
+def ledger_export(
+    ctx: Context,
+    fmt: str,
+    out: Path,
+    since: str | None,
+    until: str | None,
+    customer: str | None,
+    action: str | None,
+    excel: bool,
+) -> None:
+    """Stream the ledger to CSV or JSON Lines; a full export is signed (FILE.sig) with the chain beside it."""
+    from ca import audit
+    from ca.clock import SystemClock, parse_user_time
+    from ca.officers import current_login
+
+    progress = None
+    if not ctx.as_json and sys.stderr.isatty():
+
+        def progress(rows: int) -> None:
+            click.echo(f"\r{rows} events", nl=False, err=True)
+
+    result = audit.export(
+        ctx.home(),
+        out,
+        fmt=fmt,
+        actor=ctx.actor or current_login(),
+        now=(ctx.clock or SystemClock()).now(),
+        since=parse_user_time(since, "since") if since else None,
+        until=parse_user_time(until, "until") if until else None,
+        customer=customer,
+        action=action,
+        excel=excel,
+        progress=progress,
+    )
+    data = {
+        "file": str(result.path),
+        "rows": result.rows,
+        "sha256": result.sha256,
+        "signature": str(result.signature) if result.signature else None,
+        "chain": str(result.chain) if result.chain else None,
+    }
+    emit(ctx, data)
+
+
+@ledger.command("checkpoint")
+@pass_ctx
+def ledger_checkpoint(ctx: Context) -> None:
+    """Sign the ledger's current head now."""
+    from ca import audit
+    from ca.clock import SystemClock
+    from ca.officers import current_login
+
+    emit(ctx, audit.checkpoint(ctx.home(), ctx.actor or current_login(), (ctx.clock or SystemClock()).now()))
+
+
+@cli.group()
 def officer() -> None:
     """Operator accounts and their roles (admin, officer, auditor)."""
 
