@@ -308,6 +308,15 @@ class Accounts(Revocation):
                 customer=customer.id,
                 details=self._issued_details(issued.record, previous=history[0].serial),
             )
+            # At exactly notAfter the old certificate is still valid (X.509 validity is inclusive):
+            # supersede it, so the holder never has two.
+            still_active = history[0].status == "valid" and history[0].not_after >= self._now_text(now)
+            if still_active:
+                self._revoke_in(
+                    tx, history[0], "superseded", now, customer=customer.id, superseded_by=issued.record.serial
+                )
+        if still_active:
+            self._publish_after({history[0].issuer}, now)
         return issued
 
     def _issue_for(

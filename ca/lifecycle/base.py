@@ -99,6 +99,11 @@ class Base:
         holder = tx.active_certificate_with_key(accepted.spki_sha256, tx.time)
         if holder is not None:
             raise Conflict(f"this public key is already in active certificate {holder}; generate a new key pair")
+        compromised = tx.compromised_certificate_with_key(accepted.spki_sha256)
+        if compromised is not None:
+            raise PolicyError(
+                f"this public key was revoked for key-compromise (certificate {compromised}); generate a new key pair"
+            )
         role = self.home.issuing_role
         issuer_cert = self.home.ca_certificate(role)
         issuer = Issuer(name=issuer_cert.subject, not_after=issuer_cert.not_valid_after_utc, key=self.home.key(role))

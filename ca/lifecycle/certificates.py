@@ -38,6 +38,7 @@ class Certificates(Base):
                 subscriber = tx.subscriber(subscriber_id)
                 if subscriber is None:
                     raise NotFound(f"no subscriber {subscriber_id}")
+                self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)  # type: ignore[attr-defined]
                 self._refuse_second_active(tx, subscriber_id, tx.time)
             issued = self._issue_in(
                 tx, accepted, subject=subject, now=now, profile=profile, subscriber_id=subscriber_id

@@ -788,6 +788,15 @@ class Writer(AccountReads):
         self._conn.execute("DELETE FROM officers WHERE login = ?", (login,))
         self._changes += 1
 
+    def compromised_certificate_with_key(self, spki_sha256: str) -> str | None:
+        """The serial of a certificate revoked for key-compromise that held this public key, if any."""
+        row = self._conn.execute(
+            "SELECT serial FROM certificates WHERE spki_sha256 = ? AND status = 'revoked' "
+            "AND revocation_reason = 'key-compromise' LIMIT 1",
+            (spki_sha256,),
+        ).fetchone()
+        return row[0] if row else None
+
     def set_authority(self, role: str, serial: str, key_file: str) -> None:
         """Makes a certificate the current one for a CA role or delegated signer."""
         self._conn.execute(
