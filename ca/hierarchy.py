@@ -166,28 +166,10 @@ def issue_ocsp_signer(
     home: Home, tx: Writer, cfg: config_module.Config, issuer: Issuer, issuer_role: str, now: dt.datetime
 ) -> CertificateRecord:
     """Issues a delegated OCSP signing certificate; its key is kept unencrypted (0600) for the responder."""
-    key = keys.generate_private_key(cfg.ca.key_type)
-    key_name = f"ocsp-{issuer_role}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
-    keys.write_private_key(home.keys_dir / key_name, key, None)
-    profile = cfg.profile("ocsp-signer")
-    subject = profiles.subject_name(f"{cfg.ca.organization} OCSP Responder", cfg.ca.organization, cfg.ca.country)
-    record, _cert = issuance.issue(
-        tx,
-        issuer=issuer,
-        issuer_role=issuer_role,
-        profile="ocsp-signer",
-        subject=subject,
-        public_key=key.public_key(),
-        not_before=now,
-        not_after=profiles.add_validity(now, config_module.Validity(days=cfg.ocsp.signer_validity_days)),
-        extensions=profiles.build_extensions(
-            profile,
-            subject_key=key.public_key(),
-            issuer_key=issuer.key.public_key(),  # type: ignore[attr-defined]
-            urls=profiles.issuer_urls(cfg.ca.base_url, issuer_role),
-        ),
+    not_after = profiles.add_validity(now, config_module.Validity(days=cfg.ocsp.signer_validity_days))
+    record = _issue_delegated(
+        home, tx, cfg, issuer, issuer_role, now, "ocsp-signer", "OCSP Responder", not_after, f"ocsp:{issuer_role}"
     )
-    tx.set_authority(f"ocsp:{issuer_role}", record.serial, key_name)
     tx.append_event(
         "ocsp.signer-issued", serial=record.serial, details={"issuer": issuer_role, "not_after": record.not_after}
     )
@@ -199,19 +181,40 @@ def issue_audit_signer(
 ) -> CertificateRecord:
     """Issues the ledger's audit signer: its key (0600, unencrypted so every command can seal
     its transaction) signs checkpoints and exports."""
-    key = keys.generate_private_key("ec-p256")
-    key_name = f"audit-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
-    keys.write_private_key(home.keys_dir / key_name, key, None)
-    profile = cfg.profile("audit-signer")
-    subject = profiles.subject_name(f"{cfg.ca.organization} Ledger Audit", cfg.ca.organization, cfg.ca.country)
-    not_after = min(
-        profiles.add_validity(now, profile.validity), issuer.not_after or profiles.add_validity(now, profile.validity)
+    not_after = profiles.add_validity(now, cfg.profile("audit-signer").validity)
+    if issuer.not_after is not None:
+        not_after = min(not_after, issuer.not_after)
+    record = _issue_delegated(
+        home, tx, cfg, issuer, issuer_role, now, "audit-signer", "Ledger Audit", not_after, "audit"
     )
+    tx.append_event("audit.signer-issued", serial=record.serial, details={"not_after": record.not_after})
+    return record
+
+
+def _issue_delegated(
+    home: Home,
+    tx: Writer,
+    cfg: config_module.Config,
+    issuer: Issuer,
+    issuer_role: str,
+    now: dt.datetime,
+    profile_name: str,
+    title: str,
+    not_after: dt.datetime,
+    authority: str,
+) -> CertificateRecord:
+    # A signer the CA delegates to: a fresh key kept unencrypted (0600) so that services and
+    # every command can use it unattended, and the role pointing at it.
+    key = keys.generate_private_key(cfg.ca.key_type if profile_name == "ocsp-signer" else "ec-p256")
+    key_name = f"{authority.replace(':', '-')}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
+    keys.write_private_key(home.keys_dir / key_name, key, None)
+    profile = cfg.profile(profile_name)
+    subject = profiles.subject_name(f"{cfg.ca.organization} {title}", cfg.ca.organization, cfg.ca.country)
     record, _cert = issuance.issue(
         tx,
         issuer=issuer,
         issuer_role=issuer_role,
-        profile="audit-signer",
+        profile=profile_name,
         subject=subject,
         public_key=key.public_key(),
         not_before=now,
@@ -223,8 +226,7 @@ def issue_audit_signer(
             urls=profiles.issuer_urls(cfg.ca.base_url, issuer_role),
         ),
     )
-    tx.set_authority("audit", record.serial, key_name)
-    tx.append_event("audit.signer-issued", serial=record.serial, details={"not_after": record.not_after})
+    tx.set_authority(authority, record.serial, key_name)
     return record
 
 

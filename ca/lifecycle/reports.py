@@ -53,13 +53,9 @@ class Reports(Base):
         for record in store.expiring_certificates(
             to_text(now) or "", to_text(now + dt.timedelta(days=within_days)) or ""
         ):
-            subscriber = store.subscriber(record.subscriber_id or "")
             rows.append(
                 {
-                    "customer": subscriber.customer_id if subscriber else "",
-                    "subscriber": record.subscriber_id,
-                    "role": subscriber.role if subscriber else "",
-                    "name": subscriber.name if subscriber else "",
+                    **_holder(store, record.subscriber_id or ""),
                     "serial": record.serial,
                     "not_after": record.not_after,
                     "days_left": _days_until(record.not_after, now),
@@ -75,19 +71,25 @@ class Reports(Base):
         for enrollment in store.open_enrollments(
             to_text(now + dt.timedelta(days=within_days)) or "", to_text(now) or ""
         ):
-            subscriber = store.subscriber(enrollment.subscriber_id)
             rows.append(
                 {
-                    "customer": subscriber.customer_id if subscriber else "",
-                    "subscriber": enrollment.subscriber_id,
-                    "role": subscriber.role if subscriber else "",
-                    "name": subscriber.name if subscriber else "",
+                    **_holder(store, enrollment.subscriber_id),
                     "kind": enrollment.kind,
                     "expires_at": enrollment.expires_at,
                     "days_left": _days_until(enrollment.expires_at, now),
                 }
             )
         return rows
+
+
+def _holder(store: Any, subscriber_id: str) -> dict[str, str]:
+    subscriber = store.subscriber(subscriber_id)
+    return {
+        "customer": subscriber.customer_id if subscriber else "",
+        "subscriber": subscriber_id,
+        "role": subscriber.role if subscriber else "",
+        "name": subscriber.name if subscriber else "",
+    }
 
 
 def _days_until(text: str, now: dt.datetime) -> int:
