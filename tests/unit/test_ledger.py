@@ -41,7 +41,7 @@ def test_intact_chain_verifies() -> None:
 
 def test_edit_is_named() -> None:
     events = make_chain(5)
-    events[2] = ledger.Event(**{**events[2].__dict__, "actor": "mallory"})
+    events[2] = events[2]._replace(actor="mallory")
     problem = ledger.verify_chain(events)
     assert problem is not None and problem.seq == 3 and "edited" in problem.what
 
@@ -62,8 +62,8 @@ def test_reorder_is_named() -> None:
 
 def test_recomputed_forgery_breaks_the_next_link() -> None:
     events = make_chain(4)
-    forged = ledger.Event(**{**events[1].__dict__, "details": ledger.encode_details({"forged": True})})
-    forged = ledger.Event(**{**forged.__dict__, "hash": ledger.event_hash(forged.prev_hash, forged)})
+    forged = events[1]._replace(details=ledger.encode_details({"forged": True}))
+    forged = forged._replace(hash=ledger.event_hash(forged.prev_hash, forged))
     events[1] = forged
     problem = ledger.verify_chain(events)
     assert problem is not None and problem.seq == 3 and "prev_hash" in problem.what
