@@ -15,7 +15,7 @@ from ca.serials import format_serial
 def describe_hierarchy(home: Home) -> dict[str, Any]:
     """Subjects, validity, key types, fingerprints of the CA and its OCSP signer, and the URLs."""
     roles = ["root"] if home.config.ca.single_tier else ["root", "issuing", "ocsp:issuing"]
-    roles.append("ocsp:root")
+    roles.extend(["ocsp:root", "audit"])
     certificates = []
     for role in roles:
         cert = home.ca_certificate(role)

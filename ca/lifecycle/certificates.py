@@ -66,10 +66,10 @@ class Certificates(Base):
     def publish_crl(self, *, root: bool = False, delta: bool = False) -> list[Any]:
         """Publishes the issuing CA's CRL (and its empty delta), a delta only, or the root's ARL.
 
-        Scheduled service ends that have arrived are applied first."""
+        Scheduled service ends that have arrived are applied first, and lapsed enrollments noted."""
         from crl import publisher
 
-        self.apply_due_terminations()  # type: ignore[attr-defined]
+        self.upkeep()  # type: ignore[attr-defined]
         now = self.clock.now()
         if root:
             if self.home.config.ca.single_tier:
@@ -88,7 +88,7 @@ class Certificates(Base):
         """Re-signs every pre-signed response past half its lifetime (and any missing one)."""
         from ocsp.presign import issuer_roles, signer_expiring
 
-        self.apply_due_terminations()  # type: ignore[attr-defined]
+        self.upkeep()  # type: ignore[attr-defined]
         now = self.clock.now()
         lifetime = dt.timedelta(days=self.home.config.ocsp.next_update_days)
         refresh_before = to_text(now - lifetime / 2) or ""

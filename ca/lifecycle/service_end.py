@@ -212,6 +212,29 @@ class ServiceEnd(Accounts):
             ended.append(customer.id)
         return ended
 
+    def note_lapsed_enrollments(self) -> int:
+        """Records enrollments that expired unused (`enrollment.expired-unused`), once each."""
+        now = self.clock.now()
+        lapsed = self.home.store.lapsed_enrollments(self._now_text(now))
+        if not lapsed:
+            return 0
+        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            for enrollment in lapsed:
+                subscriber = tx.subscriber(enrollment.subscriber_id)
+                tx.mark_enrollment_lapsed(enrollment.id)
+                tx.append_event(
+                    "enrollment.expired-unused",
+                    subscriber=enrollment.subscriber_id,
+                    customer=subscriber.customer_id if subscriber else "",
+                    details={"enrollment": enrollment.id, "kind": enrollment.kind, "expired_at": enrollment.expires_at},
+                )
+        return len(lapsed)
+
+    def upkeep(self) -> None:
+        """What the daily jobs also do: apply scheduled service ends, note lapsed enrollments."""
+        self.apply_due_terminations()
+        self.note_lapsed_enrollments()
+
     @staticmethod
     def _active_certificates(tx: Writer, subscriber_id: str, now: str) -> list[CertificateRecord]:
         return [

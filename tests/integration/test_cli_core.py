@@ -109,7 +109,7 @@ def test_init_key_types_and_single_tier(tmp_path: Path, passphrase_file: Path, r
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     roles = [c["role"] for c in info["certificates"]]
-    assert roles == ["root", "ocsp:root"]
+    assert roles == ["root", "ocsp:root", "audit"]
     expected = {"ec-p384": "EC P-384", "rsa-2048": "RSA 2048"}[key_type]
     assert info["certificates"][0]["key"] == expected
     assert info["urls"]["crl"].endswith("/crl/root.crl")

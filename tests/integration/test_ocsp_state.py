@@ -158,3 +158,15 @@ def test_quickstart_builds_a_working_demo(tmp_path: Path, run_cli) -> None:
     assert "openssl ocsp -issuer" in human and "ocsp serve" in human
     again = run_cli("quickstart", "--dir", tmp_path / "demo", "--no-serve")
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_lapsed_enrollments_are_recorded_once(home: Home, kinko: Kinko, clock) -> None:
+    kinko.add_customer("C0001", "株式会社テスト")
+    kinko.enroll_administrator("C0001", "山田 太郎", "C0001-A1")
+    assert kinko.note_lapsed_enrollments() == 0
+    clock.advance(days=80, seconds=1)
+    kinko.publish_crl()  # the daily job notices
+    events = [e for e in home.store.ledger_events() if e.action == "enrollment.expired-unused"]
+    assert [(e.subscriber, e.customer) for e in events] == [("C0001-A1", "C0001")]
+    kinko.refresh_ocsp()
+    assert len([e for e in home.store.ledger_events() if e.action == "enrollment.expired-unused"]) == 1
