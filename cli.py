@@ -816,9 +816,8 @@ def ledger_verify(ctx: Context, export_file: Path | None) -> None:
             raise InputError(f"export file {export_file} does not exist")
         result = audit.verify_export(export_file)
     else:
-        home = ctx.home()
-        home.require()
-        result = audit.verify_database(home)
+        require_role(click.get_current_context(), "auditor")
+        result = audit.verify_database(ctx.home())
     data = {
         "ok": result.ok,
         "events": result.events,

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from ca import cms, ledger
 from ca.clock import to_text
-from ca.errors import InputError, KinkoError
+from ca.errors import InputError, KinkoError, StorageError
 from ca.home import Home
 
 Progress = Callable[[int], None]
@@ -58,7 +58,10 @@ def _verify_signature(certificate: x509.Certificate, signature: bytes, message: 
 def verify_database(home: Home) -> Verification:
     """Recomputes the chain and checks every checkpoint: names the first bad seq."""
     store = home.readonly_store
-    checkpoints = store.checkpoints()
+    try:
+        checkpoints = store.checkpoints()
+    except StorageError as exc:
+        return Verification(0, 0, ledger.ChainProblem(0, str(exc)))
     wanted = {seq for seq, *_ in checkpoints}
     heads: dict[int, str] = {}
     last_seq = 0
@@ -76,51 +79,38 @@ def verify_database(home: Home) -> Verification:
     problem = ledger.verify_chain(remember(store.ledger_events()))
     if problem is not None:
         return Verification(count, len(checkpoints), problem)
+    problem = _check_checkpoints(store, checkpoints, heads, last_seq)
+    return Verification(count, len(checkpoints), problem)
+
+
+def _check_checkpoints(
+    store: Any, checkpoints: list[tuple[int, str, str, bytes, str]], heads: dict[int, str], last_seq: int
+) -> ledger.ChainProblem | None:
+    """The first checkpoint that does not hold, or the first event no checkpoint covers."""
+    covered = max((seq for seq, *_ in checkpoints), default=0)
+    if covered > last_seq:
+        return ledger.ChainProblem(
+            last_seq + 1, f"truncated after checkpoint {covered}: events {last_seq + 1}..{covered} are missing"
+        )
     signers: dict[str, x509.Certificate] = {}
     for seq, head_hash, time, signature, signer in checkpoints:
-        if seq > last_seq:
-            return Verification(
-                count,
-                len(checkpoints),
-                ledger.ChainProblem(
-                    last_seq + 1, f"truncated after checkpoint {seq}: events {last_seq + 1}..{seq} are missing"
-                ),
-            )
         if heads.get(seq) != head_hash:
-            return Verification(
-                count,
-                len(checkpoints),
-                ledger.ChainProblem(
-                    seq, f"checkpoint {seq} names a different head hash: the chain up to it was rewritten"
-                ),
-            )
+            return ledger.ChainProblem(seq, f"checkpoint {seq} names a different head hash: the chain was rewritten")
         if signer not in signers:
             record = store.certificate(signer)
-            if record is None:
-                return Verification(
-                    count,
-                    len(checkpoints),
-                    ledger.ChainProblem(seq, f"checkpoint {seq} is signed by an unknown certificate {signer}"),
-                )
+            # Only the CA's audit signers seal the ledger; any other key Kinko ever certified does not count.
+            if record is None or record.profile != "audit-signer":
+                return ledger.ChainProblem(seq, f"checkpoint {seq} is not signed by an audit signer ({signer})")
             signers[signer] = x509.load_der_x509_certificate(record.der)
         if not _verify_signature(signers[signer], signature, ledger.checkpoint_message(seq, head_hash, time)):
-            return Verification(
-                count,
-                len(checkpoints),
-                ledger.ChainProblem(seq, f"checkpoint {seq}: the signature does not verify (forged or edited)"),
-            )
-    covered = max(wanted, default=0)
+            return ledger.ChainProblem(seq, f"checkpoint {seq}: the signature does not verify (forged or edited)")
     if last_seq > covered:
-        return Verification(
-            count,
-            len(checkpoints),
-            ledger.ChainProblem(
-                covered + 1,
-                f"events {covered + 1}..{last_seq} follow the last signed checkpoint ({covered}): "
-                "appended outside Kinko, or the checkpoint was removed",
-            ),
+        return ledger.ChainProblem(
+            covered + 1,
+            f"events {covered + 1}..{last_seq} follow the last signed checkpoint ({covered}): "
+            "appended outside Kinko, or the checkpoint was removed",
         )
-    return Verification(count, len(checkpoints))
+    return None
 
 
 @dataclass(frozen=True)
@@ -167,6 +157,11 @@ def export(
         raise InputError(f"cannot write {out}: {exc.strerror}") from None
     digest = cms.file_sha256(out)
     signature = chain = None
+    if not full:
+        # A filtered export is not signed: companions left by an earlier full export would
+        # make it look tampered with.
+        for stale in (out.with_name(out.name + ".sig"), out.with_name(out.name + ".chain.pem")):
+            stale.unlink(missing_ok=True)
     if full:
         signer = home.ca_certificate("audit")
         issuers = [

@@ -17,6 +17,7 @@ from ca import issuance, keys, profiles
 from ca.clock import Clock, to_text
 from ca.errors import ConfigError, Conflict, InputError
 from ca.home import Home, read_passphrase_file
+from ca.ledger import checkpoint_message
 from ca.signer import Issuer
 from ca.store import CertificateRecord, Store, Writer
 
@@ -135,7 +136,12 @@ def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Cloc
                 )
                 issue_ocsp_signer(home, tx, cfg, root_signer, "root", now)
             issue_ocsp_signer(home, tx, cfg, signing_issuer, signing_role, now)
-            issue_audit_signer(home, tx, cfg, signing_issuer, signing_role, now)
+            audit_record, audit_key = issue_audit_signer(home, tx, cfg, signing_issuer, signing_role, now)
+            # Seal this first transaction too: from the first event on, every event is covered.
+            store.sealer = lambda seq, head, time: (
+                audit_key.sign_data(checkpoint_message(seq, head, time)),
+                audit_record.serial,
+            )
             tx.add_officer(actor, "admin", actor)
             tx.append_event("officer.added", details={"login": actor, "role": "admin"})
     finally:
@@ -167,7 +173,7 @@ def issue_ocsp_signer(
 ) -> CertificateRecord:
     """Issues a delegated OCSP signing certificate; its key is kept unencrypted (0600) for the responder."""
     not_after = profiles.add_validity(now, config_module.Validity(days=cfg.ocsp.signer_validity_days))
-    record = _issue_delegated(
+    record, _key = _issue_delegated(
         home, tx, cfg, issuer, issuer_role, now, "ocsp-signer", "OCSP Responder", not_after, f"ocsp:{issuer_role}"
     )
     tx.append_event(
@@ -178,17 +184,17 @@ def issue_ocsp_signer(
 
 def issue_audit_signer(
     home: Home, tx: Writer, cfg: config_module.Config, issuer: Issuer, issuer_role: str, now: dt.datetime
-) -> CertificateRecord:
+) -> tuple[CertificateRecord, keys.FileKey]:
     """Issues the ledger's audit signer: its key (0600, unencrypted so every command can seal
     its transaction) signs checkpoints and exports."""
     not_after = profiles.add_validity(now, cfg.profile("audit-signer").validity)
     if issuer.not_after is not None:
         not_after = min(not_after, issuer.not_after)
-    record = _issue_delegated(
+    record, key = _issue_delegated(
         home, tx, cfg, issuer, issuer_role, now, "audit-signer", "Ledger Audit", not_after, "audit"
     )
     tx.append_event("audit.signer-issued", serial=record.serial, details={"not_after": record.not_after})
-    return record
+    return record, key
 
 
 def _issue_delegated(
@@ -202,7 +208,7 @@ def _issue_delegated(
     title: str,
     not_after: dt.datetime,
     authority: str,
-) -> CertificateRecord:
+) -> tuple[CertificateRecord, keys.FileKey]:
     # A signer the CA delegates to: a fresh key kept unencrypted (0600) so that services and
     # every command can use it unattended, and the role pointing at it.
     key = keys.generate_private_key(cfg.ca.key_type if profile_name == "ocsp-signer" else "ec-p256")
@@ -227,7 +233,7 @@ def _issue_delegated(
         ),
     )
     tx.set_authority(authority, record.serial, key_name)
-    return record
+    return record, keys.FileKey(key)
 
 
 def _sign_ca(

@@ -249,6 +249,7 @@ class Store(AccountReads):
             yield writer
             writer.check_complete()
             if writer.head is not None and self.sealer is not None:
+                self._refuse_unsealed_events(writer.first_seq)
                 signature, signer = self.sealer(writer.head.seq, writer.head.hash, time)
                 self._conn.execute(
                     "INSERT INTO checkpoints (seq, head_hash, time, signature, signer) VALUES (?, ?, ?, ?, ?)",
@@ -258,6 +259,17 @@ class Store(AccountReads):
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def _refuse_unsealed_events(self, first_seq: int) -> None:
+        # Every Kinko transaction that appends events ends with a checkpoint, so the last one
+        # must sit right before this transaction's first event. Anything else means events
+        # were added or removed behind Kinko's back: sealing now would launder them.
+        last = self._conn.execute("SELECT MAX(seq) FROM checkpoints").fetchone()[0] or 0
+        if last != first_seq - 1:
+            raise StorageError(
+                f"the ledger was changed outside Kinko (last signed checkpoint {last}, next event {first_seq}); "
+                "nothing was written: run `kinko ledger verify`"
+            )
 
     # -- reads ---------------------------------------------------------------
 
@@ -451,7 +463,12 @@ class Store(AccountReads):
 
     def checkpoints(self) -> list[tuple[int, str, str, bytes, str]]:
         """(seq, head_hash, time, signature, signer serial) of every checkpoint, in seq order."""
-        return list(self._conn.execute("SELECT seq, head_hash, time, signature, signer FROM checkpoints ORDER BY seq"))
+        try:
+            return list(
+                self._conn.execute("SELECT seq, head_hash, time, signature, signer FROM checkpoints ORDER BY seq")
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"the checkpoints table cannot be read: {exc}") from None
 
     def _scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         row = self._conn.execute(sql, params).fetchone()
@@ -483,6 +500,7 @@ class Writer(AccountReads):
         self._changes = 0
         self._events = 0
         self.head: ledger.Event | None = None
+        self.first_seq = 0
 
     def check_complete(self) -> None:
         """Refuses to commit a change that has no ledger event."""
@@ -511,6 +529,7 @@ class Writer(AccountReads):
             (seq, self.time, self.actor, action, serial, subscriber, customer, text, prev, digest),
         )
         self._events += 1
+        self.first_seq = self.first_seq or seq
         self.head = ledger.Event(seq, self.time, self.actor, action, serial, subscriber, customer, text, prev, digest)
         return self.head
 
