@@ -63,24 +63,11 @@ def verify_database(home: Home) -> Verification:
     except StorageError as exc:
         return Verification(0, 0, ledger.ChainProblem(0, str(exc)))
     wanted = {seq for seq, *_ in checkpoints}
-    heads: dict[int, str] = {}
-    last_seq = 0
-    count = 0
-
-    def remember(events: Iterator[ledger.Event]) -> Iterator[ledger.Event]:
-        nonlocal last_seq, count
-        for event in events:
-            if event.seq in wanted:
-                heads[event.seq] = event.hash
-            last_seq = event.seq
-            count += 1
-            yield event
-
-    problem = ledger.verify_chain(remember(store.ledger_events()))
-    if problem is not None:
-        return Verification(count, len(checkpoints), problem)
-    problem = _check_checkpoints(store, checkpoints, heads, last_seq)
-    return Verification(count, len(checkpoints), problem)
+    walk = ledger.walk_encoded(store.ledger_chain(), store.ledger_event, wanted)
+    if walk.problem is not None:
+        return Verification(walk.count, len(checkpoints), walk.problem)
+    problem = _check_checkpoints(store, checkpoints, walk.heads or {}, walk.last_seq)
+    return Verification(walk.count, len(checkpoints), problem)
 
 
 def _check_checkpoints(
@@ -144,12 +131,14 @@ def export(
     if excel and fmt != "csv":
         raise InputError("--excel writes CSV; use it with --format csv")
     full = since is None and until is None and customer is None and action is None
-    events = home.readonly_store.ledger_events_filtered(to_text(since), to_text(until), customer, action)
-    writer = ledger.write_csv if fmt == "csv" else ledger.write_jsonl
+    lines = home.readonly_store.ledger_export_lines(fmt, to_text(since), to_text(until), customer, action)
     rows = 0
     try:
         with open(out, "w", encoding="utf-8-sig" if excel else "utf-8", newline="") as handle:
-            for _event in writer(handle, events):
+            if fmt == "csv":
+                handle.write(",".join(ledger.COLUMNS) + "\n")
+            for line in lines:
+                handle.write(line)
                 rows += 1
                 if progress is not None and rows % 10000 == 0:
                     progress(rows)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
@@ -91,6 +91,56 @@ def verify_chain(events: Iterable[Event], start_seq: int = 1, start_hash: str = 
     return None
 
 
+@dataclass
+class ChainWalk:
+    """What walking the stored chain found: the first problem, how far it got, and the hashes
+    at the seqs asked for (the checkpoints)."""
+
+    problem: ChainProblem | None = None
+    count: int = 0
+    last_seq: int = 0
+    heads: dict[int, str] | None = None
+
+
+def walk_encoded(
+    rows: Iterable[tuple[int, str, str, str]],
+    recheck: Callable[[int], Event | None],
+    wanted: set[int],
+) -> ChainWalk:
+    """verify_chain for rows whose canonical encoding the database already built:
+    (seq, prev_hash, hash, canonical JSON text). A row whose hash does not match is re-encoded
+    with `canonical` (the definition) before it is called edited, so the database's JSON can
+    only cost time, never raise a false alarm."""
+    walk = ChainWalk(heads={})
+    assert walk.heads is not None
+    prev, prev_bytes = GENESIS, bytes(32)
+    sha256 = hashlib.sha256
+    for seq, prev_hash, digest, encoded in rows:
+        expected = walk.last_seq + 1
+        if seq != expected:
+            what = (
+                f"missing: seq {expected} is absent (next is {seq})"
+                if seq > expected
+                else f"reordered: seq {seq} appears after {expected - 1}"
+            )
+            walk.problem = ChainProblem(expected if seq > expected else seq, what)
+            return walk
+        if prev_hash != prev:
+            walk.problem = ChainProblem(seq, "broken link: prev_hash does not match the previous event's hash")
+            return walk
+        if sha256(prev_bytes + encoded.encode("utf-8")).hexdigest() != digest:
+            event = recheck(seq)
+            if event is None or event_hash(prev, event) != digest:
+                walk.problem = ChainProblem(seq, "edited: the event's fields do not match its hash")
+                return walk
+        if seq in wanted:
+            walk.heads[seq] = digest
+        prev, prev_bytes = digest, bytes.fromhex(digest)
+        walk.last_seq = seq
+        walk.count += 1
+    return walk
+
+
 def checkpoint_message(seq: int, head_hash: str, time: str) -> bytes:
     """The bytes a checkpoint signature covers: the chain's head at a moment."""
     return f"kinko-ledger-checkpoint\n{seq}\n{head_hash}\n{time}\n".encode("ascii")
@@ -99,24 +149,6 @@ def checkpoint_message(seq: int, head_hash: str, time: str) -> bytes:
 # -- export formats ---------------------------------------------------------------------------------
 
 COLUMNS = ("seq", "time", "actor", "action", "serial", "subscriber", "customer", "details", "prev_hash", "hash")
-
-
-def write_csv(handle: IO[str], events: Iterable[Event]) -> Iterator[Event]:
-    """Writes events as CSV (a header, then one row each), yielding each as it is written."""
-    import csv
-
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for event in events:
-        writer.writerow(event)
-        yield event
-
-
-def write_jsonl(handle: IO[str], events: Iterable[Event]) -> Iterator[Event]:
-    """Writes events as JSON Lines (one object a line, details kept as its JSON text)."""
-    for event in events:
-        handle.write(json.dumps(event._asdict(), ensure_ascii=False, separators=(",", ":")) + "\n")
-        yield event
 
 
 def read_export(handle: IO[str]) -> Iterator[Event]:

@@ -439,10 +439,12 @@ class Store(AccountReads):
         for row in cursor:
             yield ledger.Event(*row)
 
-    def ledger_events_filtered(
-        self, since: str | None, until: str | None, customer: str | None, action: str | None
-    ) -> Iterator[ledger.Event]:
-        """Streams ledger events in seq order, optionally within [since, until], of one customer or action."""
+    def ledger_export_lines(
+        self, fmt: str, since: str | None, until: str | None, customer: str | None, action: str | None
+    ) -> Iterator[str]:
+        """Export lines (CSV with every text field quoted, or JSON Lines), built by SQLite in seq order,
+        optionally within [since, until], of one customer or action. A million events a second:
+        encoding each row in Python was three times slower than the sqlite3 CLI."""
         where, params = ["1 = 1"], []
         for condition, value in (
             ("time >= ?", since),
@@ -453,13 +455,41 @@ class Store(AccountReads):
             if value is not None:
                 where.append(condition)
                 params.append(value)
+        if fmt == "csv":
+            # Fields people or configuration name are quoted; the others are Kinko's own tokens
+            # (times, hex serials and hashes, action names) and never hold a comma or a quote.
+            def quote(column: str) -> str:
+                return f"""'"' || replace({column}, '"', '""') || '"'"""
+
+            line = (
+                "printf('%d,%s,%s,%s,%s,%s,%s,%s,%s,%s', seq, time, "
+                f"{quote('actor')}, action, serial, {quote('subscriber')}, {quote('customer')}, "
+                f"{quote('details')}, prev_hash, hash)"
+            )
+        else:
+            line = "json_object(" + ", ".join(f"'{c}', {c}" for c in ledger.COLUMNS) + ")"
         cursor = self._conn.execute(
-            "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash "
-            f"FROM ledger WHERE {' AND '.join(where)} ORDER BY seq",
-            params,
+            f"SELECT {line} || char(10) FROM ledger WHERE {' AND '.join(where)} ORDER BY seq", params
         )
-        for row in cursor:
-            yield ledger.Event(*row)
+        for (text,) in cursor:
+            yield text
+
+    def ledger_chain(self) -> Iterator[tuple[int, str, str, str]]:
+        """(seq, prev_hash, hash, canonical JSON) of every event in seq order, the canonical text built by
+        SQLite's json_array; a row it encodes differently from ledger.canonical is rechecked in Python."""
+        return self._conn.execute(
+            "SELECT seq, prev_hash, hash, json_array(seq, time, actor, action, serial, subscriber, customer, details) "
+            "FROM ledger ORDER BY seq"
+        )
+
+    def ledger_event(self, seq: int) -> ledger.Event | None:
+        """One ledger event by seq."""
+        row = self._conn.execute(
+            "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash "
+            "FROM ledger WHERE seq = ?",
+            (seq,),
+        ).fetchone()
+        return ledger.Event(*row) if row else None
 
     def checkpoints(self) -> list[tuple[int, str, str, bytes, str]]:
         """(seq, head_hash, time, signature, signer serial) of every checkpoint, in seq order."""

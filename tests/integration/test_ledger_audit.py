@@ -791,3 +791,22 @@ def test_every_state_change_is_an_event(tmp_path: Path, passphrase_file: Path, c
         {"command": "crl publish --root", "needs": "admin", "role": "officer"},
     ]
     assert verify_database(Home(home)).ok
+
+
+def test_awkward_text_survives_export_and_verification(home, kinko, tmp_path) -> None:
+    """Quotes, commas, newlines, U+2028 and Japanese in an event: SQLite builds the export lines
+    and the canonical JSON for verification; both must agree with Python's definition."""
+    from ca import audit, ledger
+    from ca.clock import SystemClock
+
+    awkward = 'a "quoted", comma\nnew line \u2028 sep \\ back 山田 \x01 ctl'
+    with home.store.transaction("tester", "2026-11-25T00:00:00Z") as tx:
+        tx.append_event("test.awkward", serial="AB", customer="C,1", details={"note": awkward, "k": [1, "x"]})
+    assert audit.verify_database(home).ok
+    for fmt in ("csv", "jsonl"):
+        stored = list(home.store.ledger_events())
+        out = tmp_path / f"awkward.{fmt}"
+        audit.export(home, out, fmt=fmt, actor="tester", now=SystemClock().now())
+        with open(out, encoding="utf-8", newline="") as handle:
+            assert list(ledger.read_export(handle)) == stored
+        assert audit.verify_export(out).ok
