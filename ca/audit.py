@@ -4,7 +4,6 @@ detached signature, and verify an export offline without the database."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,11 +219,6 @@ def verify_export(path: Path) -> Verification:
             return Verification(count, 0, None, notes)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read export {path}: {exc}") from None
-
-
-def export_digest(path: Path) -> str:
-    """SHA-256 of an export file, hex."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def checkpoint(home: Home, actor: str, now: dt.datetime) -> dict[str, Any]:

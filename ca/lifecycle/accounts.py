@@ -15,8 +15,7 @@ from ca.csr import AcceptedCSR, load_csr
 from ca.errors import InputError, NotFound, PolicyError
 from ca.lifecycle.base import Issued
 from ca.lifecycle.revocation import Revocation
-from ca.serials import normalize_serial
-from ca.store import CertificateRecord, CustomerRecord, SubscriberRecord, Writer
+from ca.store import CustomerRecord, SubscriberRecord, Writer
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MAX_CODE_FAILURES = 5
@@ -331,7 +330,3 @@ class Accounts(Revocation):
         # end can map a certificate to its account.
         subject = profiles.subject_name(subscriber.name, customer.name, serial_number=subscriber.id)
         return self._issue_in(tx, accepted, subject=subject, now=now, subscriber_id=subscriber.id)
-
-    def certificate_subscriber(self, serial: str) -> CertificateRecord:
-        """The registry row of a serial (used by status queries)."""
-        return self._certificate(normalize_serial(serial))
