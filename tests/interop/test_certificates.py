@@ -9,7 +9,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,11 +24,11 @@ from ca.home import Home
 from ca.lifecycle import Kinko
 from ca.officers import current_login
 from tests.conftest import ORG, make_csr, make_key
+from tests.interop.tools import openssl, run, tool
 
 HOLDER = "山田 太郎"
 CUSTOMER = "株式会社テスト"
 CLIENT_KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048")
-TIMEOUT = 60
 
 
 # ---------------------------------------------------------------- helpers
@@ -52,22 +51,6 @@ def issue_client(home: Home, clock: FixedClock, key_type: str, out: Path) -> Pat
 def write_pem(certificate: x509.Certificate, out: Path) -> Path:
     out.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return out
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        hint = "install the test extra: pip install -e '.[test]'" if name == "lint_pkix_cert" else "install OpenSSL"
-        pytest.fail(f"{name} is not on PATH; {hint}")
-    return path
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([str(a) for a in args], capture_output=True, timeout=TIMEOUT, check=False)
-
-
-def openssl(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    return run(tool("openssl"), *args)
 
 
 def text(result: subprocess.CompletedProcess[bytes]) -> str:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +29,10 @@ from ca.lifecycle import Kinko
 from ca.officers import current_login
 from crl.publisher import crl_paths
 from tests.conftest import ORG, make_csr
+from tests.interop.tools import openssl, output, run, tool
 
 HOLDER = "山田 太郎"
 CUSTOMER = "株式会社テスト"
-TIMEOUT = 60
 JST = dt.timezone(dt.timedelta(hours=9))
 NEXT_UPDATE = dt.timedelta(hours=48)  # the shipped kinko.toml's crl.next_update_hours
 
@@ -57,30 +55,6 @@ CRYPTOGRAPHY_REASONS = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def tool(name: str) -> str:
-    # lint_crl lives beside the interpreter when the test extra is in a venv that is not activated.
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if path is None:
-        hints = {
-            "lint_crl": "install the test extra: pip install -e '.[test]'",
-            "certtool": "install GnuTLS's tools: apt-get install gnutls-bin",
-        }
-        pytest.fail(f"{name} is not on PATH; {hints.get(name, 'install OpenSSL')}")
-    return path
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([str(a) for a in args], capture_output=True, timeout=TIMEOUT, check=False)
-
-
-def output(result: subprocess.CompletedProcess[bytes]) -> str:
-    return result.stdout.decode("utf-8", "replace") + result.stderr.decode("utf-8", "replace")
-
-
-def openssl(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    return run(tool("openssl"), *args)
 
 
 def full_crl(home: Home) -> tuple[Path, Path]:

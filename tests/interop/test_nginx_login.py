@@ -57,6 +57,7 @@ from ca.lifecycle import Kinko
 from ca.officers import current_login
 from ca.serials import format_serial
 from tests.conftest import ORG, free_port, make_csr, make_key, write_key
+from tests.interop.tools import tool
 
 HOLDER = "山田 太郎"
 CUSTOMER = "株式会社テスト"
@@ -75,13 +76,6 @@ PROPAGATION = 0.1
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
-    if path is None:
-        pytest.fail(f"{name} is not on PATH; install it: apt-get install {name}")
-    return path
 
 
 def nginx_has_debug_log() -> bool:

@@ -18,11 +18,8 @@ import http.client
 import os
 import random
 import re
-import shutil
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -48,10 +45,10 @@ from ca.lifecycle import Kinko
 from ca.officers import current_login
 from ocsp.source import CHECK_SECONDS
 from tests.conftest import ORG, RunningResponder, make_csr
+from tests.interop.tools import openssl, output, run, tool
 
 HOLDER = "山田 太郎"
 CUSTOMER = "株式会社テスト"
-TIMEOUT = 60
 OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
 HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha1": hashes.SHA1(),  # noqa: S303 - SHA-1 CertIDs are what RFC 5019 clients send
@@ -62,32 +59,6 @@ HASHES: dict[str, hashes.HashAlgorithm] = {
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def tool(name: str) -> str:
-    # pkilint's tools live beside the interpreter when the test extra is in a venv that is not activated.
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if path is None:
-        hints = {
-            "lint_ocsp_response": "install the test extra: pip install -e '.[test]'",
-            "lint_pkix_cert": "install the test extra: pip install -e '.[test]'",
-            "ocsptool": "install GnuTLS's tools: apt-get install gnutls-bin",
-            "curl": "install curl: apt-get install curl",
-        }
-        pytest.fail(f"{name} is not on PATH; {hints.get(name, 'install OpenSSL')}")
-    return path
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([str(a) for a in args], capture_output=True, timeout=TIMEOUT, check=False)
-
-
-def output(result: subprocess.CompletedProcess[bytes]) -> str:
-    return result.stdout.decode("utf-8", "replace") + result.stderr.decode("utf-8", "replace")
-
-
-def openssl(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    return run(tool("openssl"), *args)
 
 
 def openssl_time(moment: dt.datetime) -> str:
