@@ -732,14 +732,14 @@ def api_group() -> None:
 def api_serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Serve the login front end's API (bearer token from [api] token_file), in the foreground."""
     from ca.api import load_token
-    from ocsp.server import run_asgi
+    from ocsp.server import run_app
 
     home = ctx.home()
     home.require()
     load_token(home)  # no token, no service: refuse here with a clear message
     home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
     click.echo(f"kinko: API for {home.path} on http://{host}:{port}/ with {workers} worker(s)", err=True)
-    run_asgi("ca.api:create_app", home.path, host, port, workers)
+    run_app("ca.api:create_app", home.path, host, port, workers)
 
 
 @cli.group("ocsp")

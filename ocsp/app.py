@@ -1,13 +1,16 @@
-"""The responder's HTTP application (ASGI): OCSP over POST and RFC 5019 GET, the CA
-certificates and CRLs at the paths the certificates name, and /healthz.
+"""The responder's HTTP application: OCSP over POST and RFC 5019 GET, the CA certificates
+and CRLs at the paths the certificates name, and /healthz.
 
-It asks one `Source` for the response bytes and their dates; it never runs SQL or parses
-DER. Bad requests get malformedRequest or a 4xx; an unexpected failure gets an OCSP
-internalError, never a 5xx.
+It speaks RSGI, Granian's native interface: measured with bench/ocsp.py, an empty app
+under it costs about a third less server time per request than under ASGI. It asks one
+`Source` for the response bytes and their dates; it never runs SQL or parses DER. Bad
+requests get malformedRequest or a 4xx; an unexpected failure gets an OCSP internalError,
+never a 5xx.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -16,47 +19,50 @@ import time
 from email.utils import formatdate
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from ocsp.asgi import Receive, Scope, Send, TooLarge, lifespan, read_body, respond
+from ocsp.asgi import BODY_TIMEOUT, MAX_BODY, TooLarge
 from ocsp.source import INTERNAL_ERROR, MALFORMED, Answer, Source
 
-OCSP_RESPONSE = b"application/ocsp-response"
-STATIC = re.compile(rb"^/(ca|crl)/([a-z0-9-]{1,40})\.(cer|crl)$")
-CONTENT_TYPES = {b"cer": b"application/pkix-cert", b"crl": b"application/pkix-crl"}
+OCSP_RESPONSE = "application/ocsp-response"
+TEXT = "text/plain"
+STATIC = re.compile(r"^/(ca|crl)/([a-z0-9-]{1,40})\.(cer|crl)$")
+CONTENT_TYPES = {"cer": "application/pkix-cert", "crl": "application/pkix-crl"}
+Headers = list[tuple[str, str]]
 
 
 @lru_cache(maxsize=4096)
-def _http_date(epoch: float) -> bytes:
-    return formatdate(epoch, usegmt=True).encode("ascii")
+def _http_date(epoch: float) -> str:
+    return formatdate(epoch, usegmt=True)
 
 
-def cache_headers(answer: Answer, now: float) -> list[tuple[bytes, bytes]]:
+def cache_headers(answer: Answer, now: float) -> Headers:
     """RFC 5019 section 6.2 caching headers for a pre-signed response; no-store otherwise."""
     if not answer.cacheable or answer.this_update is None or answer.next_update is None:
-        return [(b"cache-control", b"no-store")]
+        return [("content-type", OCSP_RESPONSE), ("cache-control", "no-store")]
     fixed, expires = _fixed_headers(answer)
     max_age = max(0, int(expires - now))
-    return [*fixed, (b"cache-control", b"max-age=%d, public, no-transform, must-revalidate" % max_age)]
+    return [*fixed, ("cache-control", f"max-age={max_age}, public, no-transform, must-revalidate")]
 
 
 @lru_cache(maxsize=16384)
-def _fixed_headers(answer: Answer) -> tuple[tuple[tuple[bytes, bytes], ...], float]:
+def _fixed_headers(answer: Answer) -> tuple[tuple[tuple[str, str], ...], float]:
     # The same pre-signed answer is served many times: its dates and ETag are formatted once.
     assert answer.this_update is not None and answer.next_update is not None
     expires = answer.next_update.timestamp()
     headers = (
-        (b"last-modified", _http_date(answer.this_update.timestamp())),
-        (b"expires", _http_date(expires)),
-        (b"etag", b'"' + hashlib.sha1(answer.body, usedforsecurity=False).hexdigest().encode("ascii") + b'"'),
+        ("content-type", OCSP_RESPONSE),
+        ("last-modified", _http_date(answer.this_update.timestamp())),
+        ("expires", _http_date(expires)),
+        ("etag", '"' + hashlib.sha1(answer.body, usedforsecurity=False).hexdigest() + '"'),
     )
     return headers, expires
 
 
-def decode_get_path(raw_path: bytes) -> bytes | None:
+def decode_get_path(path: str) -> bytes | None:
     """The DER request in an RFC 5019 GET path: URL-decoded base64, '+', '/' and '=' kept."""
-    encoded = unquote_to_bytes(raw_path[1:]).translate(bytes.maketrans(b"-_", b"+/"))
-    encoded = encoded.strip()
+    encoded = unquote_to_bytes(path[1:]).translate(bytes.maketrans(b"-_", b"+/")).strip()
     if not encoded:
         return None
     try:
@@ -65,71 +71,84 @@ def decode_get_path(raw_path: bytes) -> bytes | None:
         return None
 
 
+async def read_body(scope: Any, protocol: Any) -> bytes:
+    """Reads a request body of at most MAX_BODY bytes within BODY_TIMEOUT; refuses a larger
+    one from its Content-Length before reading it, or as soon as a chunked one grows past."""
+    declared = scope.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise TooLarge
+    # One deadline for the whole body: a client trickling a byte at a time is cut off too.
+    async with asyncio.timeout(BODY_TIMEOUT):
+        if declared is not None:
+            return bytes(await protocol())
+        chunks, size = [], 0
+        async for chunk in protocol:
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
 class ResponderApp:
-    """The ASGI application."""
+    """The RSGI application."""
 
     def __init__(self, source: Source, public_dir: Path) -> None:
         self.source = source
         self.public_dir = public_dir
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        if scope.proto != "http":
             return
-        if scope["type"] != "http":
-            return
-        method = scope["method"]
-        # raw_path: the bytes as sent, so a '//' inside base64 is never collapsed.
-        raw_path = scope.get("raw_path") or scope["path"].encode("latin-1")
         try:
-            if method == "POST":
+            if scope.method == "POST":
                 try:
-                    body = await read_body(scope, receive)
+                    body = await read_body(scope, protocol)
                 except TooLarge:
-                    await respond(send, 413, b"text/plain", b"request body over 64 KiB\n")
+                    protocol.response_bytes(413, [("content-type", TEXT)], b"request body over 64 KiB\n")
                     return
                 except TimeoutError:
-                    await respond(send, 408, b"text/plain", b"request body too slow\n")
+                    protocol.response_bytes(408, [("content-type", TEXT)], b"request body too slow\n")
                     return
-                await self.answer(send, self.source.response(body))
-            elif method == "GET":
-                await self.get(send, raw_path)
+                self.answer(protocol, self.source.response(body))
+            elif scope.method == "GET":
+                # The path as sent, percent-decoding aside: a '//' inside base64 is never collapsed.
+                self.get(protocol, scope.path)
             else:
-                await respond(send, 405, b"text/plain", b"use GET or POST\n", [(b"allow", b"GET, POST")])
-        except Exception:
-            await self.answer(send, INTERNAL_ERROR)
+                protocol.response_bytes(405, [("content-type", TEXT), ("allow", "GET, POST")], b"use GET or POST\n")
+        except Exception:  # the responder answers every request, whatever failed
+            self.answer(protocol, INTERNAL_ERROR)
 
-    async def get(self, send: Send, raw_path: bytes) -> None:
-        if raw_path == b"/healthz":
-            await respond(send, 200, b"text/plain", b"ok\n", [(b"cache-control", b"no-store")])
+    def get(self, protocol: Any, path: str) -> None:
+        if path == "/healthz":
+            protocol.response_bytes(200, [("content-type", TEXT), ("cache-control", "no-store")], b"ok\n")
             return
-        static = STATIC.match(raw_path)
+        static = STATIC.match(path)
         if static is not None:
-            await self.static(send, static)
+            self.static(protocol, static)
             return
-        request = decode_get_path(raw_path)
-        await self.answer(send, MALFORMED if request is None else self.source.response(request))
+        request = decode_get_path(path)
+        self.answer(protocol, MALFORMED if request is None else self.source.response(request))
 
-    async def static(self, send: Send, match: re.Match[bytes]) -> None:
-        folder, name, suffix = (part.decode("ascii") for part in match.groups())
-        expected = {"ca": "cer", "crl": "crl"}[folder]
+    def static(self, protocol: Any, match: re.Match[str]) -> None:
+        folder, name, suffix = match.groups()
         path = self.public_dir / folder / f"{name}.{suffix}"
         try:
-            if suffix != expected:
+            if suffix != {"ca": "cer", "crl": "crl"}[folder]:
                 raise FileNotFoundError(path)
             body = path.read_bytes()
             modified = _http_date(path.stat().st_mtime)
         except (FileNotFoundError, IsADirectoryError):
-            await respond(send, 404, b"text/plain", b"not found\n")
+            protocol.response_bytes(404, [("content-type", TEXT)], b"not found\n")
             return
-        await respond(send, 200, CONTENT_TYPES[suffix.encode()], body, [(b"last-modified", modified)])
+        protocol.response_bytes(200, [("content-type", CONTENT_TYPES[suffix]), ("last-modified", modified)], body)
 
-    async def answer(self, send: Send, answer: Answer) -> None:
-        await respond(send, 200, OCSP_RESPONSE, answer.body, cache_headers(answer, time.time()))
+    def answer(self, protocol: Any, answer: Answer) -> None:
+        protocol.response_bytes(200, cache_headers(answer, time.time()), answer.body)
 
 
 def create_app() -> ResponderApp:
-    """ASGI factory for server workers: the home comes from $KINKO_HOME."""
+    """Factory for server workers: the home comes from $KINKO_HOME."""
     from ca.home import resolve_home
     from ocsp.source import DatabaseSource
 

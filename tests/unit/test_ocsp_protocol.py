@@ -20,6 +20,7 @@ from ocsp.protocol import (
     Responder,
     Status,
     build_response,
+    encode_cert_id,
     encode_single,
     error_response,
     make_cert_id,
@@ -86,6 +87,26 @@ def test_parse_single_request_as_cryptography_builds_it(issuer: x509.Certificate
     expected = make_cert_id(algorithm.name, issuer.subject.public_bytes(), spki(issuer), 0x5F0C)
     assert cert_id == expected
     assert core.OctetString.load(parsed.nonce).native == b"\x01" * 16
+
+
+@pytest.mark.parametrize("serial", [1, 0x7F, 0x80, 0xFF, 0x100, 2**127, 2**128 - 1, 2**159 - 1])
+@pytest.mark.parametrize("algorithm", ["sha1", "sha256", "sha384", "sha512"])
+def test_cert_id_encoding_matches_asn1crypto(algorithm: str, serial: int) -> None:
+    name, key = b"\x01" * 20, b"\x02" * 32
+    expected = ocsp.CertId(
+        {
+            "hash_algorithm": {"algorithm": algorithm},
+            "issuer_name_hash": name,
+            "issuer_key_hash": key,
+            "serial_number": serial,
+        }
+    ).dump()
+    assert encode_cert_id(algorithm, name, key, serial).der == expected
+
+
+def test_negative_serial_is_malformed() -> None:
+    with pytest.raises(MalformedRequest, match="negative"):
+        encode_cert_id("sha1", b"\x01" * 20, b"\x02" * 20, -5)
 
 
 def test_parse_several_cert_ids(issuer: x509.Certificate) -> None:
