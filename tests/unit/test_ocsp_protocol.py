@@ -249,3 +249,99 @@ def test_error_responses() -> None:
         ("unauthorized", c_ocsp.OCSPResponseStatus.UNAUTHORIZED),
     ]:
         assert c_ocsp.load_der_ocsp_response(error_response(name)).response_status == status
+
+
+# -- the hand-written request parser against asn1crypto ------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ocsp.protocol import HASH_ALGORITHMS  # noqa: E402
+
+
+def reference_parse(data: bytes):
+    """The same parse written with asn1crypto: what ocsp.protocol.parse_request must agree with."""
+    request = ocsp.OCSPRequest.load(data, strict=True)
+    tbs = request["tbs_request"]
+    cert_ids = []
+    for single in tbs["request_list"]:
+        cert_id = single["req_cert"]
+        algorithm = cert_id["hash_algorithm"]["algorithm"].native
+        if algorithm not in HASH_ALGORITHMS:
+            raise ValueError("hash")
+        cert_ids.append(
+            encode_cert_id(
+                algorithm,
+                cert_id["issuer_name_hash"].native,
+                cert_id["issuer_key_hash"].native,
+                cert_id["serial_number"].native,
+            )
+        )
+    nonce = None
+    for extension in tbs["request_extensions"] or ():
+        if extension["extn_id"].dotted == "1.3.6.1.5.5.7.48.1.2":
+            nonce = extension["extn_value"].contents
+    return tuple(cert_ids), nonce
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    ids = [
+        ocsp.CertId(
+            {
+                "hash_algorithm": {"algorithm": draw(st.sampled_from(["sha1", "sha256", "sha384", "sha512"]))},
+                "issuer_name_hash": draw(st.binary(min_size=1, max_size=64)),
+                "issuer_key_hash": draw(st.binary(min_size=1, max_size=64)),
+                "serial_number": draw(st.integers(min_value=0, max_value=2**159)),
+            }
+        )
+        for _ in range(draw(st.integers(min_value=1, max_value=3)))
+    ]
+    tbs = {"request_list": [{"req_cert": cert_id} for cert_id in ids]}
+    if draw(st.booleans()):
+        tbs["request_extensions"] = [
+            {
+                "extn_id": "nonce",
+                "critical": draw(st.booleans()),
+                "extn_value": draw(st.binary(min_size=1, max_size=32)),
+            }
+        ]
+    if draw(st.booleans()):
+        tbs["requestor_name"] = {"dns_name": "client.example"}
+    return ocsp.OCSPRequest({"tbs_request": tbs}).dump()
+
+
+@settings(max_examples=400, deadline=None)
+@given(requests())
+def test_hand_parser_agrees_on_valid_requests(data: bytes) -> None:
+    parsed = parse_request(data)
+    assert (parsed.cert_ids, parsed.nonce) == reference_parse(data)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), st.data())
+def test_hand_parser_reads_mutated_requests_as_asn1crypto_does(data: bytes, draw: st.DataObject) -> None:
+    """Whatever the hand parser accepts, it reads as asn1crypto does. (It does not look inside
+    the parts it ignores: requestorName, signatures, per-request extensions and the nonce's
+    value, which is echoed as an opaque OCTET STRING; there asn1crypto may refuse more.)"""
+    mutated = bytearray(data)
+    for _ in range(draw.draw(st.integers(min_value=1, max_value=4))):
+        choice = draw.draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
+        position = draw.draw(st.integers(min_value=0, max_value=max(0, len(mutated) - 1)))
+        if choice == "flip" and mutated:
+            mutated[position] ^= 1 << draw.draw(st.integers(min_value=0, max_value=7))
+        elif choice == "cut":
+            del mutated[position:]
+        elif choice == "insert":
+            mutated.insert(position, draw.draw(st.integers(min_value=0, max_value=255)))
+        elif mutated:
+            del mutated[position]
+    try:
+        ours = parse_request(bytes(mutated))
+    except MalformedRequest:
+        return
+    try:
+        theirs = reference_parse(bytes(mutated))
+    except ValueError:
+        return  # junk inside a part the responder ignores
+    assert (ours.cert_ids, ours.nonce) == theirs
