@@ -36,14 +36,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+# Run as `python bench/issue.py`, sys.path[0] is bench/, where bench/ocsp.py and bench/crl.py
+# would shadow Kinko's `ocsp` and `crl` packages.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from ca.clock import SystemClock
-from ca.hierarchy import InitOptions, create_home
-from ca.lifecycle import Kinko
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
+
+from ca.clock import SystemClock  # noqa: E402
+from ca.hierarchy import InitOptions, create_home  # noqa: E402
+from ca.lifecycle import Kinko  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME, ORG = "山田 太郎", "株式会社テスト"
