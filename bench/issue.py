@@ -48,6 +48,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 from ca.clock import SystemClock  # noqa: E402
 from ca.hierarchy import InitOptions, create_home  # noqa: E402
 from ca.lifecycle import Kinko  # noqa: E402
+from ca.officers import current_login  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME, ORG = "山田 太郎", "株式会社テスト"
@@ -217,7 +218,7 @@ def main() -> None:
         passfile = work / "passphrase.txt"
         passfile.write_text(secrets.token_urlsafe(24) + "\n")
         options = InitOptions(organization="興産信用金庫", passphrase_file=passfile)
-        home = create_home(work / "home", options, SystemClock(), "bench")
+        home = create_home(work / "home", options, SystemClock(), current_login())  # the operator of `cert show`
         csrs = make_csrs(args.n)
         kinko = Kinko(home, clock=SystemClock(), actor="bench")
         kinko_rate, serials = bench_kinko(kinko, csrs)
