@@ -200,7 +200,7 @@ def servers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     started: list[str] = []
     monkeypatch.setattr(ocsp.server, "serve", lambda *a, **k: started.append("ocsp"))
-    monkeypatch.setattr(ocsp.server, "run_asgi", lambda *a, **k: started.append("api"))
+    monkeypatch.setattr(ocsp.server, "run_app", lambda *a, **k: started.append("api"))
     return started
 
 
