@@ -79,13 +79,14 @@ def _check_checkpoints(
             last_seq + 1, f"truncated after checkpoint {covered}: events {last_seq + 1}..{covered} are missing"
         )
     signers: dict[str, x509.Certificate] = {}
+    appointed = store.audit_signers()
     for seq, head_hash, time, signature, signer in checkpoints:
         if heads.get(seq) != head_hash:
             return ledger.ChainProblem(seq, f"checkpoint {seq} names a different head hash: the chain was rewritten")
         if signer not in signers:
             record = store.certificate(signer)
             # Only the CA's audit signers seal the ledger; any other key Kinko ever certified does not count.
-            if record is None or record.profile != "audit-signer":
+            if record is None or record.profile != "audit-signer" or signer not in appointed:
                 return ledger.ChainProblem(seq, f"checkpoint {seq} is not signed by an audit signer ({signer})")
             signers[signer] = x509.load_der_x509_certificate(record.der)
         if not _verify_signature(signers[signer], signature, ledger.checkpoint_message(seq, head_hash, time)):

@@ -212,6 +212,7 @@ class Accounts(Revocation):
             self._count_code_failure(subscriber, now)
             raise PolicyError(windows.BAD_CODE)
         accepted = load_csr(csr_data)
+        self._signing_key()
         with self.home.store.transaction(self.actor, now_text) as tx:
             customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
             fresh = tx.enrollment_by_lookup(enrollment.lookup)
@@ -250,10 +251,9 @@ class Accounts(Revocation):
 
     def _count_code_failure(self, subscriber: SubscriberRecord, now: dt.datetime) -> None:
         # Recorded even though the command is refused: rate limiting needs the count to persist.
-        attempts = subscriber.failed_attempts + 1
-        locked = to_text(now + LOCKOUT) if attempts >= MAX_CODE_FAILURES else None
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
-            tx.record_code_failure(subscriber.id, 0 if locked else attempts, locked)
+            attempts = tx.record_code_failure(subscriber.id, MAX_CODE_FAILURES, to_text(now + LOCKOUT) or "")
+            locked = to_text(now + LOCKOUT) if attempts >= MAX_CODE_FAILURES else None
             tx.append_event(
                 "enrollment.code-refused",
                 subscriber=subscriber.id,
@@ -271,9 +271,13 @@ class Accounts(Revocation):
         accepted = load_csr(csr_data)
         if accepted.spki_sha256 == old.spki_sha256:
             raise PolicyError("renewal needs a new key pair; the CSR carries the current certificate's key")
+        self._signing_key()
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             subscriber = self._subscriber(tx, old.subscriber_id)
             customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+            current = tx.certificate(old.serial)
+            assert current is not None
+            windows.check_renewal(current, now, self.rules)  # again under the write lock
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.append_event(
                 "certificate.renewed",
@@ -297,8 +301,12 @@ class Accounts(Revocation):
             )
         windows.check_reacquire(history[0], subscriber.role, now, self.rules)
         accepted = load_csr(csr_data)
+        self._signing_key()
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+            # Again under the write lock: a second re-acquisition may have committed meanwhile.
+            history = tx.subscriber_certificates(subscriber.id)
+            windows.check_reacquire(history[0], subscriber.role, now, self.rules)
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.append_event(
                 "certificate.reacquired",

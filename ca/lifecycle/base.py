@@ -92,7 +92,9 @@ class Base:
         the caller appends the ledger event that says why."""
         cfg = self.home.config
         chosen = cfg.profile(profile)
-        if chosen.is_ca or chosen.ocsp_no_check:
+        # The CA's own certificates and its delegated signers (OCSP, ledger audit) are made by
+        # init and rotation only: an audit signer from `kinko issue` could re-sign the ledger.
+        if chosen.is_ca or chosen.ocsp_no_check or profile in ("ocsp-signer", "audit-signer"):
             raise PolicyError(
                 f"profile {profile!r} is for the CA's own certificates; `kinko issue` makes end-entity certificates"
             )
@@ -139,6 +141,13 @@ class Base:
             "spki_sha256": record.spki_sha256,
             **extra,
         }
+
+    def _signing_key(self, roles: set[str] | None = None) -> None:
+        """Loads (and, on a terminal, asks the passphrase for) the CA keys a change will need,
+        before the write lock is taken: never while other writers wait, and never after the
+        change has committed (a revocation whose CRL then cannot be signed)."""
+        for role in sorted(roles or {self.home.issuing_role}):
+            self.home.key(role)
 
     def _presign_changed(self, tx: Writer, serial: str, now: dt.datetime) -> None:
         # Same transaction as the status change: the responder can never serve the old status

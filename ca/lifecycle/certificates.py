@@ -32,6 +32,7 @@ class Certificates(Base):
         one-active-certificate rule applies."""
         subject = profiles.subject_name(name, organization, serial_number=subscriber_id)
         accepted = load_csr(csr_data)
+        self._signing_key()
         now = self.clock.now()
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             if subscriber_id is not None:
@@ -69,13 +70,13 @@ class Certificates(Base):
         Scheduled service ends that have arrived are applied first, and lapsed enrollments noted."""
         from crl import publisher
 
+        if root and self.home.config.ca.single_tier:
+            raise PolicyError("a single-tier CA has no separate root CRL; use `kinko crl publish`")
+        if root and delta:
+            raise InputError("the root's ARL has no delta CRLs")
         self.upkeep()  # type: ignore[attr-defined]
         now = self.clock.now()
         if root:
-            if self.home.config.ca.single_tier:
-                raise PolicyError("a single-tier CA has no separate root CRL; use `kinko crl publish`")
-            if delta:
-                raise InputError("the root's ARL has no delta CRLs")
             return [publisher.publish(self.home, now, self.actor, "root", "full")]
         issuer = self.home.issuing_role
         if delta:
@@ -94,7 +95,10 @@ class Certificates(Base):
         refresh_before = to_text(now - lifetime / 2) or ""
         records = self.home.store.certificates_needing_responses(self._now_text(now), refresh_before)
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
-            signed = self.presigner.sign(tx, records, now)
+            # Re-read inside the transaction: a revocation committed since the list was made
+            # must not be overwritten by a response signed from the stale row.
+            current = [row for row in (tx.certificate(r.serial) for r in records) if row is not None]
+            signed = self.presigner.sign(tx, current, now)
         expiring = [
             role
             for role in issuer_roles(self.home)

@@ -30,6 +30,7 @@ class Revocation(Base):
         if reason not in allowed:
             raise InputError(f"unknown revocation reason {reason!r}; use one of: {', '.join(allowed)}")
         check_report_times(now, invalidity_date, reported_at)
+        self._signing_key({record.issuer})
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             if record.status == "revoked":
                 if reason != "key-compromise" or record.revocation_reason == "key-compromise":
@@ -50,6 +51,7 @@ class Revocation(Base):
         record = self._live_certificate(serial, now)
         if record.status != "valid":
             raise Conflict(f"certificate {record.serial} is {record.status}; only a valid certificate can be held")
+        self._signing_key({record.issuer})
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             self._hold_in(tx, record, now, origin="officer", note=note)
         return self._after_status_change(record, now)
@@ -60,6 +62,7 @@ class Revocation(Base):
         record = self._certificate(serial)
         if record.status != "held":
             raise Conflict(f"certificate {record.serial} is not on hold (it is {record.status})")
+        self._signing_key({record.issuer})
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             self._release_in(tx, record, now, note=note)
         return self._after_status_change(record, now)

@@ -62,6 +62,7 @@ class ServiceEnd(Accounts):
             )
         now = self.clock.now()
         check_report_times(now, suspected_since, received_at)
+        self._signing_key()
         if suspected_since is not None and suspected_since > received_at:
             raise InputError("suspected-since is after the report was received")
         issuers: set[str] = set()
@@ -121,6 +122,7 @@ class ServiceEnd(Accounts):
     def suspend_customer(self, customer_id: str, progress: Progress | None = None) -> BulkChange:
         """Holds every valid certificate of the customer and refuses its enrollments and acquisitions."""
         now = self.clock.now()
+        self._signing_key()
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             issuers = self._suspend_in(tx, customer_id, now, progress)
             held = [r.serial for r in tx.held_by(_suspension(customer_id))]
@@ -143,6 +145,7 @@ class ServiceEnd(Accounts):
     def resume_customer(self, customer_id: str, progress: Progress | None = None) -> BulkChange:
         """Releases exactly the holds the suspension made, and reopens the service."""
         now = self.clock.now()
+        self._signing_key()
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             customer = tx.customer(customer_id)
             if customer is None:
@@ -165,6 +168,7 @@ class ServiceEnd(Accounts):
         now or, for a future date, when `kinko` next runs its upkeep (crl publish, ocsp refresh)."""
         now = self.clock.now()
         when = effective or now
+        self._signing_key()
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             customer = tx.customer(customer_id)
             if customer is None:
@@ -207,6 +211,9 @@ class ServiceEnd(Accounts):
             assert customer.terminate_at is not None
             when = dt.datetime.fromisoformat(customer.terminate_at.replace("Z", "+00:00"))
             with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+                fresh = tx.customer(customer.id)
+                if fresh is None or fresh.status == "terminated":
+                    continue  # another process applied it first
                 records = self._terminate_in(tx, customer.id, when, now, None)
             self._publish_after({r.issuer for r in records}, now)
             ended.append(customer.id)
@@ -221,7 +228,8 @@ class ServiceEnd(Accounts):
         with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
             for enrollment in lapsed:
                 subscriber = tx.subscriber(enrollment.subscriber_id)
-                tx.mark_enrollment_lapsed(enrollment.id)
+                if not tx.mark_enrollment_lapsed(enrollment.id):
+                    continue  # another process recorded it first
                 tx.append_event(
                     "enrollment.expired-unused",
                     subscriber=enrollment.subscriber_id,

@@ -362,6 +362,10 @@ class Store(AccountReads):
         ).fetchone()
         return ledger.Event(*row) if row else None
 
+    def audit_signers(self) -> set[str]:
+        """Serials of every certificate the CA made its ledger audit signer (by the ledger's own record)."""
+        return {row[0] for row in self._conn.execute("SELECT serial FROM ledger WHERE action = 'audit.signer-issued'")}
+
     def checkpoints(self) -> list[tuple[int, str, str, bytes, str]]:
         """(seq, head_hash, time, signature, signer serial) of every checkpoint, in seq order."""
         try:

@@ -275,24 +275,36 @@ class Writer(AccountReads):
         )
         self._changes += 1
 
-    def mark_enrollment_lapsed(self, enrollment_id: int) -> None:
-        """Notes that an expired, unused enrollment has been recorded in the ledger."""
-        self._conn.execute("UPDATE enrollments SET expiry_recorded = 1 WHERE id = ?", (enrollment_id,))
-        self._changes += 1
-
-    def record_code_failure(self, subscriber_id: str, attempts: int, locked_until: str | None) -> None:
-        """Counts a wrong code against a subscriber, and locks it out when there were too many."""
-        self._conn.execute(
-            "UPDATE subscribers SET failed_attempts = ?, locked_until = ? WHERE id = ?",
-            (attempts, locked_until, subscriber_id),
+    def mark_enrollment_lapsed(self, enrollment_id: int) -> bool:
+        """Notes that an expired, unused enrollment is being recorded; False if another process did."""
+        cursor = self._conn.execute(
+            "UPDATE enrollments SET expiry_recorded = 1 WHERE id = ? AND expiry_recorded = 0", (enrollment_id,)
         )
         self._changes += 1
+        return cursor.rowcount == 1
+
+    def record_code_failure(self, subscriber_id: str, limit: int, locked_until: str) -> int:
+        """Counts a wrong code against a subscriber (atomically); at `limit` it locks the subscriber
+        until `locked_until` and starts counting again. Returns the count before any reset."""
+        row = self._conn.execute(
+            "UPDATE subscribers SET failed_attempts = failed_attempts + 1 WHERE id = ? RETURNING failed_attempts",
+            (subscriber_id,),
+        ).fetchone()
+        attempts = int(row[0]) if row else 0
+        if attempts >= limit:
+            self._conn.execute(
+                "UPDATE subscribers SET failed_attempts = 0, locked_until = ? WHERE id = ?",
+                (locked_until, subscriber_id),
+            )
+        self._changes += 1
+        return attempts
 
     def reset_code_failures(self, subscriber_id: str) -> None:
         """Clears a subscriber's wrong-code count after a successful redemption."""
         self._conn.execute(
             "UPDATE subscribers SET failed_attempts = 0, locked_until = NULL WHERE id = ?", (subscriber_id,)
         )
+        self._changes += 1
 
     def add_incident(
         self,
