@@ -404,8 +404,8 @@ def _days(text: str) -> int:
     from ca.errors import InputError
 
     value = text.strip().lower().removesuffix("d")
-    if not value.isdigit():
-        raise InputError(f"{text!r} is not a number of days (e.g. 30d)")
+    if not value.isdigit() or int(value) > 36500:
+        raise InputError(f"{text!r} is not a number of days from 0 to 36500 (e.g. 30d)")
     return int(value)
 
 
@@ -804,8 +804,14 @@ def ledger() -> None:
     default=None,
     help="Verify an exported file offline (with FILE.sig and FILE.chain.pem beside it).",
 )
+@click.option(
+    "--ca-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The bank's CA chain to trust for --export, instead of the FILE.chain.pem beside it.",
+)
 @pass_ctx
-def ledger_verify(ctx: Context, export_file: Path | None) -> None:
+def ledger_verify(ctx: Context, export_file: Path | None, ca_file: Path | None) -> None:
     """Recompute the chain and check every signed checkpoint; exit 0 only when all holds."""
     from ca import audit
 
@@ -814,7 +820,7 @@ def ledger_verify(ctx: Context, export_file: Path | None) -> None:
             from ca.errors import InputError
 
             raise InputError(f"export file {export_file} does not exist")
-        result = audit.verify_export(export_file)
+        result = audit.verify_export(export_file, ca_file)
     else:
         require_role(click.get_current_context(), "auditor")
         result = audit.verify_database(ctx.home())

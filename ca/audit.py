@@ -186,11 +186,15 @@ def export(
     return Export(out, rows, digest.hex(), signature, chain)
 
 
-def verify_export(path: Path) -> Verification:
-    """Verifies an export offline: its detached signature (if any) and the chain's own hashes."""
+def verify_export(path: Path, ca_file: Path | None = None) -> Verification:
+    """Verifies an export offline: its detached signature (if any) and the chain's own hashes.
+
+    The signature is checked against `ca_file` (the bank's CA chain, obtained on its own) or,
+    without it, against the FILE.chain.pem written beside the export: then the auditor should
+    compare that root's fingerprint with the bank's published one."""
     notes = []
     signature = path.with_name(path.name + ".sig")
-    chain_file = path.with_name(path.name + ".chain.pem")
+    chain_file = ca_file or path.with_name(path.name + ".chain.pem")
     try:
         if signature.exists():
             if not chain_file.exists():
@@ -224,8 +228,8 @@ def verify_export(path: Path) -> Verification:
                         count, 0, ledger.ChainProblem(event.seq, "edited: fields do not match hash"), notes
                     )
             return Verification(count, 0, None, notes)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read export {path}: {exc}") from None
+    except (OSError, ValueError, UnicodeDecodeError, TypeError, KeyError) as exc:
+        raise InputError(f"cannot read export {path}: {type(exc).__name__}: {exc}") from None
 
 
 def checkpoint(home: Home, actor: str, now: dt.datetime) -> dict[str, Any]:

@@ -67,7 +67,9 @@ def parse_user_time(text: str, what: str) -> dt.datetime:
 
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is not None:
+            when.astimezone(UTC)  # years at the edge of the calendar overflow here
+    except (ValueError, OverflowError):
         raise InputError(f"{what} {text!r} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00+09:00)") from None
     if when.tzinfo is None:
         raise InputError(f"{what} {text!r} has no time zone; add Z or an offset such as +09:00")

@@ -167,8 +167,8 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     api = _section(data, "api", APISettings)
     for section in (crl, ocsp, lifecycle):
         for name, value in vars(section).items():
-            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-                raise ConfigError(f"{name} must not be negative (got {value})")
+            if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 1_000_000:
+                raise ConfigError(f"{name} must be between 0 and 1000000 (got {value})")
     unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api"}
     if unknown:
         raise ConfigError(f"kinko.toml has unknown section(s): {', '.join(sorted(unknown))}")
@@ -185,6 +185,8 @@ def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
         where = f"profile {name!r}"
         validity = parse_validity(str(body.pop("validity", "")), where)
         bc = body.pop("basic_constraints", {"ca": False})
+        if not isinstance(bc, dict):
+            raise ConfigError(f"{where}: basic_constraints must be a table like {{ ca = false }}")
         key_usage = tuple(body.pop("key_usage", ()))
         eku = tuple(body.pop("extended_key_usage", ()))
         for usage in key_usage:

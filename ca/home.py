@@ -35,8 +35,16 @@ PassphrasePrompt = Callable[[str], str]
 class Home:
     """A Kinko CA home directory."""
 
-    def __init__(self, path: Path, prompt: PassphrasePrompt | None = None, passphrase: bytes | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        prompt: PassphrasePrompt | None = None,
+        passphrase: bytes | None = None,
+        readonly: bool = False,
+    ) -> None:
         self.path = path
+        # A read-only home (the OCSP responder's) never opens the database for writing.
+        self.readonly = readonly
         self._prompt = prompt
         self._passphrase: bytes | None = passphrase
         self._keys: dict[str, FileKey] = {}
@@ -77,6 +85,10 @@ class Home:
         from ca.store import Store
 
         self.require()
+        if self.readonly:
+            return self.readonly_store
+        if not self.db_file.exists():
+            raise ConfigError(f"{self.db_file} is missing: this home has no database")
         store = Store.open(self.db_file)
         if store.authority("audit") is not None:
             store.sealer = self.seal_checkpoint

@@ -52,7 +52,7 @@ class DatabaseSource:
     """Answers from the registry and its pre-signed responses, read-only."""
 
     def __init__(self, home_path: Path, clock: Clock | None = None) -> None:
-        self.home = Home(home_path)
+        self.home = Home(home_path, readonly=True)
         self.home.require()
         self.store = self.home.readonly_store
         self.clock = clock or SystemClock()

@@ -1,0 +1,83 @@
+"""Refusals and races found in review: each is a rule that must hold, with a test that fails without it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ca.clock import parse_user_time
+from ca.errors import InputError, PolicyError
+from ca.home import Home
+from ca.lifecycle import Kinko
+from ocsp.source import DatabaseSource
+from tests.conftest import make_csr, row_counts
+
+
+@pytest.mark.parametrize("profile", ["audit-signer", "ocsp-signer", "issuing-ca", "root-ca"])
+def test_the_cas_own_signers_are_never_issued_by_hand(home: Home, kinko: Kinko, profile: str) -> None:
+    # An audit signer from `kinko issue` could re-sign a rewritten ledger.
+    before = row_counts(home)
+    with pytest.raises(PolicyError, match="CA's own certificates"):
+        kinko.issue(make_csr(), name="x", profile=profile)
+    assert row_counts(home) == before
+
+
+def test_a_refused_root_crl_request_changes_nothing(tmp_path: Path, passphrase_file: Path, clock) -> None:
+    from ca.hierarchy import InitOptions, create_home
+    from ca.officers import current_login
+
+    home = create_home(
+        tmp_path / "single",
+        InitOptions(organization="X", passphrase_file=passphrase_file, single_tier=True),
+        clock,
+        current_login(),
+    )
+    kinko = Kinko(home, clock=clock)
+    kinko.add_customer("C1", "Example")
+    kinko.terminate_customer("C1", clock.now() + dt.timedelta(days=1))
+    clock.advance(days=2)
+    before = row_counts(home)
+    with pytest.raises(PolicyError, match="single-tier"):
+        kinko.publish_crl(root=True)
+    assert row_counts(home) == before
+    assert home.store.customer("C1").status == "active"  # the due termination waits for a real publish
+
+
+def test_the_responder_never_opens_the_database_for_writing(home: Home, kinko: Kinko, clock) -> None:
+    source = DatabaseSource(home.path, clock=clock)
+    assert source.home.store is source.home.readonly_store
+    with pytest.raises(Exception, match="readonly"):
+        source.home.store._conn.execute("DELETE FROM ocsp_responses")
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+09:00", "9999-12-31T23:59:59-09:00"])
+def test_times_at_the_edge_of_the_calendar_are_refused_cleanly(text: str) -> None:
+    with pytest.raises(InputError, match="not an ISO 8601 time"):
+        parse_user_time(text, "effective date")
+
+
+def test_absurd_periods_are_refused_with_exit_1(home: Home, run_cli) -> None:
+    result = run_cli("--home", home.path, "report", "expiring", "--within", "99999999999d")
+    assert result.exit_code == 1 and "from 0 to 36500" in result.output
+
+
+def test_export_checked_against_another_cas_chain_fails(
+    home: Home, kinko: Kinko, tmp_path: Path, run_cli, passphrase_file: Path, clock
+) -> None:
+    from ca.authorities import chain_pem
+    from ca.hierarchy import InitOptions, create_home
+    from ca.officers import current_login
+
+    out = tmp_path / "ledger.csv"
+    assert run_cli("--home", home.path, "ledger", "export", "--format", "csv", "--out", out).exit_code == 0
+    other = create_home(
+        tmp_path / "other", InitOptions(organization="Other", passphrase_file=passphrase_file), clock, current_login()
+    )
+    foreign = tmp_path / "other-chain.pem"
+    foreign.write_text(chain_pem(other))
+    ours = run_cli("ledger", "verify", "--export", out)
+    assert ours.exit_code == 0, ours.output
+    theirs = run_cli("ledger", "verify", "--export", out, "--ca-file", foreign)
+    assert theirs.exit_code == 1 and "signature" in theirs.output
