@@ -564,13 +564,20 @@ _OUT = click.option(
 
 
 @cli.command()
-@click.option("--code", required=True, help="The enrollment code.")
+@click.option(
+    "--code",
+    default=None,
+    help="The enrollment code. Leave it out to type it (hidden) or pipe it on standard input: "
+    "a code on the command line shows in `ps` and in shell history.",
+)
 @_CSR
 @_OUT
 @pass_ctx
-def acquire(ctx: Context, code: str, csr_file: Path, out: Path | None) -> None:
+def acquire(ctx: Context, code: str | None, csr_file: Path, out: Path | None) -> None:
     """Redeem an enrollment code: a one-year certificate for its holder."""
-    _deliver(ctx, ctx.kinko().acquire(code, read_input(csr_file, "CSR")), out)
+    if code is None:
+        code = click.prompt("Enrollment code", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+    _deliver(ctx, ctx.kinko().acquire(str(code).strip(), read_input(csr_file, "CSR")), out)
 
 
 @cli.command()

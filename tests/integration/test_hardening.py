@@ -81,3 +81,13 @@ def test_export_checked_against_another_cas_chain_fails(
     assert ours.exit_code == 0, ours.output
     theirs = run_cli("ledger", "verify", "--export", out, "--ca-file", foreign)
     assert theirs.exit_code == 1 and "signature" in theirs.output
+
+
+def test_the_code_can_come_from_standard_input(home: Home, kinko: Kinko, tmp_path: Path, run_cli) -> None:
+    kinko.add_customer("C1", "Example")
+    enrolled = kinko.enroll_administrator("C1", "Taro", "C1-A")
+    csr = tmp_path / "a.csr"
+    csr.write_bytes(make_csr())
+    result = run_cli("--json", "--home", home.path, "acquire", "--csr", csr, input=enrolled.code + "\n")
+    assert result.exit_code == 0, result.output
+    assert '"subscriber_id": "C1-A"' in result.output
