@@ -25,12 +25,16 @@ class Context:
         self.as_json = as_json
         self.clock = clock
         self.actor = actor
+        self._home: Any = None
 
     def home(self) -> Any:
         from ca.home import Home
 
-        # A prompt is the last resort, and only where someone can answer it.
-        return Home(self.home_path, prompt=_tty_prompt if sys.stdin.isatty() else None)
+        # One Home per command: its config, connections and loaded keys are reused.
+        if self._home is None:
+            # A prompt is the last resort, and only where someone can answer it.
+            self._home = Home(self.home_path, prompt=_tty_prompt if sys.stdin.isatty() else None)
+        return self._home
 
     def kinko(self) -> Any:
         from ca.lifecycle import Kinko

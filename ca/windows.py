@@ -26,6 +26,11 @@ def _at(text: str) -> dt.datetime:
     return value
 
 
+def is_active(certificate: CertificateRecord, now: str) -> bool:
+    """Active = not expired and not revoked (a held certificate still counts): at most one per holder."""
+    return certificate.status in ("valid", "held") and certificate.not_after >= now
+
+
 def enrollment_expiry(created: dt.datetime, rules: LifecycleSettings) -> dt.datetime:
     """The last instant an enrollment can be redeemed."""
     return created + dt.timedelta(days=rules.enrollment_days)

@@ -218,11 +218,7 @@ class Accounts(Revocation):
             fresh = tx.enrollment_by_lookup(enrollment.lookup)
             if fresh is None or fresh.redeemed_at is not None or fresh.closed_at is not None:
                 raise PolicyError(windows.BAD_CODE)
-            current = [
-                r
-                for r in tx.subscriber_certificates(subscriber.id)
-                if r.status in ("valid", "held") and r.not_after >= now_text
-            ]
+            current = [r for r in tx.subscriber_certificates(subscriber.id) if windows.is_active(r, now_text)]
             if current and enrollment.kind != "reissue":
                 raise PolicyError(f"subscriber {subscriber.id} already has an active certificate ({current[0].serial})")
             issued = self._issue_for(tx, accepted, subscriber, customer, now)

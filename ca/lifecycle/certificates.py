@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ca import profiles
+from ca import profiles, windows
 from ca.clock import to_text
 from ca.csr import load_csr
 from ca.errors import InputError, NotFound, PolicyError
@@ -56,7 +56,7 @@ class Certificates(Base):
     @staticmethod
     def _refuse_second_active(tx: Any, subscriber_id: str, now: str) -> None:
         for record in tx.subscriber_certificates(subscriber_id):
-            if record.status in ("valid", "held") and record.not_after >= now:
+            if windows.is_active(record, now):
                 raise PolicyError(
                     f"subscriber {subscriber_id} already has an active certificate ({record.serial}); "
                     "one active certificate per subscriber"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ca import windows
 from ca.clock import to_text
 from ca.errors import Conflict, InputError, NotFound, PolicyError
 from ca.lifecycle.accounts import Accounts
@@ -245,9 +246,7 @@ class ServiceEnd(Accounts):
 
     @staticmethod
     def _active_certificates(tx: Writer, subscriber_id: str, now: str) -> list[CertificateRecord]:
-        return [
-            r for r in tx.subscriber_certificates(subscriber_id) if r.status in ("valid", "held") and r.not_after >= now
-        ]
+        return [r for r in tx.subscriber_certificates(subscriber_id) if windows.is_active(r, now)]
 
 
 def _suspension(customer_id: str) -> str:
