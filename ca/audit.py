@@ -136,7 +136,7 @@ def export(
     try:
         with open(out, "w", encoding="utf-8-sig" if excel else "utf-8", newline="") as handle:
             if fmt == "csv":
-                handle.write(",".join(ledger.COLUMNS) + "\n")
+                handle.write(ledger.CSV_HEADER)
             batch: list[str] = []
             for line in lines:
                 batch.append(line)

@@ -149,6 +149,12 @@ def checkpoint_message(seq: int, head_hash: str, time: str) -> bytes:
 # -- export formats ---------------------------------------------------------------------------------
 
 COLUMNS = ("seq", "time", "actor", "action", "serial", "subscriber", "customer", "details", "prev_hash", "hash")
+# The export format, which the store renders in SQL for speed. CSV: a header of COLUMNS, then
+# one line per event with these fields in double quotes (quotes doubled), the others bare:
+# they are Kinko's own tokens (seq, times, action names, hex serials and hashes), which never
+# hold a comma or a quote. JSON Lines: one object per event with COLUMNS as keys, details as text.
+CSV_QUOTED = ("actor", "subscriber", "customer", "details")
+CSV_HEADER = ",".join(COLUMNS) + "\n"
 
 
 def read_export(handle: IO[str]) -> Iterator[Event]:
