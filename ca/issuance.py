@@ -30,6 +30,7 @@ def issue(
     not_after: dt.datetime,
     extensions: list[tuple[x509.ExtensionType, bool]],
     subscriber_id: str | None = None,
+    key_hash: str | None = None,
 ) -> tuple[CertificateRecord, x509.Certificate]:
     """Signs a certificate and records it in the registry; the caller appends the ledger event."""
     # Reserve, sign, record: the serial is claimed by the registry's unique key *before*
@@ -63,7 +64,7 @@ def issue(
         status="valid",
         issued_at=tx.time,
         fingerprint_sha256=hashlib.sha256(der).hexdigest(),
-        spki_sha256=spki_sha256(public_key),
+        spki_sha256=key_hash or spki_sha256(public_key),  # CSR intake has usually hashed it already
         der=der,
     )
     tx.record_certificate(record)

@@ -126,6 +126,7 @@ class Base:
                 policy_oid=cfg.ca.policy_oid,
             ),
             subscriber_id=subscriber_id,
+            key_hash=accepted.spki_sha256,
         )
         self.presigner.sign(tx, [record], now)
         return Issued(record, certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"))
