@@ -47,9 +47,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
+from children import Run, run_child  # bench/children.py, beside this script
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -176,48 +176,6 @@ def populate(home: Home, index_file: Path, n: int, seed: int) -> float:
 
 
 # -- measured child processes ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    wall_s: float  # the whole child process
-    cpu_s: float
-    max_rss_kib: int
-    stdout: bytes
-
-
-GNU_TIME = "/usr/bin/time"
-# Without GNU time: a small Python process runs the command and reports its child's rusage.
-RUSAGE_WRAPPER = """\
-import resource, subprocess, sys
-code = subprocess.call(sys.argv[2:])
-u = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1], "w").write(f"{u.ru_maxrss} {u.ru_utime} {u.ru_stime}\\n")
-sys.exit(code)
-"""
-
-
-def run_child(argv: list[str]) -> Run:
-    """Runs one process and reads its max RSS and CPU time through a small parent process.
-
-    Not wait4() on our own child: Linux carries the RSS high-water mark of the forking process
-    across exec, so a child of this (large) Python process would report at least our RSS.
-    """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
-        usage_file = Path(tmp) / "rusage"
-        if Path(GNU_TIME).exists():
-            wrapped = [GNU_TIME, "-f", "%M %U %S", "-o", str(usage_file), *argv]
-        else:
-            wrapped = [sys.executable, "-c", RUSAGE_WRAPPER, str(usage_file), *argv]
-        start = time.perf_counter()
-        code = subprocess.call(wrapped, stdout=out, stderr=err, cwd=ROOT)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        if code != 0:
-            raise RuntimeError(f"{argv[:3]} failed ({code}): {err.read().decode(errors='replace')}")
-        max_rss, user, system = usage_file.read_text().split("\n")[-2].split()
-        return Run(wall, float(user) + float(system), int(max_rss), out.read())
 
 
 def kinko_child(home_path: str) -> None:

@@ -49,8 +49,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
+
+from children import Run, run_child  # bench/children.py, beside this script
 
 from ca.clock import SystemClock, to_text
 from ca.hierarchy import InitOptions, create_home
@@ -104,49 +105,6 @@ def fill(home_path: Path, total: int) -> tuple[int, float]:
 
 
 # -- measured child processes ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    wall_s: float  # the whole child process, Python start and imports included
-    cpu_s: float
-    max_rss_kib: int
-    stdout: str
-
-
-GNU_TIME = "/usr/bin/time"
-# Without GNU time: a small Python process runs the command and reports its child's rusage.
-RUSAGE_WRAPPER = """\
-import resource, subprocess, sys
-code = subprocess.call(sys.argv[2:])
-u = resource.getrusage(resource.RUSAGE_CHILDREN)
-open(sys.argv[1], "w").write(f"{u.ru_maxrss} {u.ru_utime} {u.ru_stime}\\n")
-sys.exit(code)
-"""
-
-
-def run_child(argv: list[str], env: dict[str, str], stdout_file: Path | None = None) -> Run:
-    """Runs one process and reads its max RSS and CPU time through a small parent process.
-
-    Not wait4() on our own child: Linux carries the RSS high-water mark of the forking process
-    across exec, so a child of this Python process would report at least our RSS.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        usage_file, out_file = Path(tmp) / "rusage", stdout_file or Path(tmp) / "stdout"
-        if Path(GNU_TIME).exists():
-            wrapped = [GNU_TIME, "-f", "%M %U %S", "-o", str(usage_file), *argv]
-        else:
-            wrapped = [sys.executable, "-c", RUSAGE_WRAPPER, str(usage_file), *argv]
-        with out_file.open("wb") as out, tempfile.TemporaryFile() as err:
-            start = time.perf_counter()
-            code = subprocess.call(wrapped, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=ROOT, env=env)
-            wall = time.perf_counter() - start
-            err.seek(0)
-            if code != 0:
-                raise RuntimeError(f"{' '.join(argv[:6])} failed ({code}): {err.read().decode(errors='replace')}")
-        max_rss, user, system = usage_file.read_text().split("\n")[-2].split()
-        text = "" if stdout_file else out_file.read_text(encoding="utf-8")
-        return Run(wall, float(user) + float(system), int(max_rss), text)
 
 
 def cli(home: Path, *args: str) -> list[str]:
