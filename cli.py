@@ -28,7 +28,7 @@ class Context:
         self._home: Any = None
 
     def home(self) -> Any:
-        from ca.home import Home
+        from kinko.ca.home import Home
 
         # One Home per command: its config, connections and loaded keys are reused.
         if self._home is None:
@@ -37,12 +37,12 @@ class Context:
         return self._home
 
     def kinko(self) -> Any:
-        from ca.lifecycle import Kinko
+        from kinko.ca.lifecycle import Kinko
 
         return Kinko(self.home(), clock=self.clock, actor=self.actor)
 
     def now_text(self) -> str:
-        from ca.clock import SystemClock, to_text
+        from kinko.ca.clock import SystemClock, to_text
 
         return to_text((self.clock or SystemClock()).now()) or ""
 
@@ -107,7 +107,7 @@ def command_path(ctx: click.Context) -> str:
 
 def require_role(ctx: click.Context, needed: str, command: str | None = None) -> None:
     """Checks the operator's role for a command; a refusal is recorded in the ledger."""
-    from ca.officers import authorize, current_login
+    from kinko.ca.officers import authorize, current_login
 
     state = ctx.find_object(Context)
     assert state is not None
@@ -120,7 +120,7 @@ class RoleCommand(click.Command):
     """A command that checks, before running, that the operator holds the role it needs."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from ca.officers import REQUIRED_ROLES
+        from kinko.ca.officers import REQUIRED_ROLES
 
         path = command_path(ctx)
         if path not in REQUIRED_ROLES:
@@ -138,7 +138,7 @@ class KinkoGroup(click.Group):
     group_class = type  # subgroups are KinkoGroups too, so their commands check roles
 
     def invoke(self, ctx: click.Context) -> Any:
-        from ca.errors import KinkoError
+        from kinko.ca.errors import KinkoError
 
         try:
             return super().invoke(ctx)
@@ -165,7 +165,7 @@ class KinkoGroup(click.Group):
 @click.pass_context
 def cli(click_ctx: click.Context, home: Path | None, as_json: bool) -> None:
     """Kinko: a private CA for client-certificate login."""
-    from ca.home import resolve_home
+    from kinko.ca.home import resolve_home
 
     injected = click_ctx.obj if isinstance(click_ctx.obj, dict) else {}
     click_ctx.obj = Context(
@@ -211,14 +211,14 @@ def init(
     policy_oid: str | None,
 ) -> None:
     """Create a new CA home: keys, root and issuing CA, OCSP signer, database."""
-    from ca.clock import SystemClock
-    from ca.hierarchy import InitOptions, create_home
-    from ca.officers import current_login
+    from kinko.ca.clock import SystemClock
+    from kinko.ca.hierarchy import InitOptions, create_home
+    from kinko.ca.officers import current_login
 
     passphrase = None
     if passphrase_file is None:
         if not sys.stdin.isatty():
-            from ca.errors import PassphraseError
+            from kinko.ca.errors import PassphraseError
 
             raise PassphraseError("kinko init needs --passphrase-file when not run on a terminal")
         passphrase = click.prompt("New CA key passphrase", hide_input=True, confirmation_prompt=True).encode()
@@ -257,7 +257,7 @@ def issue(
 
 
 def _deliver(ctx: Context, issued: Any, out: Path | None) -> None:
-    from ca.registry import describe
+    from kinko.ca.registry import describe
 
     data = describe(issued.record, ctx.now_text())
     if out is not None:
@@ -297,7 +297,7 @@ def revoke(
     ctx: Context, serial: str, reason: str, invalidity_date: str | None, reported_at: str | None, note: str | None
 ) -> None:
     """Revoke a certificate for good, and publish the CRL before returning."""
-    from ca.clock import parse_user_time
+    from kinko.ca.clock import parse_user_time
 
     change = ctx.kinko().revoke(
         serial,
@@ -328,7 +328,7 @@ def release(ctx: Context, serial: str, note: str | None) -> None:
 
 
 def _status_change(ctx: Context, change: Any) -> None:
-    from ca.registry import describe
+    from kinko.ca.registry import describe
 
     data = describe(change.record, ctx.now_text())
     data["crls_published"] = [_crl_data(p) for p in change.crls]
@@ -376,7 +376,7 @@ def crl_publish(ctx: Context, root: bool, delta: bool) -> None:
 @pass_ctx
 def crl_show(ctx: Context) -> None:
     """Show the newest CRLs: number, thisUpdate, nextUpdate, entries, files."""
-    from crl.publisher import crl_paths, latest
+    from kinko.crl.publisher import crl_paths, latest
 
     home = ctx.home()
     home.require()
@@ -405,7 +405,7 @@ def crl_show(ctx: Context) -> None:
 
 def _days(text: str) -> int:
     """Parses '30d' or '30' as a number of days."""
-    from ca.errors import InputError
+    from kinko.ca.errors import InputError
 
     value = text.strip().lower().removesuffix("d")
     if not value.isdigit() or int(value) > 36500:
@@ -501,7 +501,7 @@ def customer_resume(ctx: Context, customer_id: str) -> None:
 @pass_ctx
 def customer_terminate(ctx: Context, customer_id: str, effective: str | None) -> None:
     """Revoke every certificate of the customer (cessation-of-operation) and close it for good."""
-    from ca.clock import parse_user_time
+    from kinko.ca.clock import parse_user_time
 
     when = parse_user_time(effective, "effective date") if effective else None
     _bulk(ctx, ctx.kinko().terminate_customer(customer_id, when, _progress(ctx)))
@@ -643,7 +643,7 @@ def incident_report(
     note: str | None,
 ) -> None:
     """Record an incident and revoke the holder's certificate."""
-    from ca.clock import parse_user_time
+    from kinko.ca.clock import parse_user_time
 
     result = ctx.kinko().report_incident(
         subscriber_id,
@@ -742,15 +742,15 @@ def api_group() -> None:
 @pass_ctx
 def api_serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Serve the login front end's API (bearer token from [api] token_file), in the foreground."""
-    from ca.api import load_token
-    from ocsp.server import run_app
+    from kinko.ca.api import load_token
+    from kinko.ocsp.server import run_app
 
     home = ctx.home()
     home.require()
     load_token(home)  # no token, no service: refuse here with a clear message
     home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
     click.echo(f"kinko: API for {home.path} on http://{host}:{port}/ with {workers} worker(s)", err=True)
-    run_app("ca.api:create_app", home.path, host, port, workers)
+    run_app("kinko.ca.api:create_app", home.path, host, port, workers)
 
 
 @cli.group("ocsp")
@@ -765,7 +765,7 @@ def ocsp_group() -> None:
 @pass_ctx
 def ocsp_serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Serve OCSP (POST and GET), the CRLs and the CA certificates, in the foreground."""
-    from ocsp.server import serve
+    from kinko.ocsp.server import serve
 
     home = ctx.home()
     home.require()
@@ -795,7 +795,7 @@ def ocsp_signer() -> None:
 @pass_ctx
 def ocsp_signer_rotate(ctx: Context) -> None:
     """Issue new delegated OCSP signers and re-sign every response with them."""
-    from ca.registry import describe
+    from kinko.ca.registry import describe
 
     issued = ctx.kinko().rotate_ocsp_signers()
     rows = [describe(record, ctx.now_text()) for record in issued]
@@ -824,11 +824,11 @@ def ledger() -> None:
 @pass_ctx
 def ledger_verify(ctx: Context, export_file: Path | None, ca_file: Path | None) -> None:
     """Recompute the chain and check every signed checkpoint; exit 0 only when all holds."""
-    from ca import audit
+    from kinko.ca import audit
 
     if export_file is not None:
         if not export_file.exists():
-            from ca.errors import InputError
+            from kinko.ca.errors import InputError
 
             raise InputError(f"export file {export_file} does not exist")
         result = audit.verify_export(export_file, ca_file)
@@ -874,9 +874,9 @@ def ledger_export(
     excel: bool,
 ) -> None:
     """Stream the ledger to CSV or JSON Lines; a full export is signed (FILE.sig) with the chain beside it."""
-    from ca import audit
-    from ca.clock import SystemClock, parse_user_time
-    from ca.officers import current_login
+    from kinko.ca import audit
+    from kinko.ca.clock import SystemClock, parse_user_time
+    from kinko.ca.officers import current_login
 
     progress = None
     if not ctx.as_json and sys.stderr.isatty():
@@ -911,9 +911,9 @@ def ledger_export(
 @pass_ctx
 def ledger_checkpoint(ctx: Context) -> None:
     """Sign the ledger's current head now."""
-    from ca import audit
-    from ca.clock import SystemClock
-    from ca.officers import current_login
+    from kinko.ca import audit
+    from kinko.ca.clock import SystemClock
+    from kinko.ca.officers import current_login
 
     emit(ctx, audit.checkpoint(ctx.home(), ctx.actor or current_login(), (ctx.clock or SystemClock()).now()))
 
@@ -929,7 +929,7 @@ def officer() -> None:
 @pass_ctx
 def officer_add(ctx: Context, login: str, role: str) -> None:
     """Register an OS account with a role."""
-    from ca.officers import add_officer, current_login
+    from kinko.ca.officers import add_officer, current_login
 
     add_officer(ctx.home(), login, role, ctx.actor or current_login(), ctx.now_text())
     emit(ctx, {"login": login, "role": role}, f"{login} is now {role}")
@@ -940,7 +940,7 @@ def officer_add(ctx: Context, login: str, role: str) -> None:
 @pass_ctx
 def officer_remove(ctx: Context, login: str) -> None:
     """Remove an operator account (not the last admin)."""
-    from ca.officers import current_login, remove_officer
+    from kinko.ca.officers import current_login, remove_officer
 
     remove_officer(ctx.home(), login, ctx.actor or current_login(), ctx.now_text())
     emit(ctx, {"login": login, "removed": True}, f"{login} removed")
@@ -967,7 +967,7 @@ def cert() -> None:
 @pass_ctx
 def cert_show(ctx: Context, serial: str, as_pem: bool) -> None:
     """Show one certificate by serial (hex, any case, colons allowed)."""
-    from ca import registry
+    from kinko.ca import registry
 
     home = ctx.home()
     home.require()
@@ -983,7 +983,7 @@ def cert_show(ctx: Context, serial: str, as_pem: bool) -> None:
 @pass_ctx
 def cert_list(ctx: Context, status: str | None, limit: int | None) -> None:
     """List certificates, newest first."""
-    from ca import registry
+    from kinko.ca import registry
 
     home = ctx.home()
     home.require()
@@ -1006,7 +1006,7 @@ def ca_show(ctx: Context) -> None:
 
 
 def _print_ca(ctx: Context, home: Any, heading: str | None = None) -> None:
-    from ca.authorities import describe_hierarchy
+    from kinko.ca.authorities import describe_hierarchy
 
     info = describe_hierarchy(home)
     if ctx.as_json:
@@ -1024,7 +1024,7 @@ def _print_ca(ctx: Context, home: Any, heading: str | None = None) -> None:
 @pass_ctx
 def ca_chain(ctx: Context, out: Path) -> None:
     """Write the CA chain as PEM: issuing CA first, then the root."""
-    from ca.authorities import chain_pem
+    from kinko.ca.authorities import chain_pem
 
     home = ctx.home()
     home.require()
@@ -1057,14 +1057,14 @@ def ca_chain(ctx: Context, out: Path) -> None:
 @pass_ctx
 def quickstart(ctx: Context, directory: Path, port: int, no_serve: bool) -> None:
     """Build a demo CA without prompts, issue one client certificate, then serve OCSP and CRLs."""
-    from ca.clock import SystemClock
-    from ca.demo import build_demo
-    from ca.officers import current_login
+    from kinko.ca.clock import SystemClock
+    from kinko.ca.demo import build_demo
+    from kinko.ca.officers import current_login
 
     result = build_demo(directory, ctx.clock or SystemClock(), ctx.actor or current_login(), port)
     emit(ctx, result, _quickstart_text(result, port, serving=not no_serve))
     if not no_serve:
-        from ocsp.server import serve
+        from kinko.ocsp.server import serve
 
         serve(Path(result["home"]), "127.0.0.1", port, 2)
 
@@ -1103,7 +1103,7 @@ def _quickstart_text(result: dict[str, Any], port: int, serving: bool) -> str:
 
 def read_input(path: Path, what: str) -> bytes:
     """Reads an input file, turning OS errors into one-line messages."""
-    from ca.errors import InputError
+    from kinko.ca.errors import InputError
 
     try:
         return path.read_bytes()
@@ -1115,7 +1115,7 @@ def read_input(path: Path, what: str) -> bytes:
 
 def write_output(path: Path, text: str) -> None:
     """Writes an output file, turning OS errors into one-line messages."""
-    from ca.errors import InputError
+    from kinko.ca.errors import InputError
 
     try:
         path.write_text(text, encoding="utf-8")

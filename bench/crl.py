@@ -53,11 +53,11 @@ from children import Run, run_child  # bench/children.py, beside this script
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca.clock import SystemClock
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.profiles import issuer_urls
-from ca.serials import format_serial, new_serial
+from kinko.ca.clock import SystemClock
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.profiles import issuer_urls
+from kinko.ca.serials import format_serial, new_serial
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = "10000,100000,1000000"
@@ -180,7 +180,7 @@ def populate(home: Home, index_file: Path, n: int, seed: int) -> float:
 
 def kinko_child(home_path: str) -> None:
     """In the child: one timed publish() of the issuing CA's full CRL; prints JSON."""
-    from crl.publisher import publish
+    from kinko.crl.publisher import publish
 
     start = time.perf_counter()
     published = publish(Home(Path(home_path)), SystemClock().now(), "bench", "issuing", "full")
@@ -197,8 +197,8 @@ def kinko_child(home_path: str) -> None:
 
 def profile_child(home_path: str, stats_file: str) -> None:
     """In the child: publish() under cProfile, then the same work stage by stage, timed."""
-    from crl.builder import CRLBuilder, encode_entry, pem
-    from crl.publisher import publish, write_atomically
+    from kinko.crl.builder import CRLBuilder, encode_entry, pem
+    from kinko.crl.publisher import publish, write_atomically
 
     home = Home(Path(home_path))
     profiler = cProfile.Profile()

@@ -8,8 +8,8 @@ Measures, on a fresh CA home in a temp dir:
    `cryptography.x509.CertificateBuilder` and the CA key loaded once. certs/s.
 3. `openssl ca -batch`: one process per certificate, same CA key/cert, same CSRs,
    an extension section like Kinko's client profile, for a subset M. certs/s.
-4. `python -m cli --home H cert show SERIAL` as a fresh process, R times: median ms
-   (and `python -m cli --version` for reference).
+4. `python -m kinko.cli --home H cert show SERIAL` as a fresh process, R times: median ms
+   (and `python -m kinko.cli --version` for reference).
 
 Only the issue / sign / openssl calls are timed; CSRs are generated beforehand. Run from anywhere:
 
@@ -45,10 +45,10 @@ from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
 
-from ca.clock import SystemClock  # noqa: E402
-from ca.hierarchy import InitOptions, create_home  # noqa: E402
-from ca.lifecycle import Kinko  # noqa: E402
-from ca.officers import current_login  # noqa: E402
+from kinko.ca.clock import SystemClock  # noqa: E402
+from kinko.ca.hierarchy import InitOptions, create_home  # noqa: E402
+from kinko.ca.lifecycle import Kinko  # noqa: E402
+from kinko.ca.officers import current_login  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME, ORG = "山田 太郎", "株式会社テスト"
@@ -230,9 +230,9 @@ def main() -> None:
         # The same CSRs (the first M): openssl's database is its own, so reused keys are fine.
         openssl_rate = bench_openssl(work, key_file, cert_file, passfile, csrs[: args.openssl_n])
 
-        cli = [sys.executable, "-m", "cli", "--home", str(home.path)]
+        cli = [sys.executable, "-m", "kinko.cli", "--home", str(home.path)]
         show_ms = median_ms([*cli, "cert", "show", serials[len(serials) // 2]], args.runs)
-        version_ms = median_ms([sys.executable, "-m", "cli", "--version"], args.runs)
+        version_ms = median_ms([sys.executable, "-m", "kinko.cli", "--version"], args.runs)
         profile_text = profile_kinko(kinko, args.profile) if args.profile else ""
         home.store.close()
 

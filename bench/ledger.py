@@ -12,10 +12,10 @@ In a temp dir:
 3. At each size, each operation is a fresh process under GNU time (`/usr/bin/time -f %M`; without
    it a small Python wrapper's RUSAGE_CHILDREN), so peak RSS is per operation:
      sqlite3   `sqlite3 -csv -header kinko.db "SELECT seq,...,hash FROM ledger ORDER BY seq" > out.csv`
-     csv       `python -m cli --home H ledger export --format csv --out F.csv` (+ F.csv.sig, .chain.pem)
-     jsonl     `python -m cli --home H ledger export --format jsonl --out F.jsonl`
-     verify    `python -m cli --home H ledger verify` (the chain and every signed checkpoint)
-     offline   `python -m cli ledger verify --export F.csv` (signature + chain, no database; no target)
+     csv       `python -m kinko.cli --home H ledger export --format csv --out F.csv` (+ F.csv.sig, .chain.pem)
+     jsonl     `python -m kinko.cli --home H ledger export --format jsonl --out F.jsonl`
+     verify    `python -m kinko.cli --home H ledger verify` (the chain and every signed checkpoint)
+     offline   `python -m kinko.cli ledger verify --export F.csv` (signature + chain, no database; no target)
    Row counts are checked: every export holds the ledger, the verifications report OK.
 4. Targets: each export <= 2x the sqlite3 CLI's time at the same size; `ledger verify` of 1M events
    <= 5 s (in proportion for another --events); peak RSS of the exports and of `ledger verify` at
@@ -53,10 +53,10 @@ from pathlib import Path
 
 from children import Run, run_child  # bench/children.py, beside this script
 
-from ca.clock import SystemClock, to_text
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.officers import add_officer, current_login
+from kinko.ca.clock import SystemClock, to_text
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.officers import add_officer, current_login
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS, SMALL, BATCH = 1_000_000, 100_000, 50_000
@@ -108,7 +108,7 @@ def fill(home_path: Path, total: int) -> tuple[int, float]:
 
 
 def cli(home: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "cli", "--home", str(home), "--json", *args]
+    return [sys.executable, "-m", "kinko.cli", "--home", str(home), "--json", *args]
 
 
 def count_lines(path: Path) -> int:
@@ -175,8 +175,9 @@ def bench_size(home: Path, work: Path, env: dict[str, str], total: int, runs: in
 
 
 def startup(env: dict[str, str]) -> Run:
-    """`python -m cli --version`: the Python start and click import every CLI figure includes."""
-    return min((run_child([sys.executable, "-m", "cli", "--version"], env) for _ in range(3)), key=lambda r: r.wall_s)
+    """`python -m kinko.cli --version`: the Python start and click import every CLI figure includes."""
+    runs = [run_child([sys.executable, "-m", "kinko.cli", "--version"], env) for _ in range(3)]
+    return min(runs, key=lambda r: r.wall_s)
 
 
 # -- profiling: cProfile, and a stage-by-stage split beside same-bytes alternatives ------------------
@@ -184,7 +185,7 @@ def startup(env: dict[str, str]) -> Run:
 
 def profile_child(home_path: str, op: str, stats_file: str) -> None:
     """In the child: one Kinko operation, as the CLI runs it, under cProfile."""
-    from ca import audit
+    from kinko.ca import audit
 
     home = Home(Path(home_path))
     out = Path(stats_file).with_suffix("." + op)
@@ -227,7 +228,7 @@ def stages_child(home_path: str, scratch: str, ops: str) -> None:
     Alternatives are checked against Kinko's own output (the same SHA-256 of the file; the same
     verdict), so each time is that of a drop-in replacement.
     """
-    from ca import audit, cms, ledger
+    from kinko.ca import audit, cms, ledger
 
     home = Home(Path(home_path))
     store = home.readonly_store

@@ -5,7 +5,7 @@ On 127.0.0.1, with wrk (`wrk -t2 -c16 -d<secs>s --latency`), in a temp dir:
 1. A fresh CA home (EC P-256) with N client certificates issued through `Kinko.issue` (each
    pre-signs its OCSP responses) and a few revoked. The DER requests for one good certificate
    come from `openssl ocsp -reqout` (SHA-1 CertID, with and without a nonce).
-2. Kinko: `python -m cli --home H ocsp serve --workers 2` (Granian). Measured: GET and POST
+2. Kinko: `python -m kinko.cli --home H ocsp serve --workers 2` (Granian). Measured: GET and POST
    keep-alive (pre-signed answers), GET and POST with `Connection: close`, and POST keep-alive
    with a fresh 16-byte nonce in every request (wrk's Lua builds each one: the no-nonce
    TBSRequest plus a requestExtensions [2] nonce), which Kinko signs on demand.
@@ -67,11 +67,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import NameOID
 
-from ca.clock import SystemClock
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ca.officers import current_login
+from kinko.ca.clock import SystemClock
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ca.officers import current_login
 
 ROOT = Path(__file__).resolve().parent.parent
 ORG = "興産信用金庫"
@@ -409,7 +409,8 @@ def check_sole_listener(server: Server, port: int) -> None:
 
 
 def start_kinko(home: Path, port: int, log: Path) -> Server:
-    argv = [sys.executable, "-m", "cli", "--home", str(home), "ocsp", "serve", "--port", str(port), "--workers", "2"]
+    argv = [sys.executable, "-m", "kinko.cli", "--home", str(home), "ocsp", "serve"]
+    argv += ["--port", str(port), "--workers", "2"]
     server = Server("kinko ocsp serve", argv, log, cwd=ROOT)
     try:
         wait_http(server, f"http://127.0.0.1:{port}/healthz")
@@ -837,8 +838,8 @@ def profile(server: Server, scenario: Scenario, port: int, args: argparse.Namesp
 def inprocess_costs(s: Setup, nonce_prefix: bytes) -> str:
     """What Kinko's answer costs without HTTP: its Source called in this process, one thread, no
     other load; set against the server's CPU per request above, the rest is the HTTP server."""
-    from ocsp.protocol import parse_request
-    from ocsp.source import DatabaseSource
+    from kinko.ocsp.protocol import parse_request
+    from kinko.ocsp.source import DatabaseSource
 
     source = DatabaseSource(s.home.path)
     key = Home(s.home.path).key("ocsp:issuing")

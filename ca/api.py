@@ -20,9 +20,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
-from ca.home import Home, resolve_home
-from ocsp.asgi import Receive, Scope, Send, TooLarge, lifespan, read_body, respond
+from kinko.ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
+from kinko.ca.home import Home, resolve_home
+from kinko.ocsp.asgi import Receive, Scope, Send, TooLarge, lifespan, read_body, respond
 
 JSON = b"application/json"
 PROBLEM = b"application/problem+json"
@@ -48,7 +48,7 @@ class API:
     """The ASGI application."""
 
     def __init__(self, home: Home, token: bytes, clock: Any = None) -> None:
-        from ca.lifecycle import Kinko
+        from kinko.ca.lifecycle import Kinko
 
         self.kinko = Kinko(home, clock=clock, actor=f"api:{home.config.api.client_name}")
         self.expected = b"Bearer " + token

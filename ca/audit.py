@@ -14,10 +14,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from ca import cms, ledger
-from ca.clock import to_text
-from ca.errors import InputError, KinkoError, StorageError
-from ca.home import Home
+from kinko.ca import cms, ledger
+from kinko.ca.clock import to_text
+from kinko.ca.errors import InputError, KinkoError, StorageError
+from kinko.ca.home import Home
 
 Progress = Callable[[int], None]
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 
-from ca.home import Home
-from ca.keys import describe_key
-from ca.profiles import issuer_urls
-from ca.serials import format_serial
+from kinko.ca.home import Home
+from kinko.ca.keys import describe_key
+from kinko.ca.profiles import issuer_urls
+from kinko.ca.serials import format_serial
 
 
 def describe_hierarchy(home: Home) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def from_text(text: str | None) -> dt.datetime | None:
 
 def parse_user_time(text: str, what: str) -> dt.datetime:
     """Parses an ISO 8601 time typed by a person; it must carry a zone (Z or +09:00)."""
-    from ca.errors import InputError
+    from kinko.ca.errors import InputError
 
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ca.errors import ConfigError
+from kinko.ca.errors import ConfigError
 
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 KEY_USAGES = (
@@ -132,7 +132,7 @@ class Config:
 
 def default_text(name: str) -> str:
     """Returns a shipped default file from the `config` package (kinko.toml, profiles.toml)."""
-    return resources.files("config").joinpath(name).read_text(encoding="utf-8")
+    return resources.files("kinko.config").joinpath(name).read_text(encoding="utf-8")
 
 
 def set_value(text: str, key: str, value: Any) -> str:

@@ -14,7 +14,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ca.errors import InputError, PolicyError
+from kinko.ca.errors import InputError, PolicyError
 
 MAX_CSR_BYTES = 64 * 1024
 RSA_MIN_BITS = 2048

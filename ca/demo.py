@@ -10,12 +10,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ca import keys
-from ca.authorities import chain_pem
-from ca.clock import Clock
-from ca.errors import Conflict
-from ca.hierarchy import InitOptions, create_home
-from ca.lifecycle import Kinko
+from kinko.ca import keys
+from kinko.ca.authorities import chain_pem
+from kinko.ca.clock import Clock
+from kinko.ca.errors import Conflict
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.lifecycle import Kinko
 
 DEMO_ORG = "興産信用金庫"
 DEMO_HOLDER = "山田 太郎"

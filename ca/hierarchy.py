@@ -12,14 +12,14 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import config as config_module
-from ca import issuance, keys, profiles
-from ca.clock import Clock, to_text
-from ca.errors import ConfigError, Conflict, InputError
-from ca.home import Home, read_passphrase_file
-from ca.ledger import checkpoint_message
-from ca.signer import Issuer
-from ca.store import CertificateRecord, Store, Writer
+from kinko.ca import config as config_module
+from kinko.ca import issuance, keys, profiles
+from kinko.ca.clock import Clock, to_text
+from kinko.ca.errors import ConfigError, Conflict, InputError
+from kinko.ca.home import Home, read_passphrase_file
+from kinko.ca.ledger import checkpoint_message
+from kinko.ca.signer import Issuer
+from kinko.ca.store import CertificateRecord, Store, Writer
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Cloc
 
 
 def _first_responses(home: Home, clock: Clock, actor: str) -> None:
-    from ocsp.presign import Presigner
+    from kinko.ocsp.presign import Presigner
 
     now = clock.now()
     with home.store.transaction(actor, to_text(now) or "") as tx:
@@ -159,7 +159,7 @@ def _first_responses(home: Home, clock: Clock, actor: str) -> None:
 
 def _first_crls(home: Home, clock: Clock, actor: str) -> None:
     # Publish at once, so the CRL URLs in the new certificates answer from the first day.
-    from crl import publisher
+    from kinko.crl import publisher
 
     now = clock.now()
     publisher.publish_full_and_delta(home, now, actor, home.issuing_role)

@@ -16,14 +16,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ca import config as config_module
-from ca.errors import ConfigError, PassphraseError
+from kinko.ca import config as config_module
+from kinko.ca.errors import ConfigError, PassphraseError
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from ca.keys import FileKey
-    from ca.store import Store
+    from kinko.ca.keys import FileKey
+    from kinko.ca.store import Store
 
 PASSPHRASE_ENV = "KINKO_PASSPHRASE_FILE"  # noqa: S105 - a variable name, not a secret
 HOME_ENV = "KINKO_HOME"
@@ -82,7 +82,7 @@ class Home:
 
     @cached_property
     def store(self) -> Store:
-        from ca.store import Store
+        from kinko.ca.store import Store
 
         self.require()
         if self.readonly:
@@ -96,7 +96,7 @@ class Home:
 
     def seal_checkpoint(self, seq: int, head_hash: str, time: str) -> tuple[bytes, str]:
         """Signs a ledger checkpoint with the audit key: (signature, the signer's serial)."""
-        from ca.ledger import checkpoint_message
+        from kinko.ca.ledger import checkpoint_message
 
         found = self.store.authority("audit")
         assert found is not None
@@ -104,7 +104,7 @@ class Home:
 
     @cached_property
     def readonly_store(self) -> Store:
-        from ca.store import Store
+        from kinko.ca.store import Store
 
         self.require()
         return Store.open(self.db_file, readonly=True)
@@ -118,7 +118,7 @@ class Home:
         """The current certificate of a CA role (root, issuing, ocsp:issuing) from the registry."""
         from cryptography import x509
 
-        from ca.errors import NotFound
+        from kinko.ca.errors import NotFound
 
         found = self.store.authority(role)
         if found is None:
@@ -133,7 +133,7 @@ class Home:
 
     def key(self, role: str) -> FileKey:
         """Loads the private key of a role; CA keys need the passphrase, delegated signers do not."""
-        from ca.keys import FileKey
+        from kinko.ca.keys import FileKey
 
         found = self.store.authority(role)
         if found is None:

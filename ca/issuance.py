@@ -8,12 +8,12 @@ import hashlib
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import signer
-from ca.clock import to_text
-from ca.csr import spki_sha256
-from ca.errors import StorageError
-from ca.serials import format_serial, new_serial
-from ca.store import CertificateRecord, Writer
+from kinko.ca import signer
+from kinko.ca.clock import to_text
+from kinko.ca.csr import spki_sha256
+from kinko.ca.errors import StorageError
+from kinko.ca.serials import format_serial, new_serial
+from kinko.ca.store import CertificateRecord, Writer
 
 SERIAL_ATTEMPTS = 8
 

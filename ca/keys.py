@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPublicKeyTypes,
 )
 
-from ca.errors import ConfigError, InputError, PassphraseError
+from kinko.ca.errors import ConfigError, InputError, PassphraseError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 

@@ -14,10 +14,10 @@ import pwd
 import re
 from typing import TYPE_CHECKING
 
-from ca.errors import Conflict, Forbidden, InputError, NotFound
+from kinko.ca.errors import Conflict, Forbidden, InputError, NotFound
 
 if TYPE_CHECKING:
-    from ca.home import Home
+    from kinko.ca.home import Home
 
 ROLES = ("auditor", "officer", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES, 1)}

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca.config import Profile, Validity
-from ca.errors import InputError
+from kinko.ca.config import Profile, Validity
+from kinko.ca.errors import InputError
 
 # RFC 5280 upper bounds (ub-common-name, ub-organization-name, ub-serial-number).
 MAX_NAME = 64

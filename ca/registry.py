@@ -9,9 +9,9 @@ import base64
 from dataclasses import asdict
 from typing import Any
 
-from ca.errors import InputError, NotFound
-from ca.serials import normalize_serial
-from ca.store import CertificateRecord, Store
+from kinko.ca.errors import InputError, NotFound
+from kinko.ca.serials import normalize_serial
+from kinko.ca.store import CertificateRecord, Store
 
 STATUSES = ("valid", "held", "revoked", "expired")
 

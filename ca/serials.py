@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from ca.errors import InputError
+from kinko.ca.errors import InputError
 
 SERIAL_BITS = 128
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")

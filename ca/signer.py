@@ -8,7 +8,7 @@ from typing import Protocol
 
 from cryptography import x509
 
-from ca.errors import PolicyError
+from kinko.ca.errors import PolicyError
 
 
 class CertificateSigner(Protocol):

@@ -12,10 +12,10 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from ca.clock import from_text, to_text
-from ca.config import LifecycleSettings
-from ca.errors import PolicyError
-from ca.store import CertificateRecord
+from kinko.ca.clock import from_text, to_text
+from kinko.ca.config import LifecycleSettings
+from kinko.ca.errors import PolicyError
+from kinko.ca.store import CertificateRecord
 
 BAD_CODE = "the enrollment code is not valid (wrong, already used or expired)"
 

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ca.der import REASON_CODES, generalized_time, length, tlv, x509_time
+from kinko.ca.der import REASON_CODES, generalized_time, length, tlv, x509_time
 
 _SIGNATURE_OIDS = {
     ("ec", "sha256"): "1.2.840.10045.4.3.2",

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from ca.clock import to_text
-from ca.errors import Conflict
-from ca.home import Home
-from ca.profiles import issuer_urls
-from ca.store import CRLRecord
-from crl.builder import CRLBuilder, pem
+from kinko.ca.clock import to_text
+from kinko.ca.errors import Conflict
+from kinko.ca.home import Home
+from kinko.ca.profiles import issuer_urls
+from kinko.ca.store import CRLRecord
+from kinko.crl.builder import CRLBuilder, pem
 
 
 @dataclass(frozen=True)

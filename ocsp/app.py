@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from ocsp.asgi import BODY_TIMEOUT, MAX_BODY, TooLarge
-from ocsp.source import INTERNAL_ERROR, MALFORMED, Answer, Source
+from kinko.ocsp.asgi import BODY_TIMEOUT, MAX_BODY, TooLarge
+from kinko.ocsp.source import INTERNAL_ERROR, MALFORMED, Answer, Source
 
 OCSP_RESPONSE = "application/ocsp-response"
 TEXT = "text/plain"
@@ -183,8 +183,8 @@ class ResponderApp:
 
 def create_app() -> ResponderApp:
     """Factory for server workers: the home comes from $KINKO_HOME."""
-    from ca.home import resolve_home
-    from ocsp.source import DatabaseSource
+    from kinko.ca.home import resolve_home
+    from kinko.ocsp.source import DatabaseSource
 
     home = resolve_home(None)
     return ResponderApp(DatabaseSource(home), home / "public")

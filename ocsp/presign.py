@@ -14,11 +14,11 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
 
-from ca.clock import from_text, to_text
-from ca.home import Home
-from ca.serials import parse_serial
-from ca.store import CertificateRecord, Writer
-from ocsp.protocol import Responder, Status, build_response, encode_cert_id, key_id, name_hash
+from kinko.ca.clock import from_text, to_text
+from kinko.ca.home import Home
+from kinko.ca.serials import parse_serial
+from kinko.ca.store import CertificateRecord, Writer
+from kinko.ocsp.protocol import Responder, Status, build_response, encode_cert_id, key_id, name_hash
 
 # RFC 5019 clients (nginx and OpenSSL among them) send SHA-1 CertIDs: those are pre-signed.
 # Other hashes are answered too, signed on demand. (A second pre-signed response per

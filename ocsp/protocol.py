@@ -16,7 +16,7 @@ from typing import Protocol
 from asn1crypto import algos, core, ocsp
 from asn1crypto import x509 as asn1_x509
 
-from ca import der
+from kinko.ca import der
 
 HASH_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 MAX_NONCE = 32  # RFC 8954 section 2.1

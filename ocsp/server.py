@@ -12,14 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ca.home import HOME_ENV
+from kinko.ca.home import HOME_ENV
 
 HEADER_READ_TIMEOUT_MS = 5000
 
 
 def check(home: Path) -> None:
     """Opens the home as a worker would, so that a bad home fails here with a clear message."""
-    from ocsp.source import DatabaseSource
+    from kinko.ocsp.source import DatabaseSource
 
     DatabaseSource(home)
 
@@ -27,7 +27,7 @@ def check(home: Path) -> None:
 def serve(home: Path, host: str = "127.0.0.1", port: int = 8080, workers: int = 2, log_level: str = "warning") -> None:
     """Serves OCSP, the CRLs and the CA certificates of a home until interrupted."""
     check(home)
-    run_app("ocsp.app:create_app", home, host, port, workers, log_level, interface="rsgi")
+    run_app("kinko.ocsp.app:create_app", home, host, port, workers, log_level, interface="rsgi")
 
 
 def run_app(

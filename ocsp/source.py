@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ca.clock import Clock, SystemClock, from_text, to_text
-from ca.home import Home
-from ca.serials import format_serial
-from ocsp.presign import IssuerContext, issuer_roles, load_context, response_window, status_for
-from ocsp.protocol import MalformedRequest, Request, build_response, error_response, parse_request
+from kinko.ca.clock import Clock, SystemClock, from_text, to_text
+from kinko.ca.home import Home
+from kinko.ca.serials import format_serial
+from kinko.ocsp.presign import IssuerContext, issuer_roles, load_context, response_window, status_for
+from kinko.ocsp.protocol import MalformedRequest, Request, build_response, error_response, parse_request
 
 # How often a worker asks SQLite whether anything was committed since it last looked: a
 # revocation reaches every worker within this, far inside the one second the bank asks for.

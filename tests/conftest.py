@@ -17,12 +17,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-import cli
-from ca.clock import FixedClock
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ca.officers import current_login
+from kinko import cli
+from kinko.ca.clock import FixedClock
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ca.officers import current_login
 
 ROOT = Path(__file__).resolve().parent.parent
 ORG = "興産信用金庫"
@@ -110,7 +110,7 @@ def run_kinko(*args: str | Path, env: dict[str, str] | None = None, timeout: flo
     """Runs `kinko ARGS` as a real process (the console script's code path)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "cli", *map(str, args)],
+        [sys.executable, "-m", "kinko.cli", *map(str, args)],
         capture_output=True,
         text=True,
         env=full_env,
@@ -155,7 +155,7 @@ class RunningResponder:
             [
                 sys.executable,
                 "-m",
-                "cli",
+                "kinko.cli",
                 "--home",
                 str(home.path),
                 "ocsp",

@@ -8,11 +8,11 @@ OCSP state before returning. The methods are grouped by subject in this package.
 
 from __future__ import annotations
 
-from ca.lifecycle.accounts import Enrolled
-from ca.lifecycle.base import CA_REVOCATION_REASONS, REVOCATION_REASONS, Issued, StatusChange
-from ca.lifecycle.certificates import Certificates
-from ca.lifecycle.reports import Reports
-from ca.lifecycle.service_end import ServiceEnd
+from kinko.ca.lifecycle.accounts import Enrolled
+from kinko.ca.lifecycle.base import CA_REVOCATION_REASONS, REVOCATION_REASONS, Issued, StatusChange
+from kinko.ca.lifecycle.certificates import Certificates
+from kinko.ca.lifecycle.reports import Reports
+from kinko.ca.lifecycle.service_end import ServiceEnd
 
 __all__ = ["CA_REVOCATION_REASONS", "REVOCATION_REASONS", "Enrolled", "Issued", "Kinko", "StatusChange"]
 

@@ -9,13 +9,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from ca import enrollments, profiles, windows
-from ca.clock import to_text
-from ca.csr import AcceptedCSR, load_csr
-from ca.errors import InputError, NotFound, PolicyError
-from ca.lifecycle.base import Issued
-from ca.lifecycle.revocation import Revocation
-from ca.store import CustomerRecord, SubscriberRecord, Writer
+from kinko.ca import enrollments, profiles, windows
+from kinko.ca.clock import to_text
+from kinko.ca.csr import AcceptedCSR, load_csr
+from kinko.ca.errors import InputError, NotFound, PolicyError
+from kinko.ca.lifecycle.base import Issued
+from kinko.ca.lifecycle.revocation import Revocation
+from kinko.ca.store import CustomerRecord, SubscriberRecord, Writer
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MAX_CODE_FAILURES = 5

@@ -10,15 +10,15 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import issuance, profiles
-from ca.clock import Clock, SystemClock, to_text
-from ca.csr import AcceptedCSR
-from ca.errors import Conflict, NotFound, PolicyError
-from ca.home import Home
-from ca.officers import current_login
-from ca.serials import normalize_serial
-from ca.signer import Issuer
-from ca.store import CertificateRecord, Writer
+from kinko.ca import issuance, profiles
+from kinko.ca.clock import Clock, SystemClock, to_text
+from kinko.ca.csr import AcceptedCSR
+from kinko.ca.errors import Conflict, NotFound, PolicyError
+from kinko.ca.home import Home
+from kinko.ca.officers import current_login
+from kinko.ca.serials import normalize_serial
+from kinko.ca.signer import Issuer
+from kinko.ca.store import CertificateRecord, Writer
 
 # Reasons an officer may give, by RFC 5280 name in kebab case. certificateHold has its own
 # command (hold); removeFromCRL only appears in delta CRLs, for released holds.
@@ -62,7 +62,7 @@ class Base:
     def presigner(self) -> Any:
         """Signs OCSP responses inside the transactions that change a certificate."""
         if self._presigner is None:
-            from ocsp.presign import Presigner
+            from kinko.ocsp.presign import Presigner
 
             self._presigner = Presigner(self.home)
         return self._presigner
@@ -158,7 +158,7 @@ class Base:
 
     def _publish_after(self, issuers: set[str], now: dt.datetime) -> list[Any]:
         """Publishes each affected issuer's CRL once, after a change has committed."""
-        from crl.publisher import publish_after_change
+        from kinko.crl.publisher import publish_after_change
 
         published: list[Any] = []
         for issuer in sorted(issuers):

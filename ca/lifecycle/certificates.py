@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ca import profiles, windows
-from ca.clock import to_text
-from ca.csr import load_csr
-from ca.errors import InputError, NotFound, PolicyError
-from ca.lifecycle.base import Base, Issued
-from ca.signer import Issuer
-from ca.store import CertificateRecord
+from kinko.ca import profiles, windows
+from kinko.ca.clock import to_text
+from kinko.ca.csr import load_csr
+from kinko.ca.errors import InputError, NotFound, PolicyError
+from kinko.ca.lifecycle.base import Base, Issued
+from kinko.ca.signer import Issuer
+from kinko.ca.store import CertificateRecord
 
 
 class Certificates(Base):
@@ -68,7 +68,7 @@ class Certificates(Base):
         """Publishes the issuing CA's CRL (and its empty delta), a delta only, or the root's ARL.
 
         Scheduled service ends that have arrived are applied first, and lapsed enrollments noted."""
-        from crl import publisher
+        from kinko.crl import publisher
 
         if root and self.home.config.ca.single_tier:
             raise PolicyError("a single-tier CA has no separate root CRL; use `kinko crl publish`")
@@ -87,7 +87,7 @@ class Certificates(Base):
 
     def refresh_ocsp(self) -> dict[str, Any]:
         """Re-signs every pre-signed response past half its lifetime (and any missing one)."""
-        from ocsp.presign import issuer_roles, signer_expiring
+        from kinko.ocsp.presign import issuer_roles, signer_expiring
 
         self.upkeep()  # type: ignore[attr-defined]
         now = self.clock.now()
@@ -108,8 +108,8 @@ class Certificates(Base):
 
     def rotate_ocsp_signers(self) -> list[CertificateRecord]:
         """Issues new delegated OCSP signers and re-signs every unexpired certificate's responses."""
-        from ca.hierarchy import issue_ocsp_signer
-        from ocsp.presign import issuer_roles
+        from kinko.ca.hierarchy import issue_ocsp_signer
+        from kinko.ocsp.presign import issuer_roles
 
         now = self.clock.now()
         now_text = self._now_text(now)

@@ -7,10 +7,10 @@ import datetime as dt
 import math
 from typing import Any
 
-from ca import windows
-from ca.clock import to_text
-from ca.errors import NotFound
-from ca.lifecycle.base import Base
+from kinko.ca import windows
+from kinko.ca.clock import to_text
+from kinko.ca.errors import NotFound
+from kinko.ca.lifecycle.base import Base
 
 
 class Reports(Base):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ca.clock import to_text
-from ca.errors import Conflict, InputError, PolicyError
-from ca.lifecycle.base import CA_REVOCATION_REASONS, REVOCATION_REASONS, Base, StatusChange
-from ca.store import CertificateRecord, Writer
+from kinko.ca.clock import to_text
+from kinko.ca.errors import Conflict, InputError, PolicyError
+from kinko.ca.lifecycle.base import CA_REVOCATION_REASONS, REVOCATION_REASONS, Base, StatusChange
+from kinko.ca.store import CertificateRecord, Writer
 
 
 class Revocation(Base):

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ca import windows
-from ca.clock import to_text
-from ca.errors import Conflict, InputError, NotFound, PolicyError
-from ca.lifecycle.accounts import Accounts
-from ca.lifecycle.revocation import REVOCATION_REASONS, check_report_times
-from ca.store import CertificateRecord, IncidentRecord, Writer
+from kinko.ca import windows
+from kinko.ca.clock import to_text
+from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
+from kinko.ca.lifecycle.accounts import Accounts
+from kinko.ca.lifecycle.revocation import REVOCATION_REASONS, check_report_times
+from kinko.ca.store import CertificateRecord, IncidentRecord, Writer
 
 INCIDENT_KINDS = ("disposed-without-deletion", "lost", "stolen", "compromised")
 Progress = Callable[[int, int], None]

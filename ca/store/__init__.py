@@ -15,12 +15,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from ca import ledger
-from ca.errors import Conflict, StorageError
-from ca.store.accounts import AccountReads
-from ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
-from ca.store.records import CRL_COLUMNS as _CRL_COLUMNS
-from ca.store.records import (
+from kinko.ca import ledger
+from kinko.ca.errors import Conflict, StorageError
+from kinko.ca.store.accounts import AccountReads
+from kinko.ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
+from kinko.ca.store.records import CRL_COLUMNS as _CRL_COLUMNS
+from kinko.ca.store.records import (
     CertificateRecord,
     CRLRecord,
     CustomerRecord,
@@ -29,8 +29,8 @@ from ca.store.records import (
     PresignedResponse,
     SubscriberRecord,
 )
-from ca.store.schema import SCHEMA_VERSION, create_schema
-from ca.store.writer import Writer
+from kinko.ca.store.schema import SCHEMA_VERSION, create_schema
+from kinko.ca.store.writer import Writer
 
 __all__ = [
     "SCHEMA_VERSION",

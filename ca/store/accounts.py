@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
-from ca.store.records import (
+from kinko.ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
+from kinko.ca.store.records import (
     CUSTOMER_COLUMNS,
     ENROLLMENT_COLUMNS,
     INCIDENT_COLUMNS,

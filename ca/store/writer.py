@@ -7,11 +7,11 @@ import sqlite3
 from dataclasses import fields
 from typing import Any
 
-from ca import ledger
-from ca.errors import Conflict, StorageError
-from ca.store.accounts import AccountReads
-from ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
-from ca.store.records import (
+from kinko.ca import ledger
+from kinko.ca.errors import Conflict, StorageError
+from kinko.ca.store.accounts import AccountReads
+from kinko.ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
+from kinko.ca.store.records import (
     CertificateRecord,
 )
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ca.home import Home
-from ca.lifecycle import Kinko
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
 from tests.conftest import ROOT, free_port, make_csr, row_counts, run_kinko
 
 TOKEN = "s3cret-token-for-the-login-front-end"
@@ -29,7 +29,10 @@ def api(home: Home, tmp_path: Path):
     home.config_file.write_text(text, encoding="utf-8")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli", "--home", str(home.path), "api", "serve", "--port", str(port), "--workers", "1"],
+        [
+            *(sys.executable, "-m", "kinko.cli", "--home", str(home.path), "api", "serve"),
+            *("--port", str(port), "--workers", "1"),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ca.home import Home
+from kinko.ca.home import Home
 from tests.conftest import ORG, make_csr, make_key, row_counts, run_kinko
 
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from ca.home import Home
+from kinko.ca.home import Home
 from tests.conftest import ROOT, make_csr, row_counts, run_kinko
 
 # Each point patches one step of the issuance transaction to kill the process right there.
 KILL_POINTS = {
-    "after signing, before recording": ("ca.signer", "sign_certificate", "after"),
-    "after recording the certificate": ("ca.store", "Writer.record_certificate", "after"),
-    "after the ledger event, before commit": ("ca.store", "Writer.check_complete", "after"),
+    "after signing, before recording": ("kinko.ca.signer", "sign_certificate", "after"),
+    "after recording the certificate": ("kinko.ca.store", "Writer.record_certificate", "after"),
+    "after the ledger event, before commit": ("kinko.ca.store", "Writer.check_complete", "after"),
 }
 
 SCRIPT = textwrap.dedent(
@@ -35,8 +35,8 @@ SCRIPT = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
         return result
     setattr(owner, name, dying)
-    from ca.home import Home
-    from ca.lifecycle import Kinko
+    from kinko.ca.home import Home
+    from kinko.ca.lifecycle import Kinko
     Kinko(Home(Path(sys.argv[4]))).issue(Path(sys.argv[5]).read_bytes(), name="Crash Test")
     print("not killed")
     """
@@ -78,7 +78,7 @@ def test_kill_during_issuance_leaves_nothing(home: Home, tmp_path: Path, point: 
 
 
 def test_exception_inside_the_transaction_rolls_back(home: Home, kinko, monkeypatch) -> None:
-    from ca import store
+    from kinko.ca import store
 
     def fail(self, *args, **kwargs):
         raise RuntimeError("disk on fire")
@@ -91,7 +91,7 @@ def test_exception_inside_the_transaction_rolls_back(home: Home, kinko, monkeypa
 
 
 def test_change_without_ledger_event_is_not_committed(home: Home) -> None:
-    from ca.errors import StorageError
+    from kinko.ca.errors import StorageError
 
     before = row_counts(home)
     with (

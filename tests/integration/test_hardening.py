@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ca.clock import parse_user_time
-from ca.errors import InputError, PolicyError
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ocsp.source import DatabaseSource
+from kinko.ca.clock import parse_user_time
+from kinko.ca.errors import InputError, PolicyError
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ocsp.source import DatabaseSource
 from tests.conftest import make_csr, row_counts
 
 
@@ -25,8 +25,8 @@ def test_the_cas_own_signers_are_never_issued_by_hand(home: Home, kinko: Kinko, 
 
 
 def test_a_refused_root_crl_request_changes_nothing(tmp_path: Path, passphrase_file: Path, clock) -> None:
-    from ca.hierarchy import InitOptions, create_home
-    from ca.officers import current_login
+    from kinko.ca.hierarchy import InitOptions, create_home
+    from kinko.ca.officers import current_login
 
     home = create_home(
         tmp_path / "single",
@@ -66,9 +66,9 @@ def test_absurd_periods_are_refused_with_exit_1(home: Home, run_cli) -> None:
 def test_export_checked_against_another_cas_chain_fails(
     home: Home, kinko: Kinko, tmp_path: Path, run_cli, passphrase_file: Path, clock
 ) -> None:
-    from ca.authorities import chain_pem
-    from ca.hierarchy import InitOptions, create_home
-    from ca.officers import current_login
+    from kinko.ca.authorities import chain_pem
+    from kinko.ca.hierarchy import InitOptions, create_home
+    from kinko.ca.officers import current_login
 
     out = tmp_path / "ledger.csv"
     assert run_cli("--home", home.path, "ledger", "export", "--format", "csv", "--out", out).exit_code == 0

@@ -27,12 +27,12 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-import cli
-from ca import ledger
-from ca.audit import verify_database
-from ca.clock import FixedClock, to_text
-from ca.home import Home
-from ca.lifecycle import Kinko
+from kinko import cli
+from kinko.ca import ledger
+from kinko.ca.audit import verify_database
+from kinko.ca.clock import FixedClock, to_text
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
 from tests.conftest import ORG, ROOT, make_csr, make_key, run_kinko
 
 CUSTOMER = "C001"
@@ -513,7 +513,7 @@ def test_export_verifies_offline_without_a_home(home: Home, history: dict[str, A
     elsewhere.mkdir()
     environment = {k: v for k, v in os.environ.items() if k != "KINKO_HOME"}
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "ledger", "verify", "--export", out],
+        [sys.executable, "-m", "kinko.cli", "ledger", "verify", "--export", out],
         capture_output=True,
         text=True,
         cwd=elsewhere,
@@ -796,8 +796,8 @@ def test_every_state_change_is_an_event(tmp_path: Path, passphrase_file: Path, c
 def test_awkward_text_survives_export_and_verification(home, kinko, tmp_path) -> None:
     """Quotes, commas, newlines, U+2028 and Japanese in an event: SQLite builds the export lines
     and the canonical JSON for verification; both must agree with Python's definition."""
-    from ca import audit, ledger
-    from ca.clock import SystemClock
+    from kinko.ca import audit, ledger
+    from kinko.ca.clock import SystemClock
 
     awkward = 'a "quoted", comma\nnew line \u2028 sep \\ back 山田 \x01 ctl'
     with home.store.transaction("tester", "2026-11-25T00:00:00Z") as tx:

@@ -25,14 +25,14 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from ca import enrollments, windows
-from ca.clock import FixedClock, from_text, to_text
-from ca.errors import Conflict, KinkoError, PolicyError
-from ca.home import Home
-from ca.ledger import verify_chain
-from ca.lifecycle import Kinko
-from ca.officers import current_login
-from ca.store import CertificateRecord
+from kinko.ca import enrollments, windows
+from kinko.ca.clock import FixedClock, from_text, to_text
+from kinko.ca.errors import Conflict, KinkoError, PolicyError
+from kinko.ca.home import Home
+from kinko.ca.ledger import verify_chain
+from kinko.ca.lifecycle import Kinko
+from kinko.ca.officers import current_login
+from kinko.ca.store import CertificateRecord
 from tests.conftest import make_csr, make_key
 
 CUSTOMER = "C0001"

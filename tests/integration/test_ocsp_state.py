@@ -12,9 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ocsp.source import DatabaseSource
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ocsp.source import DatabaseSource
 from tests.conftest import make_csr
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ca.home import Home
-from ca.lifecycle import Kinko
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
 from tests.conftest import ROOT, make_csr, run_kinko
 
 
@@ -250,7 +250,7 @@ def test_revoking_an_expired_certificate_is_refused(home: Home, kinko: Kinko, se
 def run_kinko_with_clock(home: Home, args: list[str], clock):
     from click.testing import CliRunner
 
-    import cli
+    from kinko import cli
 
     return CliRunner().invoke(cli.cli, ["--home", str(home.path), *args], obj={"clock": clock})
 
@@ -276,7 +276,10 @@ def test_fifty_publications_strictly_increase(home: Home, kinko: Kinko) -> None:
 def test_two_processes_publishing_at_once(home: Home) -> None:
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", "import cli; cli.main()", "--home", str(home.path), "--json", "crl", "publish"],
+            [
+                *(sys.executable, "-c", "from kinko import cli; cli.main()"),
+                *("--home", str(home.path), "--json", "crl", "publish"),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -298,15 +301,15 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from crl import builder
+    from kinko.crl import builder
     original = builder.CRLBuilder.sign
     def dying(self, signer):
         result = original(self, signer)
         os.kill(os.getpid(), signal.SIGKILL)
         return result
     builder.CRLBuilder.sign = dying
-    from ca.home import Home
-    from ca.lifecycle import Kinko
+    from kinko.ca.home import Home
+    from kinko.ca.lifecycle import Kinko
     Kinko(Home(Path(sys.argv[1]))).publish_crl()
     """
 )

@@ -28,13 +28,13 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import cli
-from ca.audit import verify_database
-from ca.clock import FixedClock, to_text
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ca.officers import REQUIRED_ROLES, allows, current_login
+from kinko import cli
+from kinko.ca.audit import verify_database
+from kinko.ca.clock import FixedClock, to_text
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ca.officers import REQUIRED_ROLES, allows, current_login
 from tests.conftest import ORG, ROOT, make_csr
 
 LOGINS = {"admin": "t_admin", "officer": "t_officer", "auditor": "t_auditor", "unknown": "t_stranger"}
@@ -196,11 +196,11 @@ EXPECTED_FAILURES = {
 @pytest.fixture
 def servers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """`api serve` and `ocsp serve` reach their server call and return instead of serving."""
-    import ocsp.server
+    import kinko.ocsp.server
 
     started: list[str] = []
-    monkeypatch.setattr(ocsp.server, "serve", lambda *a, **k: started.append("ocsp"))
-    monkeypatch.setattr(ocsp.server, "run_app", lambda *a, **k: started.append("api"))
+    monkeypatch.setattr(kinko.ocsp.server, "serve", lambda *a, **k: started.append("ocsp"))
+    monkeypatch.setattr(kinko.ocsp.server, "run_app", lambda *a, **k: started.append("api"))
     return started
 
 
@@ -369,7 +369,7 @@ def as_account(account: str, home: Path, *args: str, env: dict[str, str] | None 
     """`kinko ARGS` as a real process of an OS account, started with runuser."""
     settings = [f"{k}={v}" for k, v in {"KINKO_HOME": str(home), "PYTHONPATH": str(ROOT), **(env or {})}.items()]
     return subprocess.run(
-        ["runuser", "-u", account, "--", "env", *settings, sys.executable, "-m", "cli", *args],
+        ["runuser", "-u", account, "--", "env", *settings, sys.executable, "-m", "kinko.cli", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

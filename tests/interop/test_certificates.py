@@ -18,11 +18,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from ca.clock import FixedClock
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ca.officers import current_login
+from kinko.ca.clock import FixedClock
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ca.officers import current_login
 from tests.conftest import ORG, make_csr, make_key
 from tests.interop.tools import openssl, run, tool
 

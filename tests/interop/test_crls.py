@@ -22,12 +22,12 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca.clock import FixedClock
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ca.officers import current_login
-from crl.publisher import crl_paths
+from kinko.ca.clock import FixedClock
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ca.officers import current_login
+from kinko.crl.publisher import crl_paths
 from tests.conftest import ORG, make_csr
 from tests.interop.tools import openssl, output, run, tool
 

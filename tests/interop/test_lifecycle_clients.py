@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from ca.clock import FixedClock, to_text
-from ca.home import Home
-from ca.lifecycle import Kinko
+from kinko.ca.clock import FixedClock, to_text
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
 from tests.conftest import RunningResponder, make_csr, run_kinko
 
 CUSTOMER = "C0001"

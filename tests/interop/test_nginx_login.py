@@ -50,12 +50,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca.clock import FixedClock
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ca.officers import current_login
-from ca.serials import format_serial
+from kinko.ca.clock import FixedClock
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ca.officers import current_login
+from kinko.ca.serials import format_serial
 from tests.conftest import ORG, free_port, make_csr, make_key, write_key
 from tests.interop.tools import tool
 

@@ -38,12 +38,12 @@ from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ca.clock import FixedClock
-from ca.hierarchy import InitOptions, create_home
-from ca.home import Home
-from ca.lifecycle import Kinko
-from ca.officers import current_login
-from ocsp.source import CHECK_SECONDS
+from kinko.ca.clock import FixedClock
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.home import Home
+from kinko.ca.lifecycle import Kinko
+from kinko.ca.officers import current_login
+from kinko.ocsp.source import CHECK_SECONDS
 from tests.conftest import ORG, RunningResponder, make_csr
 from tests.interop.tools import openssl, output, run, tool
 

@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from ca.keys import FileKey, generate_private_key
-from crl.builder import CRLBuilder, Entry, encode_entry, pem
+from kinko.ca.keys import FileKey, generate_private_key
+from kinko.crl.builder import CRLBuilder, Entry, encode_entry, pem
 
 UTC = dt.UTC
 ISSUER = x509.Name(

@@ -4,8 +4,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca.csr import load_csr, spki_sha256
-from ca.errors import InputError, PolicyError
+from kinko.ca.csr import load_csr, spki_sha256
+from kinko.ca.errors import InputError, PolicyError
 from tests.conftest import make_csr, make_key
 
 

@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from ca import ledger
+from kinko.ca import ledger
 
 
 def make_chain(count: int) -> list[ledger.Event]:

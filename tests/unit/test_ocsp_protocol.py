@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp as c_ocsp
 
-from ca.keys import FileKey, generate_private_key
-from ocsp.protocol import (
+from kinko.ca.keys import FileKey, generate_private_key
+from kinko.ocsp.protocol import (
     MalformedRequest,
     Responder,
     Status,
@@ -256,7 +256,7 @@ def test_error_responses() -> None:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from ocsp.protocol import HASH_ALGORITHMS  # noqa: E402
+from kinko.ocsp.protocol import HASH_ALGORITHMS  # noqa: E402
 
 
 def reference_parse(data: bytes):

@@ -7,9 +7,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from ca import config
-from ca.errors import InputError
-from ca.profiles import add_validity, build_extensions, issuer_urls, subject_name
+from kinko.ca import config
+from kinko.ca.errors import InputError
+from kinko.ca.profiles import add_validity, build_extensions, issuer_urls, subject_name
 
 UTC = dt.UTC
 ONE_YEAR = config.Validity(years=1)

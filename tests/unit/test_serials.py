@@ -2,8 +2,8 @@
 
 import pytest
 
-from ca.errors import InputError
-from ca.serials import format_serial, new_serial, normalize_serial, parse_serial
+from kinko.ca.errors import InputError
+from kinko.ca.serials import format_serial, new_serial, normalize_serial, parse_serial
 
 
 def test_new_serials_are_positive_128_bit_and_distinct() -> None:
