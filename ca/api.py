@@ -76,7 +76,7 @@ class API:
         method, path = scope["method"], scope["path"]
         match = _STATUS_PATH.match(path)
         if match and method == "GET":
-            return 200, _json(self.kinko.certificate_status(match.group(1)))
+            return 200, _json(self.kinko.certificate_status(match.group(1)).to_json())
         routes = {
             "/v1/acquire": self.acquire,
             "/v1/renew": self.renew,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -169,12 +168,12 @@ def _first_crls(home: Home, clock: Clock, actor: str) -> None:
 
 
 def issue_ocsp_signer(
-    home: Home, tx: Writer, cfg: config_module.Config, issuer: Issuer, issuer_role: str, now: dt.datetime
+    keyring: keys.KeyRing, tx: Writer, cfg: config_module.Config, issuer: Issuer, issuer_role: str, now: dt.datetime
 ) -> CertificateRecord:
     """Issues a delegated OCSP signing certificate; its key is kept unencrypted (0600) for the responder."""
     not_after = profiles.add_validity(now, config_module.Validity(days=cfg.ocsp.signer_validity_days))
     record, _key = _issue_delegated(
-        home, tx, cfg, issuer, issuer_role, now, "ocsp-signer", "OCSP Responder", not_after, f"ocsp:{issuer_role}"
+        keyring, tx, cfg, issuer, issuer_role, now, "ocsp-signer", "OCSP Responder", not_after, f"ocsp:{issuer_role}"
     )
     tx.append_event(
         "ocsp.signer-issued", serial=record.serial, details={"issuer": issuer_role, "not_after": record.not_after}
@@ -183,7 +182,7 @@ def issue_ocsp_signer(
 
 
 def issue_audit_signer(
-    home: Home, tx: Writer, cfg: config_module.Config, issuer: Issuer, issuer_role: str, now: dt.datetime
+    keyring: keys.KeyRing, tx: Writer, cfg: config_module.Config, issuer: Issuer, issuer_role: str, now: dt.datetime
 ) -> tuple[CertificateRecord, keys.FileKey]:
     """Issues the ledger's audit signer: its key (0600, unencrypted so every command can seal
     its transaction) signs checkpoints and exports."""
@@ -191,14 +190,14 @@ def issue_audit_signer(
     if issuer.not_after is not None:
         not_after = min(not_after, issuer.not_after)
     record, key = _issue_delegated(
-        home, tx, cfg, issuer, issuer_role, now, "audit-signer", "Ledger Audit", not_after, "audit"
+        keyring, tx, cfg, issuer, issuer_role, now, "audit-signer", "Ledger Audit", not_after, "audit"
     )
     tx.append_event("audit.signer-issued", serial=record.serial, details={"not_after": record.not_after})
     return record, key
 
 
 def _issue_delegated(
-    home: Home,
+    keyring: keys.KeyRing,
     tx: Writer,
     cfg: config_module.Config,
     issuer: Issuer,
@@ -212,8 +211,7 @@ def _issue_delegated(
     # A signer the CA delegates to: a fresh key kept unencrypted (0600) so that services and
     # every command can use it unattended, and the role pointing at it.
     key = keys.generate_private_key(cfg.ca.key_type if profile_name == "ocsp-signer" else "ec-p256")
-    key_name = f"{authority.replace(':', '-')}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
-    keys.write_private_key(home.keys_dir / key_name, key, None)
+    key_name = keyring.store_signer_key(authority, key, now)
     profile = cfg.profile(profile_name)
     subject = profiles.subject_name(f"{cfg.ca.organization} {title}", cfg.ca.organization, cfg.ca.country)
     record, _cert = issuance.issue(

@@ -10,7 +10,9 @@ HOME/public/                     exactly what is served under ca.base_url:
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import secrets
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +24,7 @@ from kinko.ca.errors import ConfigError, PassphraseError
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from kinko.ca.keys import FileKey
+    from kinko.ca.keys import FileKey, PrivateKey
     from kinko.ca.store import Store
 
 PASSPHRASE_ENV = "KINKO_PASSPHRASE_FILE"  # noqa: S105 - a variable name, not a secret
@@ -146,6 +148,15 @@ class Home:
             # Decrypting costs as much as a signature; a process that signs many times decrypts once.
             cached = self._keys[found[1]] = FileKey.load(self.keys_dir / found[1], passphrase)
         return cached
+
+    def store_signer_key(self, authority: str, key: PrivateKey, now: dt.datetime) -> str:
+        """Writes a new delegated signer's key (unencrypted, 0600: services use it unattended);
+        returns its file name under keys/, which `authorities` records."""
+        from kinko.ca.keys import write_private_key
+
+        name = f"{authority.replace(':', '-')}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
+        write_private_key(self.keys_dir / name, key, None)
+        return name
 
     def passphrase(self) -> bytes:
         """The CA key passphrase: $KINKO_PASSPHRASE_FILE, then kinko.toml, then a TTY prompt."""

@@ -6,6 +6,7 @@ methods later. Nothing here prints or logs key material.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Protocol
@@ -26,13 +27,42 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 class KeyBackend(Protocol):
     """Signs with a private key it never hands out."""
 
-    def public_key(self) -> CertificateIssuerPublicKeyTypes: ...
+    def public_key(self) -> CertificateIssuerPublicKeyTypes:
+        """The public half."""
+        ...
 
-    def hash_algorithm(self) -> hashes.HashAlgorithm: ...
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        """The digest this key signs with."""
+        ...
 
-    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate: ...
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Signs a certificate builder."""
+        ...
 
-    def sign_data(self, data: bytes) -> bytes: ...
+    def sign_data(self, data: bytes) -> bytes:
+        """Signs raw bytes (a TBS structure, a checkpoint message)."""
+        ...
+
+
+class KeyRing(Protocol):
+    """The key backend as the RA sees it: the CA's certificates and keys by role."""
+
+    @property
+    def issuing_role(self) -> str:
+        """The CA that signs client certificates: 'issuing', or 'root' in a single-tier home."""
+        ...
+
+    def key(self, role: str) -> KeyBackend:
+        """The signing key of a CA role or delegated signer (loaded once, never exported)."""
+        ...
+
+    def ca_certificate(self, role: str) -> x509.Certificate:
+        """The current certificate of a CA role or delegated signer."""
+        ...
+
+    def store_signer_key(self, authority: str, key: PrivateKey, now: dt.datetime) -> str:
+        """Keeps a new delegated signer's key; returns the reference recorded in `authorities`."""
+        ...
 
 
 def generate_private_key(key_type: str) -> PrivateKey:

@@ -23,52 +23,6 @@ ROLES = ("auditor", "officer", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES, 1)}
 _LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
 
-# The least role each command needs, by its path under `kinko`. None: no registered operator
-# yet (creating a home registers the account that ran it as admin).
-REQUIRED_ROLES: dict[str, str | None] = {
-    "init": None,
-    "quickstart": None,
-    "issue": "officer",
-    "revoke": "officer",
-    "hold": "officer",
-    "release": "officer",
-    "crl publish": "officer",
-    "crl show": "auditor",
-    "customer add": "officer",
-    "customer list": "auditor",
-    "customer show": "auditor",
-    "customer suspend": "officer",
-    "customer resume": "officer",
-    "customer terminate": "officer",
-    "enroll administrator": "officer",
-    "enroll user": "officer",
-    "acquire": "officer",
-    "renew": "officer",
-    "reacquire": "officer",
-    "reissue": "officer",
-    "incident report": "officer",
-    "incident list": "auditor",
-    "status": "auditor",
-    "report expiring": "auditor",
-    "report enrollments": "auditor",
-    "api serve": "officer",
-    "ocsp serve": "officer",
-    "ocsp refresh": "officer",
-    "ocsp signer rotate": "admin",
-    "cert show": "auditor",
-    "cert list": "auditor",
-    "ca show": "auditor",
-    "ca chain": "auditor",
-    "officer add": "admin",
-    "officer remove": "admin",
-    "officer list": "auditor",
-    # Checked inside the command: verifying an export offline needs no home at all.
-    "ledger verify": None,
-    "ledger export": "auditor",
-    "ledger checkpoint": "officer",
-}
-
-
 def current_login() -> str:
     """The login name of the effective uid; falls back to 'uid:N' for an account without a name."""
     uid = os.geteuid()

@@ -6,8 +6,7 @@ Kept free of cryptography imports so that `kinko cert show` starts fast.
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from kinko.ca.errors import InputError, NotFound
 from kinko.ca.serials import normalize_serial
@@ -23,8 +22,31 @@ def effective_status(record: CertificateRecord, now: str) -> str:
     return "expired" if record.not_after < now else "valid"
 
 
-def show(store: Store, serial_text: str, now: str) -> dict[str, Any]:
-    """A certificate's registry entry as a dict (DER left out), with its effective status."""
+@dataclass(frozen=True)
+class CertificateView:
+    """A registry row as people and `--json` see it: DER and internals left out, the status effective."""
+
+    serial: str
+    issuer: str
+    profile: str
+    subject: str
+    subscriber_id: str | None
+    not_before: str
+    not_after: str
+    status: str
+    issued_at: str
+    fingerprint_sha256: str
+    spki_sha256: str
+    revoked_at: str | None
+    revocation_reason: str | None
+    invalidity_date: str | None
+    reported_at: str | None
+    hold_origin: str | None
+    status_changed_at: str | None
+
+
+def show(store: Store, serial_text: str, now: str) -> CertificateView:
+    """A certificate's registry entry, with its effective status."""
     serial = normalize_serial(serial_text)
     record = store.certificate(serial)
     if record is None:
@@ -43,7 +65,7 @@ def pem(store: Store, serial_text: str) -> str:
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 
-def listing(store: Store, now: str, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def listing(store: Store, now: str, status: str | None = None, limit: int | None = None) -> list[CertificateView]:
     """Registry entries newest first, optionally only those with one effective status."""
     if status is not None and status not in STATUSES:
         raise InputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
@@ -58,10 +80,10 @@ def listing(store: Store, now: str, status: str | None = None, limit: int | None
     return [describe(record, now) for record in records]
 
 
-def describe(record: CertificateRecord, now: str) -> dict[str, Any]:
-    """A registry row as plain data for output, with the effective status."""
+def describe(record: CertificateRecord, now: str) -> CertificateView:
+    """A registry row as people see it, with the effective status."""
     data = asdict(record)
     for internal in ("der", "changed_seq"):
         del data[internal]
     data["status"] = effective_status(record, now)
-    return data
+    return CertificateView(**data)

@@ -43,6 +43,25 @@ class Published:
     sha256: str
 
 
+class Publisher:
+    """The CRL publisher of one home, as the registration authority uses it."""
+
+    def __init__(self, home: Home) -> None:
+        self.home = home
+
+    def publish(self, issuer: str, kind: str, now: dt.datetime, actor: str) -> Published:
+        """One CRL of an issuer: 'full' or 'delta'."""
+        return publish(self.home, now, actor, issuer, kind)
+
+    def full_and_delta(self, issuer: str, now: dt.datetime, actor: str) -> list[Published]:
+        """A full CRL and, where the issuer has deltas, an empty delta against it."""
+        return publish_full_and_delta(self.home, now, actor, issuer)
+
+    def after_change(self, issuer: str, now: dt.datetime, actor: str) -> list[Published]:
+        """Makes a committed status change visible: a new full CRL while it is small, else a delta."""
+        return publish_after_change(self.home, now, actor, issuer)
+
+
 def crl_paths(home: Home, issuer: str, kind: str) -> tuple[Path, Path]:
     """(DER, PEM) paths under public/crl/ — the names the certificates' CDP and FreshestCRL use."""
     stem = issuer if kind == "full" else f"{issuer}-delta"

@@ -120,6 +120,14 @@ class Presigner:
         """Drops loaded signers (after a rotation)."""
         self._contexts.clear()
 
+    def roles(self) -> list[str]:
+        """The CAs that answer OCSP through a delegated signer."""
+        return issuer_roles(self.home)
+
+    def signer_not_after(self, role: str) -> dt.datetime:
+        """When the delegated signer of a CA ends."""
+        return self.context(role).signer_not_after
+
     def sign(self, tx: Writer, records: Iterable[CertificateRecord], now: dt.datetime) -> int:
         """Pre-signs the responses for each row; returns how many were stored."""
         days = self.home.config.ocsp.next_update_days
@@ -140,7 +148,3 @@ class Presigner:
                 stored += 1
         return stored
 
-
-def signer_expiring(context: IssuerContext, now: dt.datetime, days: int) -> bool:
-    """True when the delegated signer ends within `days`: time to rotate it."""
-    return context.signer_not_after - now < dt.timedelta(days=days)

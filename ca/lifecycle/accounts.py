@@ -7,15 +7,15 @@ import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from kinko.ca import enrollments, profiles, windows
 from kinko.ca.clock import to_text
 from kinko.ca.csr import AcceptedCSR, load_csr
 from kinko.ca.errors import InputError, NotFound, PolicyError
-from kinko.ca.lifecycle.base import Issued
+from kinko.ca.lifecycle.issuing import Issuance, require_active_customer
 from kinko.ca.lifecycle.revocation import Revocation
-from kinko.ca.store import CustomerRecord, SubscriberRecord, Writer
+from kinko.ca.lifecycle.session import Issued, Session
+from kinko.ca.store import CustomerRecord, Store, SubscriberRecord, Writer
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MAX_CODE_FAILURES = 5
@@ -35,8 +35,13 @@ class Enrolled:
     kind: str
 
 
-class Accounts(Revocation):
+class Accounts:
     """The bank's customers and their certificate holders."""
+
+    def __init__(self, session: Session, issuance: Issuance, revocation: Revocation) -> None:
+        self.s = session
+        self.issuance = issuance
+        self.revocation = revocation
 
     # -- customers -------------------------------------------------------------------------------
 
@@ -45,36 +50,16 @@ class Accounts(Revocation):
         if not _ID.match(customer_id):
             raise InputError(f"customer id {customer_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
         profiles.subject_name(name)  # the name goes into certificates: same limits
-        now = self.clock.now()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        now = self.s.clock.now()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             tx.add_customer(customer_id, name.strip())
             tx.append_event("customer.added", customer=customer_id, details={"name": name.strip()})
         return self._customer(customer_id)
 
-    def customer_overview(self, customer_id: str) -> dict[str, Any]:
-        """A customer with its subscribers and their current state."""
-        customer = self._customer(customer_id)
-        now = self.clock.now()
-        holders = []
-        for subscriber in self.home.store.subscribers(customer_id):
-            state = self.subscriber_status(subscriber.id)  # type: ignore[attr-defined]
-            holders.append({"id": subscriber.id, "role": subscriber.role, "name": subscriber.name, **state})
-        return {**vars(customer), "subscribers": holders, "as_of": self._now_text(now)}
-
     def _customer(self, customer_id: str) -> CustomerRecord:
-        customer = self.home.store.customer(customer_id)
+        customer = self.s.store.customer(customer_id)
         if customer is None:
             raise NotFound(f"no customer {customer_id}")
-        return customer
-
-    @staticmethod
-    def _require_active(customer: CustomerRecord | None, customer_id: str) -> CustomerRecord:
-        if customer is None:
-            raise NotFound(f"no customer {customer_id}")
-        if customer.status != "active":
-            raise PolicyError(f"customer {customer_id}'s service is {customer.status}: no enrollments or acquisitions")
-        if customer.terminate_at is not None:
-            raise PolicyError(f"customer {customer_id}'s service ends at {customer.terminate_at}: no new certificates")
         return customer
 
     # -- enrollments -------------------------------------------------------------------------------
@@ -91,13 +76,13 @@ class Accounts(Revocation):
         if subscriber_id is not None and not _ID.match(subscriber_id):
             raise InputError(f"subscriber id {subscriber_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
         profiles.subject_name(name)
-        now = self.clock.now()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
-            customer = self._require_active(tx.customer(customer_id), customer_id)
+        now = self.s.clock.now()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
+            customer = require_active_customer(tx.customer(customer_id), customer_id)
             if by is not None:
                 self._require_acting_administrator(tx, by, customer.id, now)
             new_id = subscriber_id or self._new_subscriber_id(tx)
-            tx.add_subscriber(new_id, customer.id, role, name.strip(), by or self.actor)
+            tx.add_subscriber(new_id, customer.id, role, name.strip(), by or self.s.actor)
             tx.append_event(
                 "subscriber.added",
                 subscriber=new_id,
@@ -115,7 +100,7 @@ class Accounts(Revocation):
         if admin.customer_id != customer_id:
             raise PolicyError(f"administrator {admin_id} belongs to another customer; refused")
         current = next(iter(tx.subscriber_certificates(admin_id)), None)
-        if current is None or current.status != "valid" or current.not_after < self._now_text(now):
+        if current is None or current.status != "valid" or current.not_after < self.s.text(now):
             raise PolicyError(f"administrator {admin_id} holds no valid certificate; refused")
 
     @staticmethod
@@ -142,14 +127,14 @@ class Accounts(Revocation):
             assert normalized is not None
             if tx.enrollment_by_lookup(enrollments.lookup_key(normalized)) is None:
                 break
-        expires = to_text(windows.enrollment_expiry(now, self.rules)) or ""
+        expires = to_text(windows.enrollment_expiry(now, self.s.config.lifecycle)) or ""
         enrollment_id = tx.add_enrollment(
             subscriber_id,
             kind,
             enrollments.lookup_key(normalized),
             enrollments.code_hash(normalized),
             expires,
-            by or self.actor,
+            by or self.s.actor,
         )
         tx.append_event(
             "enrollment.created",
@@ -163,10 +148,10 @@ class Accounts(Revocation):
         """A new enrollment for an existing holder; the current certificate is superseded on acquisition.
 
         Administrators are reissued by the bank (no --by); users by their administrator (--by)."""
-        now = self.clock.now()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        now = self.s.clock.now()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             subscriber = self._subscriber(tx, subscriber_id)
-            customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+            customer = require_active_customer(tx.customer(subscriber.customer_id), subscriber.customer_id)
             if subscriber.role == "administrator" and by is not None:
                 raise PolicyError(
                     "an administrator's reissue is applied for to the bank: the officer runs it, without --by"
@@ -182,7 +167,7 @@ class Accounts(Revocation):
         return enrolled
 
     @staticmethod
-    def _subscriber(tx: Any, subscriber_id: str) -> SubscriberRecord:
+    def _subscriber(tx: Writer | Store, subscriber_id: str) -> SubscriberRecord:
         subscriber = tx.subscriber(subscriber_id)
         if subscriber is None:
             raise NotFound(f"no subscriber {subscriber_id}")
@@ -192,13 +177,13 @@ class Accounts(Revocation):
 
     def acquire(self, code: str, csr_data: bytes) -> Issued:
         """Redeems an enrollment code within its window: a one-year certificate for its subscriber."""
-        now = self.clock.now()
-        now_text = self._now_text(now)
+        now = self.s.clock.now()
+        now_text = self.s.text(now)
         normalized = enrollments.normalize(code)
-        enrollment = self.home.store.enrollment_by_lookup(enrollments.lookup_key(normalized)) if normalized else None
+        enrollment = self.s.store.enrollment_by_lookup(enrollments.lookup_key(normalized)) if normalized else None
         if normalized is None or enrollment is None:
             raise PolicyError(windows.BAD_CODE)
-        subscriber = self.home.store.subscriber(enrollment.subscriber_id)
+        subscriber = self.s.store.subscriber(enrollment.subscriber_id)
         assert subscriber is not None
         if subscriber.locked_until is not None and subscriber.locked_until > now_text:
             raise PolicyError(f"too many wrong codes; try again after {subscriber.locked_until}")
@@ -212,9 +197,9 @@ class Accounts(Revocation):
             self._count_code_failure(subscriber, now)
             raise PolicyError(windows.BAD_CODE)
         accepted = load_csr(csr_data)
-        self._signing_key()
-        with self.home.store.transaction(self.actor, now_text) as tx:
-            customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+        self.s.load_signing_keys()
+        with self.s.store.transaction(self.s.actor, now_text) as tx:
+            customer = require_active_customer(tx.customer(subscriber.customer_id), subscriber.customer_id)
             fresh = tx.enrollment_by_lookup(enrollment.lookup)
             if fresh is None or fresh.redeemed_at is not None or fresh.closed_at is not None:
                 raise PolicyError(windows.BAD_CODE)
@@ -237,17 +222,19 @@ class Accounts(Revocation):
                 serial=issued.record.serial,
                 subscriber=subscriber.id,
                 customer=customer.id,
-                details=self._issued_details(issued.record, via="enrollment", enrollment=enrollment.id),
+                details=self.issuance.details(issued.record, via="enrollment", enrollment=enrollment.id),
             )
             for old in current:
-                self._revoke_in(tx, old, "superseded", now, customer=customer.id, superseded_by=issued.record.serial)
+                self.revocation.revoke_in(
+                    tx, old, "superseded", now, customer=customer.id, superseded_by=issued.record.serial
+                )
         if current:
-            self._publish_after({old.issuer for old in current}, now)
+            self.s.publish_after({old.issuer for old in current}, now)
         return issued
 
     def _count_code_failure(self, subscriber: SubscriberRecord, now: dt.datetime) -> None:
         # Recorded even though the command is refused: rate limiting needs the count to persist.
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             attempts = tx.record_code_failure(subscriber.id, MAX_CODE_FAILURES, to_text(now + LOCKOUT) or "")
             locked = to_text(now + LOCKOUT) if attempts >= MAX_CODE_FAILURES else None
             tx.append_event(
@@ -259,67 +246,69 @@ class Accounts(Revocation):
 
     def renew(self, serial: str, csr_data: bytes) -> Issued:
         """Renews within notAfter - renewal_days .. notAfter with a new key; the old one is superseded."""
-        now = self.clock.now()
-        old = self._certificate(serial)
+        now = self.s.clock.now()
+        old = self.s.certificate(serial)
         if old.subscriber_id is None:
             raise PolicyError(f"certificate {old.serial} belongs to no subscriber; issue a new one with `kinko issue`")
-        windows.check_renewal(old, now, self.rules)
+        windows.check_renewal(old, now, self.s.config.lifecycle)
         accepted = load_csr(csr_data)
         if accepted.spki_sha256 == old.spki_sha256:
             raise PolicyError("renewal needs a new key pair; the CSR carries the current certificate's key")
-        self._signing_key()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        self.s.load_signing_keys()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             subscriber = self._subscriber(tx, old.subscriber_id)
-            customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+            customer = require_active_customer(tx.customer(subscriber.customer_id), subscriber.customer_id)
             current = tx.certificate(old.serial)
             assert current is not None
-            windows.check_renewal(current, now, self.rules)  # again under the write lock
+            windows.check_renewal(current, now, self.s.config.lifecycle)  # again under the write lock
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.append_event(
                 "certificate.renewed",
                 serial=issued.record.serial,
                 subscriber=subscriber.id,
                 customer=customer.id,
-                details=self._issued_details(issued.record, replaces=old.serial),
+                details=self.issuance.details(issued.record, replaces=old.serial),
             )
-            self._revoke_in(tx, old, "superseded", now, customer=customer.id, superseded_by=issued.record.serial)
-        self._publish_after({old.issuer}, now)
+            self.revocation.revoke_in(
+                tx, old, "superseded", now, customer=customer.id, superseded_by=issued.record.serial
+            )
+        self.s.publish_after({old.issuer}, now)
         return issued
 
     def reacquire(self, subscriber_id: str, csr_data: bytes) -> Issued:
         """Re-acquires after an unrevoked expiry, within notAfter .. notAfter + grace_days."""
-        now = self.clock.now()
-        subscriber = self._subscriber(self.home.store, subscriber_id)
-        history = self.home.store.subscriber_certificates(subscriber.id)
+        now = self.s.clock.now()
+        subscriber = self._subscriber(self.s.store, subscriber_id)
+        history = self.s.store.subscriber_certificates(subscriber.id)
         if not history:
             raise PolicyError(
                 f"subscriber {subscriber.id} has no certificate yet; acquire one with its enrollment code"
             )
-        windows.check_reacquire(history[0], subscriber.role, now, self.rules)
+        windows.check_reacquire(history[0], subscriber.role, now, self.s.config.lifecycle)
         accepted = load_csr(csr_data)
-        self._signing_key()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
-            customer = self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)
+        self.s.load_signing_keys()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
+            customer = require_active_customer(tx.customer(subscriber.customer_id), subscriber.customer_id)
             # Again under the write lock: a second re-acquisition may have committed meanwhile.
             history = tx.subscriber_certificates(subscriber.id)
-            windows.check_reacquire(history[0], subscriber.role, now, self.rules)
+            windows.check_reacquire(history[0], subscriber.role, now, self.s.config.lifecycle)
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.append_event(
                 "certificate.reacquired",
                 serial=issued.record.serial,
                 subscriber=subscriber.id,
                 customer=customer.id,
-                details=self._issued_details(issued.record, previous=history[0].serial),
+                details=self.issuance.details(issued.record, previous=history[0].serial),
             )
             # At exactly notAfter the old certificate is still valid (X.509 validity is inclusive):
             # supersede it, so the holder never has two.
-            still_active = history[0].status == "valid" and history[0].not_after >= self._now_text(now)
+            still_active = history[0].status == "valid" and history[0].not_after >= self.s.text(now)
             if still_active:
-                self._revoke_in(
+                self.revocation.revoke_in(
                     tx, history[0], "superseded", now, customer=customer.id, superseded_by=issued.record.serial
                 )
         if still_active:
-            self._publish_after({history[0].issuer}, now)
+            self.s.publish_after({history[0].issuer}, now)
         return issued
 
     def _issue_for(
@@ -333,4 +322,4 @@ class Accounts(Revocation):
         # The subject names the holder, the company and the subscriber id, so the login front
         # end can map a certificate to its account.
         subject = profiles.subject_name(subscriber.name, customer.name, serial_number=subscriber.id)
-        return self._issue_in(tx, accepted, subject=subject, now=now, subscriber_id=subscriber.id)
+        return self.issuance.issue_in(tx, accepted, subject=subject, now=now, subscriber_id=subscriber.id)

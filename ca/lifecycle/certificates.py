@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kinko.ca import profiles, windows
+from kinko.ca import profiles
 from kinko.ca.clock import to_text
 from kinko.ca.csr import load_csr
 from kinko.ca.errors import InputError, NotFound, PolicyError
-from kinko.ca.lifecycle.base import Base, Issued
+from kinko.ca.lifecycle.issuing import Issuance, refuse_second_active, require_active_customer
+from kinko.ca.lifecycle.session import Issued, Session
 from kinko.ca.signer import Issuer
 from kinko.ca.store import CertificateRecord
 
+if TYPE_CHECKING:
+    from kinko.crl.publisher import Published
 
-class Certificates(Base):
+
+@dataclass(frozen=True)
+class OCSPRefresh:
+    """What `ocsp refresh` did: rows re-signed, responses stored, and signers near their end."""
+
+    certificates: int
+    responses: int
+    signers_expiring: list[str]
+
+
+class Certificates:
     """Issue, publish CRLs, refresh and rotate OCSP signers."""
+
+    def __init__(self, session: Session, issuance: Issuance, upkeep: Callable[[], None]) -> None:
+        self.s = session
+        self.issuance = issuance
+        # The daily jobs (scheduled service ends, lapsed enrollments) run before publishing.
+        self.upkeep = upkeep
 
     def issue(
         self,
@@ -32,98 +53,84 @@ class Certificates(Base):
         one-active-certificate rule applies."""
         subject = profiles.subject_name(name, organization, serial_number=subscriber_id)
         accepted = load_csr(csr_data)
-        self._signing_key()
-        now = self.clock.now()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        self.s.load_signing_keys()
+        now = self.s.clock.now()
+        customer_id = ""
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             if subscriber_id is not None:
                 subscriber = tx.subscriber(subscriber_id)
                 if subscriber is None:
                     raise NotFound(f"no subscriber {subscriber_id}")
-                self._require_active(tx.customer(subscriber.customer_id), subscriber.customer_id)  # type: ignore[attr-defined]
-                self._refuse_second_active(tx, subscriber_id, tx.time)
-            issued = self._issue_in(
+                customer_id = subscriber.customer_id
+                require_active_customer(tx.customer(customer_id), customer_id)
+                refuse_second_active(tx, subscriber_id, tx.time)
+            issued = self.issuance.issue_in(
                 tx, accepted, subject=subject, now=now, profile=profile, subscriber_id=subscriber_id
             )
             tx.append_event(
                 "certificate.issued",
                 serial=issued.record.serial,
                 subscriber=subscriber_id or "",
-                customer=subscriber.customer_id if subscriber_id is not None else "",
-                details=self._issued_details(issued.record, via="officer"),
+                customer=customer_id,
+                details=self.issuance.details(issued.record, via="officer"),
             )
         return issued
 
-    @staticmethod
-    def _refuse_second_active(tx: Any, subscriber_id: str, now: str) -> None:
-        for record in tx.subscriber_certificates(subscriber_id):
-            if windows.is_active(record, now):
-                raise PolicyError(
-                    f"subscriber {subscriber_id} already has an active certificate ({record.serial}); "
-                    "one active certificate per subscriber"
-                )
-
     # -- CRLs ------------------------------------------------------------------------------------
 
-    def publish_crl(self, *, root: bool = False, delta: bool = False) -> list[Any]:
+    def publish_crl(self, *, root: bool = False, delta: bool = False) -> list[Published]:
         """Publishes the issuing CA's CRL (and its empty delta), a delta only, or the root's ARL.
 
         Scheduled service ends that have arrived are applied first, and lapsed enrollments noted."""
-        from kinko.crl import publisher
-
-        if root and self.home.config.ca.single_tier:
+        if root and self.s.config.ca.single_tier:
             raise PolicyError("a single-tier CA has no separate root CRL; use `kinko crl publish`")
         if root and delta:
             raise InputError("the root's ARL has no delta CRLs")
-        self.upkeep()  # type: ignore[attr-defined]
-        now = self.clock.now()
+        self.upkeep()
+        now = self.s.clock.now()
         if root:
-            return [publisher.publish(self.home, now, self.actor, "root", "full")]
-        issuer = self.home.issuing_role
+            return [self.s.crls.publish("root", "full", now, self.s.actor)]
+        issuer = self.s.keys.issuing_role
         if delta:
-            return [publisher.publish(self.home, now, self.actor, issuer, "delta")]
-        return publisher.publish_full_and_delta(self.home, now, self.actor, issuer)
+            return [self.s.crls.publish(issuer, "delta", now, self.s.actor)]
+        return self.s.crls.full_and_delta(issuer, now, self.s.actor)
 
     # -- OCSP ------------------------------------------------------------------------------------
 
-    def refresh_ocsp(self) -> dict[str, Any]:
+    def refresh_ocsp(self) -> OCSPRefresh:
         """Re-signs every pre-signed response past half its lifetime (and any missing one)."""
-        from kinko.ocsp.presign import issuer_roles, signer_expiring
-
-        self.upkeep()  # type: ignore[attr-defined]
-        now = self.clock.now()
-        lifetime = dt.timedelta(days=self.home.config.ocsp.next_update_days)
+        self.upkeep()
+        now = self.s.clock.now()
+        lifetime = dt.timedelta(days=self.s.config.ocsp.next_update_days)
         refresh_before = to_text(now - lifetime / 2) or ""
-        records = self.home.store.certificates_needing_responses(self._now_text(now), refresh_before)
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        records = self.s.store.certificates_needing_responses(self.s.text(now), refresh_before)
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             # Re-read inside the transaction: a revocation committed since the list was made
             # must not be overwritten by a response signed from the stale row.
             current = [row for row in (tx.certificate(r.serial) for r in records) if row is not None]
-            signed = self.presigner.sign(tx, current, now)
+            signed = self.s.presigner.sign(tx, current, now)
+        horizon = dt.timedelta(days=2 * self.s.config.ocsp.next_update_days)
         expiring = [
-            role
-            for role in issuer_roles(self.home)
-            if signer_expiring(self.presigner.context(role), now, 2 * self.home.config.ocsp.next_update_days)
+            role for role in self.s.presigner.roles() if self.s.presigner.signer_not_after(role) - now < horizon
         ]
-        return {"certificates": len(records), "responses": signed, "signers_expiring": expiring}
+        return OCSPRefresh(len(records), signed, expiring)
 
     def rotate_ocsp_signers(self) -> list[CertificateRecord]:
         """Issues new delegated OCSP signers and re-signs every unexpired certificate's responses."""
         from kinko.ca.hierarchy import issue_ocsp_signer
-        from kinko.ocsp.presign import issuer_roles
 
-        now = self.clock.now()
-        now_text = self._now_text(now)
+        now = self.s.clock.now()
+        now_text = self.s.text(now)
         issued = []
-        with self.home.store.transaction(self.actor, now_text) as tx:
-            for role in issuer_roles(self.home):
-                certificate = self.home.ca_certificate(role)
+        roles = self.s.presigner.roles()
+        with self.s.store.transaction(self.s.actor, now_text) as tx:
+            for role in roles:
+                certificate = self.s.keys.ca_certificate(role)
                 issuer = Issuer(
-                    name=certificate.subject, not_after=certificate.not_valid_after_utc, key=self.home.key(role)
+                    name=certificate.subject, not_after=certificate.not_valid_after_utc, key=self.s.keys.key(role)
                 )
-                issued.append(issue_ocsp_signer(self.home, tx, self.home.config, issuer, role, now))
-            self.presigner.forget()
-            records = [
-                r for role in issuer_roles(self.home) for r in self.home.store.unexpired_certificates(role, now_text)
-            ]
-            self.presigner.sign(tx, records, now)
+                issued.append(issue_ocsp_signer(self.s.keys, tx, self.s.config, issuer, role, now))
+            self.s.presigner.forget()
+            records = [r for role in roles for r in self.s.store.unexpired_certificates(role, now_text)]
+            self.s.presigner.sign(tx, records, now)
         return issued

@@ -1,35 +1,106 @@
-"""What the front end and the officers ask: a holder's state, and who must act soon."""
+"""What the front end and the officers ask: a holder's state, a customer's holders, and who must act soon."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import math
-from typing import Any
+from dataclasses import dataclass
 
 from kinko.ca import windows
 from kinko.ca.clock import to_text
 from kinko.ca.errors import NotFound
-from kinko.ca.lifecycle.base import Base
+from kinko.ca.lifecycle.session import Session
+from kinko.ca.store import CustomerRecord, SubscriberRecord
+
+JSONObject = dict[str, object]
 
 
-class Reports(Base):
+@dataclass(frozen=True)
+class HolderStatus:
+    """A holder's lifecycle state, judged from its latest certificate (and open enrollment)."""
+
+    subscriber: str | None
+    status: windows.LifecycleStatus
+    role: str | None = None
+    enrollment_expires_at: str | None = None
+    reissue: str | None = None
+
+    def to_json(self) -> JSONObject:
+        """The `status` document: the subscriber, its role (when asked by subscriber), the state's fields."""
+        data: JSONObject = {"subscriber": self.subscriber}
+        if self.role is not None:
+            data["role"] = self.role
+        data.update(dataclasses.asdict(self.status))
+        for name in ("enrollment_expires_at", "reissue"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+
+@dataclass(frozen=True)
+class CustomerOverview:
+    """A customer with each of its holders' state, as of a time."""
+
+    customer: CustomerRecord
+    holders: list[tuple[SubscriberRecord, HolderStatus]]
+    as_of: str
+
+    def to_json(self) -> JSONObject:
+        """The `customer show` document."""
+        holders = [
+            {"id": subscriber.id, "role": subscriber.role, "name": subscriber.name, **status.to_json()}
+            for subscriber, status in self.holders
+        ]
+        return {**dataclasses.asdict(self.customer), "subscribers": holders, "as_of": self.as_of}
+
+
+@dataclass(frozen=True)
+class ExpiringCertificate:
+    """A holder whose certificate ends soon."""
+
+    customer: str
+    subscriber: str
+    role: str
+    name: str
+    serial: str
+    not_after: str
+    days_left: int
+
+
+@dataclass(frozen=True)
+class ExpiringEnrollment:
+    """An unused enrollment code that lapses soon."""
+
+    customer: str
+    subscriber: str
+    role: str
+    name: str
+    kind: str
+    expires_at: str
+    days_left: int
+
+
+class Reports:
     """Read-only answers, computed from the registry at the clock's time."""
 
-    def certificate_status(self, serial: str) -> dict[str, Any]:
-        """The lifecycle state of the holder of a certificate, judged from that certificate."""
-        record = self._certificate(serial)
-        now = self.clock.now()
-        status = windows.status_of(record, False, now, self.rules)
-        return {"subscriber": record.subscriber_id, **dataclasses.asdict(status)}
+    def __init__(self, session: Session) -> None:
+        self.s = session
 
-    def subscriber_status(self, subscriber_id: str) -> dict[str, Any]:
+    def certificate_status(self, serial: str) -> HolderStatus:
+        """The lifecycle state of the holder of a certificate, judged from that certificate."""
+        record = self.s.certificate(serial)
+        now = self.s.clock.now()
+        return HolderStatus(record.subscriber_id, windows.status_of(record, False, now, self.s.config.lifecycle))
+
+    def subscriber_status(self, subscriber_id: str) -> HolderStatus:
         """The lifecycle state of a holder: from its latest certificate and open enrollment."""
-        store = self.home.store
+        store = self.s.store
         subscriber = store.subscriber(subscriber_id)
         if subscriber is None:
             raise NotFound(f"no subscriber {subscriber_id}")
-        now = self.clock.now()
+        now = self.s.clock.now()
         now_text = to_text(now) or ""
         history = store.subscriber_certificates(subscriber_id)
         pending = [
@@ -37,59 +108,67 @@ class Reports(Base):
             for e in store.enrollments(subscriber_id)
             if e.redeemed_at is None and e.closed_at is None and e.expires_at >= now_text
         ]
-        status = windows.status_of(history[0] if history else None, bool(pending), now, self.rules)
-        data = {"subscriber": subscriber_id, "role": subscriber.role, **dataclasses.asdict(status)}
-        if pending:
-            data["enrollment_expires_at"] = pending[0].expires_at
-        if status.state == "reissue-required":
-            data["reissue"] = windows.who_reissues(subscriber.role)
-        return data
+        status = windows.status_of(history[0] if history else None, bool(pending), now, self.s.config.lifecycle)
+        return HolderStatus(
+            subscriber_id,
+            status,
+            role=subscriber.role,
+            enrollment_expires_at=pending[0].expires_at if pending else None,
+            reissue=windows.who_reissues(subscriber.role) if status.state == "reissue-required" else None,
+        )
 
-    def expiring(self, within_days: int) -> list[dict[str, Any]]:
+    def customer_overview(self, customer_id: str) -> CustomerOverview:
+        """A customer with its subscribers and their current state."""
+        customer = self.s.store.customer(customer_id)
+        if customer is None:
+            raise NotFound(f"no customer {customer_id}")
+        now = self.s.clock.now()
+        subscribers = self.s.store.subscribers(customer_id)
+        holders = [(subscriber, self.subscriber_status(subscriber.id)) for subscriber in subscribers]
+        return CustomerOverview(customer, holders, self.s.text(now))
+
+    def expiring(self, within_days: int) -> list[ExpiringCertificate]:
         """Holders whose certificate ends within the given days (renewal open or about to open)."""
-        store = self.home.store
-        now = self.clock.now()
+        store = self.s.store
+        now = self.s.clock.now()
         rows = []
         for record in store.expiring_certificates(
             to_text(now) or "", to_text(now + dt.timedelta(days=within_days)) or ""
         ):
             rows.append(
-                {
-                    **_holder(store, record.subscriber_id or ""),
-                    "serial": record.serial,
-                    "not_after": record.not_after,
-                    "days_left": _days_until(record.not_after, now),
-                }
+                ExpiringCertificate(
+                    *self._holder(record.subscriber_id or ""),
+                    serial=record.serial,
+                    not_after=record.not_after,
+                    days_left=_days_until(record.not_after, now),
+                )
             )
         return rows
 
-    def enrollments_expiring(self, within_days: int) -> list[dict[str, Any]]:
+    def enrollments_expiring(self, within_days: int) -> list[ExpiringEnrollment]:
         """Unused enrollment codes that lapse within the given days."""
-        store = self.home.store
-        now = self.clock.now()
+        store = self.s.store
+        now = self.s.clock.now()
         rows = []
         for enrollment in store.open_enrollments(
             to_text(now + dt.timedelta(days=within_days)) or "", to_text(now) or ""
         ):
             rows.append(
-                {
-                    **_holder(store, enrollment.subscriber_id),
-                    "kind": enrollment.kind,
-                    "expires_at": enrollment.expires_at,
-                    "days_left": _days_until(enrollment.expires_at, now),
-                }
+                ExpiringEnrollment(
+                    *self._holder(enrollment.subscriber_id),
+                    kind=enrollment.kind,
+                    expires_at=enrollment.expires_at,
+                    days_left=_days_until(enrollment.expires_at, now),
+                )
             )
         return rows
 
-
-def _holder(store: Any, subscriber_id: str) -> dict[str, str]:
-    subscriber = store.subscriber(subscriber_id)
-    return {
-        "customer": subscriber.customer_id if subscriber else "",
-        "subscriber": subscriber_id,
-        "role": subscriber.role if subscriber else "",
-        "name": subscriber.name if subscriber else "",
-    }
+    def _holder(self, subscriber_id: str) -> tuple[str, str, str, str]:
+        """(customer, subscriber, role, name) of a holder; blanks for an unknown id."""
+        subscriber = self.s.store.subscriber(subscriber_id)
+        if subscriber is None:
+            return "", subscriber_id, "", ""
+        return subscriber.customer_id, subscriber_id, subscriber.role, subscriber.name
 
 
 def _days_until(text: str, now: dt.datetime) -> int:

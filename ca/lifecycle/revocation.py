@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from kinko.ca.clock import to_text
 from kinko.ca.errors import Conflict, InputError, PolicyError
-from kinko.ca.lifecycle.base import CA_REVOCATION_REASONS, REVOCATION_REASONS, Base, StatusChange
+from kinko.ca.lifecycle.session import CA_REVOCATION_REASONS, REVOCATION_REASONS, Session, StatusChange
 from kinko.ca.store import CertificateRecord, Writer
 
 
-class Revocation(Base):
-    """Status changes of one certificate, each published before the command returns."""
+class Revocation:
+    """Status changes of one certificate, each published before the command returns; the steps
+    (`revoke_in`, `hold_in`, `release_in`) also run inside the bulk operations' transactions."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
 
     def revoke(
         self,
@@ -24,14 +27,14 @@ class Revocation(Base):
         note: str | None = None,
     ) -> StatusChange:
         """Revokes a certificate for good; a revoked one may only have its reason raised to key-compromise."""
-        now = self.clock.now()
+        now = self.s.clock.now()
         record = self._live_certificate(serial, now)
         allowed = CA_REVOCATION_REASONS if record.profile.endswith("-ca") else REVOCATION_REASONS
         if reason not in allowed:
             raise InputError(f"unknown revocation reason {reason!r}; use one of: {', '.join(allowed)}")
         check_report_times(now, invalidity_date, reported_at)
-        self._signing_key({record.issuer})
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        self.s.load_signing_keys({record.issuer})
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             if record.status == "revoked":
                 if reason != "key-compromise" or record.revocation_reason == "key-compromise":
                     raise Conflict(
@@ -40,36 +43,36 @@ class Revocation(Base):
                     )
                 self._raise_to_key_compromise_in(tx, record, now, invalidity_date, reported_at, note)
             else:
-                self._revoke_in(
+                self.revoke_in(
                     tx, record, reason, now, invalidity_date=invalidity_date, reported_at=reported_at, note=note
                 )
         return self._after_status_change(record, now)
 
     def hold(self, serial: str, *, note: str | None = None) -> StatusChange:
         """Suspends a valid certificate (reason certificateHold); `release` undoes it."""
-        now = self.clock.now()
+        now = self.s.clock.now()
         record = self._live_certificate(serial, now)
         if record.status != "valid":
             raise Conflict(f"certificate {record.serial} is {record.status}; only a valid certificate can be held")
-        self._signing_key({record.issuer})
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
-            self._hold_in(tx, record, now, origin="officer", note=note)
+        self.s.load_signing_keys({record.issuer})
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
+            self.hold_in(tx, record, now, origin="officer", note=note)
         return self._after_status_change(record, now)
 
     def release(self, serial: str, *, note: str | None = None) -> StatusChange:
         """Releases a held certificate: it is good again."""
-        now = self.clock.now()
-        record = self._certificate(serial)
+        now = self.s.clock.now()
+        record = self.s.certificate(serial)
         if record.status != "held":
             raise Conflict(f"certificate {record.serial} is not on hold (it is {record.status})")
-        self._signing_key({record.issuer})
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
-            self._release_in(tx, record, now, note=note)
+        self.s.load_signing_keys({record.issuer})
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
+            self.release_in(tx, record, now, note=note)
         return self._after_status_change(record, now)
 
     # -- steps, each inside the caller's transaction ----------------------------------------------
 
-    def _revoke_in(
+    def revoke_in(
         self,
         tx: Writer,
         record: CertificateRecord,
@@ -81,7 +84,7 @@ class Revocation(Base):
         note: str | None = None,
         revoked_at: dt.datetime | None = None,
         customer: str = "",
-        **details: Any,
+        **details: object,
     ) -> None:
         event = tx.append_event(
             "certificate.revoked",
@@ -106,7 +109,7 @@ class Revocation(Base):
             reported_at=to_text(reported_at),
             revoked_at=to_text(revoked_at),
         )
-        self._presign_changed(tx, record.serial, now)
+        self.s.presign_changed(tx, record.serial, now)
 
     def _raise_to_key_compromise_in(
         self,
@@ -136,9 +139,9 @@ class Revocation(Base):
             invalidity_date=to_text(invalidity_date) or record.invalidity_date,
             reported_at=to_text(reported_at) or record.reported_at,
         )
-        self._presign_changed(tx, record.serial, now)
+        self.s.presign_changed(tx, record.serial, now)
 
-    def _hold_in(
+    def hold_in(
         self,
         tx: Writer,
         record: CertificateRecord,
@@ -156,9 +159,9 @@ class Revocation(Base):
             details={"note": note, "origin": origin},
         )
         tx.hold(record.serial, seq=event.seq, origin=origin)
-        self._presign_changed(tx, record.serial, now)
+        self.s.presign_changed(tx, record.serial, now)
 
-    def _release_in(
+    def release_in(
         self, tx: Writer, record: CertificateRecord, now: dt.datetime, *, note: str | None = None, customer: str = ""
     ) -> None:
         event = tx.append_event(
@@ -169,14 +172,14 @@ class Revocation(Base):
             details={"note": note, "held_since": record.revoked_at, "origin": record.hold_origin},
         )
         tx.release(record.serial, seq=event.seq)
-        self._presign_changed(tx, record.serial, now)
+        self.s.presign_changed(tx, record.serial, now)
 
     def _live_certificate(self, serial: str, now: dt.datetime) -> CertificateRecord:
-        record = self._certificate(serial)
+        record = self.s.certificate(serial)
         if record.profile == "root-ca":
             raise PolicyError("the root CA certificate cannot be revoked or held; it is trusted directly")
         # Expired certificates leave the CRL and cannot log in: there is nothing left to revoke.
-        if record.not_after < self._now_text(now):
+        if record.not_after < self.s.text(now):
             raise PolicyError(
                 f"certificate {record.serial} expired at {record.not_after}; expired certificates "
                 "are not revoked or held"
@@ -184,8 +187,8 @@ class Revocation(Base):
         return record
 
     def _after_status_change(self, before: CertificateRecord, now: dt.datetime) -> StatusChange:
-        crls = self._publish_after({before.issuer}, now)
-        after = self.home.store.certificate(before.serial)
+        crls = self.s.publish_after({before.issuer}, now)
+        after = self.s.store.certificate(before.serial)
         assert after is not None
         return StatusChange(after, crls)
 

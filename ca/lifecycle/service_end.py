@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from kinko.ca import windows
 from kinko.ca.clock import to_text
 from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
-from kinko.ca.lifecycle.accounts import Accounts
-from kinko.ca.lifecycle.revocation import REVOCATION_REASONS, check_report_times
-from kinko.ca.store import CertificateRecord, IncidentRecord, Writer
+from kinko.ca.lifecycle.issuing import active_certificates
+from kinko.ca.lifecycle.revocation import Revocation, check_report_times
+from kinko.ca.lifecycle.session import REVOCATION_REASONS, Session
+from kinko.ca.store import CertificateRecord, IncidentRecord, SubscriberRecord, Writer
+
+if TYPE_CHECKING:
+    from kinko.crl.publisher import Published
 
 INCIDENT_KINDS = ("disposed-without-deletion", "lost", "stolen", "compromised")
 Progress = Callable[[int, int], None]
@@ -25,7 +28,7 @@ class BulkChange:
     customer_id: str
     status: str
     certificates: list[str]
-    crls: list[Any]
+    crls: list[Published]
     terminate_at: str | None = None
 
 
@@ -34,11 +37,15 @@ class Incident:
     """A recorded incident and the procedure carried out."""
 
     record: IncidentRecord
-    crls: list[Any]
+    crls: list[Published]
 
 
-class ServiceEnd(Accounts):
-    """Customer-wide changes run as one transaction and publish CRL and OCSP once at the end."""
+class ServiceEnd:
+    """Incidents, and customer-wide changes run as one transaction that publish CRL and OCSP once at the end."""
+
+    def __init__(self, session: Session, revocation: Revocation) -> None:
+        self.s = session
+        self.revocation = revocation
 
     def report_incident(
         self,
@@ -61,17 +68,17 @@ class ServiceEnd(Accounts):
             raise PolicyError(
                 f"a {kind} certificate is revoked for key-compromise; only a disposal may use another reason"
             )
-        now = self.clock.now()
+        now = self.s.clock.now()
         check_report_times(now, suspected_since, received_at)
-        self._signing_key()
+        self.s.load_signing_keys()
         if suspected_since is not None and suspected_since > received_at:
             raise InputError("suspected-since is after the report was received")
         issuers: set[str] = set()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
-            subscriber = self._subscriber(tx, subscriber_id)
-            active = self._active_certificates(tx, subscriber_id, self._now_text(now))
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
+            subscriber = _subscriber(tx, subscriber_id)
+            active = active_certificates(tx, subscriber_id, self.s.text(now))
             for record in active:
-                self._revoke_in(
+                self.revocation.revoke_in(
                     tx,
                     record,
                     reason,
@@ -112,22 +119,22 @@ class ServiceEnd(Accounts):
             )
             if suspend_customer:
                 issuers |= self._suspend_in(tx, subscriber.customer_id, now, None)
-        crls = self._publish_after(issuers, now)
-        record = next(i for i in self.home.store.incidents(subscriber_id) if i.id == incident_id)
+        crls = self.s.publish_after(issuers, now)
+        record = next(i for i in self.s.store.incidents(subscriber_id) if i.id == incident_id)
         return Incident(record, crls)
 
     def incidents(self, subscriber_id: str | None = None) -> list[IncidentRecord]:
         """Recorded incidents, newest first."""
-        return self.home.store.incidents(subscriber_id)
+        return self.s.store.incidents(subscriber_id)
 
     def suspend_customer(self, customer_id: str, progress: Progress | None = None) -> BulkChange:
         """Holds every valid certificate of the customer and refuses its enrollments and acquisitions."""
-        now = self.clock.now()
-        self._signing_key()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        now = self.s.clock.now()
+        self.s.load_signing_keys()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             issuers = self._suspend_in(tx, customer_id, now, progress)
             held = [r.serial for r in tx.held_by(_suspension(customer_id))]
-        return BulkChange(customer_id, "suspended", held, self._publish_after(issuers, now))
+        return BulkChange(customer_id, "suspended", held, self.s.publish_after(issuers, now))
 
     def _suspend_in(self, tx: Writer, customer_id: str, now: dt.datetime, progress: Progress | None) -> set[str]:
         customer = tx.customer(customer_id)
@@ -137,7 +144,7 @@ class ServiceEnd(Accounts):
             raise Conflict(f"customer {customer_id} is {customer.status}, not active")
         records = tx.customer_certificates(customer_id, ("valid",), tx.time)
         for done, record in enumerate(records, 1):
-            self._hold_in(tx, record, now, origin=_suspension(customer_id), customer=customer_id)
+            self.revocation.hold_in(tx, record, now, origin=_suspension(customer_id), customer=customer_id)
             _report(progress, done, len(records))
         tx.set_customer_status(customer_id, "suspended")
         tx.append_event("customer.suspended", customer=customer_id, details={"held": len(records)})
@@ -145,9 +152,9 @@ class ServiceEnd(Accounts):
 
     def resume_customer(self, customer_id: str, progress: Progress | None = None) -> BulkChange:
         """Releases exactly the holds the suspension made, and reopens the service."""
-        now = self.clock.now()
-        self._signing_key()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        now = self.s.clock.now()
+        self.s.load_signing_keys()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = tx.customer(customer_id)
             if customer is None:
                 raise NotFound(f"no customer {customer_id}")
@@ -155,11 +162,11 @@ class ServiceEnd(Accounts):
                 raise Conflict(f"customer {customer_id} is {customer.status}, not suspended")
             records = tx.held_by(_suspension(customer_id))
             for done, record in enumerate(records, 1):
-                self._release_in(tx, record, now, customer=customer_id)
+                self.revocation.release_in(tx, record, now, customer=customer_id)
                 _report(progress, done, len(records))
             tx.set_customer_status(customer_id, "active")
             tx.append_event("customer.resumed", customer=customer_id, details={"released": len(records)})
-        crls = self._publish_after({r.issuer for r in records}, now)
+        crls = self.s.publish_after({r.issuer for r in records}, now)
         return BulkChange(customer_id, "active", [r.serial for r in records], crls)
 
     def terminate_customer(
@@ -167,10 +174,10 @@ class ServiceEnd(Accounts):
     ) -> BulkChange:
         """Ends the service: every certificate revoked (cessation-of-operation) as of `effective`,
         now or, for a future date, when `kinko` next runs its upkeep (crl publish, ocsp refresh)."""
-        now = self.clock.now()
+        now = self.s.clock.now()
         when = effective or now
-        self._signing_key()
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        self.s.load_signing_keys()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = tx.customer(customer_id)
             if customer is None:
                 raise NotFound(f"no customer {customer_id}")
@@ -183,7 +190,7 @@ class ServiceEnd(Accounts):
                 )
                 return BulkChange(customer_id, customer.status, [], [], to_text(when))
             records = self._terminate_in(tx, customer_id, when, now, progress)
-        crls = self._publish_after({r.issuer for r in records}, now)
+        crls = self.s.publish_after({r.issuer for r in records}, now)
         return BulkChange(customer_id, "terminated", [r.serial for r in records], crls, to_text(when))
 
     def _terminate_in(
@@ -191,7 +198,9 @@ class ServiceEnd(Accounts):
     ) -> list[CertificateRecord]:
         records = tx.customer_certificates(customer_id, ("valid", "held"), tx.time)
         for done, record in enumerate(records, 1):
-            self._revoke_in(tx, record, "cessation-of-operation", now, revoked_at=min(when, now), customer=customer_id)
+            self.revocation.revoke_in(
+                tx, record, "cessation-of-operation", now, revoked_at=min(when, now), customer=customer_id
+            )
             _report(progress, done, len(records))
         for subscriber in tx.subscribers(customer_id):
             tx.close_enrollments(subscriber.id)
@@ -205,28 +214,28 @@ class ServiceEnd(Accounts):
 
     def apply_due_terminations(self) -> list[str]:
         """Applies scheduled service ends whose date has arrived; returns the customers ended."""
-        now = self.clock.now()
-        due = self.home.store.due_terminations(self._now_text(now))
+        now = self.s.clock.now()
+        due = self.s.store.due_terminations(self.s.text(now))
         ended = []
         for customer in due:
             assert customer.terminate_at is not None
             when = dt.datetime.fromisoformat(customer.terminate_at.replace("Z", "+00:00"))
-            with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+            with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
                 fresh = tx.customer(customer.id)
                 if fresh is None or fresh.status == "terminated":
                     continue  # another process applied it first
                 records = self._terminate_in(tx, customer.id, when, now, None)
-            self._publish_after({r.issuer for r in records}, now)
+            self.s.publish_after({r.issuer for r in records}, now)
             ended.append(customer.id)
         return ended
 
     def note_lapsed_enrollments(self) -> int:
         """Records enrollments that expired unused (`enrollment.expired-unused`), once each."""
-        now = self.clock.now()
-        lapsed = self.home.store.lapsed_enrollments(self._now_text(now))
+        now = self.s.clock.now()
+        lapsed = self.s.store.lapsed_enrollments(self.s.text(now))
         if not lapsed:
             return 0
-        with self.home.store.transaction(self.actor, self._now_text(now)) as tx:
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             for enrollment in lapsed:
                 subscriber = tx.subscriber(enrollment.subscriber_id)
                 if not tx.mark_enrollment_lapsed(enrollment.id):
@@ -244,9 +253,12 @@ class ServiceEnd(Accounts):
         self.apply_due_terminations()
         self.note_lapsed_enrollments()
 
-    @staticmethod
-    def _active_certificates(tx: Writer, subscriber_id: str, now: str) -> list[CertificateRecord]:
-        return [r for r in tx.subscriber_certificates(subscriber_id) if windows.is_active(r, now)]
+
+def _subscriber(tx: Writer, subscriber_id: str) -> SubscriberRecord:
+    subscriber = tx.subscriber(subscriber_id)
+    if subscriber is None:
+        raise NotFound(f"no subscriber {subscriber_id}")
+    return subscriber
 
 
 def _suspension(customer_id: str) -> str:

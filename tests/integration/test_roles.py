@@ -31,10 +31,11 @@ from click.testing import CliRunner
 from kinko import cli
 from kinko.ca.audit import verify_database
 from kinko.ca.clock import FixedClock, to_text
+from kinko.ca.commands.registry import required_roles
 from kinko.ca.hierarchy import InitOptions, create_home
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
-from kinko.ca.officers import REQUIRED_ROLES, allows, current_login
+from kinko.ca.officers import allows, current_login
 from tests.conftest import ORG, ROOT, make_csr
 
 LOGINS = {"admin": "t_admin", "officer": "t_officer", "auditor": "t_auditor", "unknown": "t_stranger"}
@@ -88,8 +89,15 @@ def is_role_refusal(text: str) -> bool:
     return " role; " in text or "not a registered operator" in text
 
 
+# The least role each command needs, as the command registry defines it.
+REQUIRED_ROLES = required_roles()
+
+
 def leaf_commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None
         path = f"{prefix} {name}".strip()
         if isinstance(command, click.Group):
             yield from leaf_commands(command, path)

@@ -1,0 +1,256 @@
+"""The Click CLI, built from the command registry.
+
+Each operation becomes a `RoleCommand` whose options come from its params dataclass. Before it
+runs, the command checks that the operator holds the role the operation needs (a refusal is
+recorded in the ledger); Kinko errors leave as one line on stderr and the error's exit code.
+Top-level names load their module only when used, so quick reads start fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kinko.ca.commands.registry import INDEX, Context, Operation, module_groups, module_operations, param_info
+from kinko.ca.commands.render import Output
+from kinko.ca.errors import InputError, KinkoError
+
+# Exit codes: 1 refused / bad input / not found, 2 usage, 3 unexpected failure.
+EXIT_UNEXPECTED = 3
+
+
+class CLIState:
+    """What the top-level options and the test harness set: the home, output mode, clock, actor."""
+
+    def __init__(self, home_path: Path, as_json: bool, clock: Any = None, actor: str | None = None) -> None:
+        self.home_path = home_path
+        self.as_json = as_json
+        self.clock = clock
+        self.actor = actor
+        self._context: Context | None = None
+
+    @property
+    def context(self) -> Context:
+        """The operations' context: one per command, so the home is opened once."""
+        if self._context is None:
+            self._context = Context(
+                self.home_path,
+                clock=self.clock,
+                actor=self.actor,
+                # A prompt is the last resort, and only where someone can answer it.
+                prompt=_tty_prompt if sys.stdin.isatty() else None,
+                progress=self._progress,
+                counter=self._counter,
+            )
+        return self._context
+
+    @property
+    def output(self) -> Output:
+        return Output(self.as_json)
+
+    def _progress(self, label: str) -> Any:
+        """A callback drawing a progress bar on a terminal, or None."""
+        if self.as_json or not sys.stderr.isatty():
+            return None
+        state: dict[str, Any] = {}
+
+        def update(done: int, total: int) -> None:
+            if "bar" not in state:
+                state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+                state["bar"].__enter__()
+            state["bar"].update(1)
+            if done == total:
+                state["bar"].__exit__(None, None, None)
+
+        return update
+
+    def _counter(self, label: str) -> Any:
+        if self.as_json or not sys.stderr.isatty():
+            return None
+        return lambda count: click.echo(f"\r{count} {label}", nl=False, err=True)
+
+
+def _tty_prompt(label: str) -> str:
+    return str(click.prompt(label, hide_input=True))
+
+
+class _Failure(click.ClickException):
+    """A Kinko error on its way out: one line on stderr and the error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"kinko: error: {self.message}", err=True)
+
+
+def require_role(state: CLIState, needed: str, command: str) -> None:
+    """Checks the operator's role for a command; a refusal is recorded in the ledger."""
+    from kinko.ca.officers import authorize
+
+    context = state.context
+    home = context.home()
+    home.require()
+    authorize(home, context.login(), command, needed, context.now_text())
+
+
+class RoleCommand(click.Command):
+    """A command that checks, before running, that the operator holds the role it needs."""
+
+    def __init__(self, operation: Operation[Any, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.operation = operation
+
+    def invoke(self, ctx: click.Context) -> Any:
+        state = ctx.find_object(CLIState)
+        assert state is not None
+        # --home and --json are accepted after the subcommand too.
+        home, as_json = ctx.params.pop("home_override", None), ctx.params.pop("json_override", False)
+        if home is not None:
+            from kinko.ca.home import resolve_home
+
+            state.home_path = resolve_home(str(home))
+        state.as_json = state.as_json or as_json
+        if self.operation.role is not None:
+            require_role(state, self.operation.role, self.operation.path)
+        return super().invoke(ctx)
+
+
+class KinkoGroup(click.Group):
+    """The top-level group: loads command modules on demand and maps Kinko errors, and anything
+    unexpected, to one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(INDEX)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in INDEX:
+            return None
+        if cmd_name not in self.commands:
+            self.add_command(build(cmd_name), cmd_name)
+        return self.commands[cmd_name]
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KinkoError as exc:
+            raise _Failure(str(exc), exc.exit_code) from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("KINKO_DEBUG"):
+                raise
+            raise _Failure(f"unexpected {type(exc).__name__}: {exc}", EXIT_UNEXPECTED) from None
+
+
+def build(name: str) -> click.Command:
+    """The command or group a top-level name stands for, from its module's operations."""
+    module = INDEX[name]
+    ops = [op for op in module_operations(module) if op.path.split()[0] == name]
+    if len(ops) == 1 and ops[0].path == name:
+        return command_for(ops[0])
+    helps = module_groups(module)
+    groups: dict[str, click.Group] = {name: click.Group(name, help=helps.get(name))}
+    for op in ops:
+        words = op.path.split()
+        for depth in range(2, len(words)):
+            prefix = " ".join(words[:depth])
+            if prefix not in groups:
+                groups[prefix] = click.Group(words[depth - 1], help=helps.get(prefix))
+                groups[" ".join(words[: depth - 1])].add_command(groups[prefix])
+        groups[" ".join(words[:-1])].add_command(command_for(op))
+    return groups[name]
+
+
+def command_for(operation: Operation[Any, Any]) -> RoleCommand:
+    """A Click command running one operation."""
+    hints = typing.get_type_hints(operation.params)
+    fields = dataclasses.fields(operation.params)  # type: ignore[arg-type]
+    parameters: list[click.Parameter] = [_click_parameter(item, hints[item.name]) for item in fields]
+    parameters += [
+        click.Option(["--home", "home_override"], type=click.Path(path_type=Path), default=None, hidden=True),
+        click.Option(["--json", "json_override"], is_flag=True, hidden=True),
+    ]
+
+    def callback(**values: Any) -> None:
+        state = click.get_current_context().find_object(CLIState)
+        assert state is not None
+        params = operation.params(**{item.name: _value(item, values[item.name]) for item in fields})
+        for label, needed in operation.extra_roles(params):
+            require_role(state, needed, label)
+        result = operation.run(state.context, params)
+        operation.render(result, state.output, params)
+
+    return RoleCommand(
+        operation,
+        name=operation.path.split()[-1],
+        params=parameters,
+        callback=callback,
+        help=operation.help,
+    )
+
+
+def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter:
+    info = param_info(item)
+    base, optional = _unwrap(hint)
+    has_default = item.default is not dataclasses.MISSING
+    kind: Any
+    if info.reads is not None or base is Path:
+        kind = click.Path(path_type=Path, dir_okay=not (info.file_only or info.reads), file_okay=not info.dir_only)
+    elif info.choices is not None:
+        kind = click.Choice(list(info.choices))
+    elif base is int and (info.minimum is not None or info.maximum is not None):
+        kind = click.IntRange(info.minimum, info.maximum)
+    else:
+        kind = base
+    if info.argument:
+        return click.Argument([item.name], type=kind, required=not optional)
+    flag = info.flag or "--" + item.name.replace("_", "-")
+    if base is bool:
+        return click.Option([flag, item.name], is_flag=True, help=info.help)
+    # Click 8.2+ takes an explicit default=None as a value: a required option gets no default at all.
+    default = {"default": item.default} if has_default else {}
+    return click.Option(
+        [flag, item.name],
+        type=kind,
+        required=not has_default and info.hidden_prompt is None,
+        show_default=info.show_default,
+        help=info.help,
+        **default,
+    )
+
+
+def _unwrap(hint: Any) -> tuple[Any, bool]:
+    """(type, optional) of an annotation such as `str | None`."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return members[0], len(members) < len(typing.get_args(hint))
+    return hint, False
+
+
+def _value(item: dataclasses.Field[Any], value: Any) -> Any:
+    info = param_info(item)
+    if info.reads is not None and value is not None:
+        return read_input(value, info.reads)
+    if info.hidden_prompt is not None and value is None:
+        line = click.prompt(info.hidden_prompt, hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+        return str(line).strip()
+    return value
+
+
+def read_input(path: Path, what: str) -> bytes:
+    """Reads an input file, turning OS errors into one-line messages."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} file {path} does not exist") from None
+    except (PermissionError, IsADirectoryError):
+        raise InputError(f"{what} file {path} cannot be read") from None

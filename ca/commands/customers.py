@@ -1,0 +1,117 @@
+"""Customers: companies using the service, and their service status."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kinko.ca.commands.registry import Context, NoParams, Operation, param
+from kinko.ca.commands.render import JSONData, Output, key_values, table, to_json
+from kinko.ca.commands.views import CRLView, crl_views
+
+if TYPE_CHECKING:
+    from kinko.ca.lifecycle import BulkChange, CustomerOverview
+    from kinko.ca.store import CustomerRecord
+
+GROUPS = {"customer": "Customers: companies using the service."}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddParams:
+    customer_id: str = param("The customer's id.", argument=True)
+    name: str = param("The company's name (Japanese is fine).")
+
+
+def customer_add(ctx: Context, p: AddParams) -> CustomerRecord:
+    """Register a customer."""
+    return ctx.kinko().add_customer(p.customer_id, p.name)
+
+
+def customer_list(ctx: Context, _p: NoParams) -> list[CustomerRecord]:
+    """List customers."""
+    return ctx.kinko().session.store.customers()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomerParams:
+    customer_id: str = param("The customer's id.", argument=True)
+
+
+def customer_show(ctx: Context, p: CustomerParams) -> CustomerOverview:
+    """Show a customer and the state of each of its certificate holders."""
+    return ctx.kinko().customer_overview(p.customer_id)
+
+
+def render_overview(result: CustomerOverview, out: Output, _p: object) -> None:
+    data = result.to_json()
+    holders = table(data["subscribers"], ["id", "role", "name", "state", "serial", "not_after", "days_left"])
+    out.emit(data, key_values({k: v for k, v in data.items() if k != "subscribers"}) + "\n\n" + holders)
+
+
+@dataclass(frozen=True)
+class BulkView:
+    """A customer-wide change: the certificates it touched and the CRLs it published."""
+
+    customer: str
+    status: str
+    certificates: list[str]
+    terminate_at: str | None
+    crls_published: list[CRLView]
+
+    @classmethod
+    def of(cls, change: BulkChange) -> BulkView:
+        """The view of a suspension, resumption or termination."""
+        return cls(change.customer_id, change.status, change.certificates, change.terminate_at, crl_views(change.crls))
+
+
+def render_bulk(result: BulkView, out: Output, _p: object) -> None:
+    human = {
+        "customer": result.customer,
+        "status": result.status,
+        "certificates": len(result.certificates),
+        "effective": result.terminate_at,
+    }
+    out.emit(dataclasses.asdict(result), key_values(human))
+
+
+def customer_suspend(ctx: Context, p: CustomerParams) -> BulkView:
+    """Hold every valid certificate of the customer and refuse its enrollments and acquisitions."""
+    return BulkView.of(ctx.kinko().suspend_customer(p.customer_id, ctx.progress("certificates")))
+
+
+def customer_resume(ctx: Context, p: CustomerParams) -> BulkView:
+    """Release exactly the holds the suspension made."""
+    return BulkView.of(ctx.kinko().resume_customer(p.customer_id, ctx.progress("certificates")))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TerminateParams:
+    customer_id: str = param("The customer's id.", argument=True)
+    effective: str | None = param("When the service ends (ISO 8601); default now.", None)
+
+
+def customer_terminate(ctx: Context, p: TerminateParams) -> BulkView:
+    """Revoke every certificate of the customer (cessation-of-operation) and close it for good."""
+    from kinko.ca.clock import parse_user_time
+
+    when = parse_user_time(p.effective, "effective date") if p.effective else None
+    return BulkView.of(ctx.kinko().terminate_customer(p.customer_id, when, ctx.progress("certificates")))
+
+
+def _emit(result: JSONData, out: Output, _p: object) -> None:
+    out.emit(to_json(result))
+
+
+def _rows(result: list[CustomerRecord], out: Output, _p: object) -> None:
+    out.rows(to_json(result), ["id", "status", "name", "created_at", "terminate_at"])
+
+
+OPERATIONS: list[Operation[Any, Any]] = [
+    Operation("customer add", AddParams, customer_add, _emit, "officer"),
+    Operation("customer list", NoParams, customer_list, _rows, "auditor"),
+    Operation("customer show", CustomerParams, customer_show, render_overview, "auditor"),
+    Operation("customer suspend", CustomerParams, customer_suspend, render_bulk, "officer"),
+    Operation("customer resume", CustomerParams, customer_resume, render_bulk, "officer"),
+    Operation("customer terminate", TerminateParams, customer_terminate, render_bulk, "officer"),
+]

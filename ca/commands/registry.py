@@ -1,0 +1,198 @@
+"""The command registry: each operation defined once, as data.
+
+An `Operation` names its path under `kinko` ("cert show"), its parameters (a frozen dataclass
+whose fields carry `param(...)` metadata), the role it needs, the library call, and how its
+typed result is rendered. The Click CLI builds its commands from operations
+(`kinko.ca.commands.click_app`); the CA service runs the same operations over its socket, so
+nothing an operation needs may come from the terminal except through `Context`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from kinko.ca.clock import Clock, SystemClock, to_text
+
+if TYPE_CHECKING:
+    from kinko.ca.commands.render import Output
+    from kinko.ca.home import Home
+    from kinko.ca.lifecycle import Kinko
+
+P = TypeVar("P")
+R = TypeVar("R")
+Progress = Callable[[int, int], None]
+Counter = Callable[[int], None]
+
+# Where each top-level name of `kinko` is defined: the CLI imports a module only when one of its
+# commands runs (or `kinko --help` lists them), so `kinko cert show` loads one module, not all.
+INDEX: dict[str, str] = {
+    "init": "authority",
+    "ca": "authority",
+    "issue": "certificates",
+    "revoke": "certificates",
+    "hold": "certificates",
+    "release": "certificates",
+    "cert": "certificates",
+    "crl": "crls",
+    "customer": "customers",
+    "enroll": "holders",
+    "acquire": "holders",
+    "renew": "holders",
+    "reacquire": "holders",
+    "reissue": "holders",
+    "incident": "incidents",
+    "status": "reports",
+    "report": "reports",
+    "api": "servers",
+    "ocsp": "servers",
+    "quickstart": "servers",
+    "ledger": "ledger",
+    "officer": "officers",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """How one parameter is asked for: the metadata of a params dataclass field."""
+
+    help: str
+    argument: bool = False  # positional (SERIAL) rather than an --option
+    flag: str | None = None  # the option's name when it differs from the field's (--csv for as_csv)
+    choices: tuple[str, ...] | None = None
+    reads: str | None = None  # a file the caller reads; the operation receives its bytes. The label names it.
+    hidden_prompt: str | None = None  # when not given: a hidden prompt on a terminal, else a line of standard input
+    show_default: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+    file_only: bool = False  # a path that must not be a directory
+    dir_only: bool = False
+
+
+_REQUIRED: Any = dataclasses.MISSING
+
+
+def param(help: str, default: Any = _REQUIRED, **how: Any) -> Any:
+    """Declares a parameter field: its help text, its default (none: required) and how it is asked for."""
+    return field(default=default, metadata={"kinko": Param(help, **how)})
+
+
+def param_info(item: dataclasses.Field[Any]) -> Param:
+    """The `Param` of a params dataclass field."""
+    found = item.metadata.get("kinko")
+    if not isinstance(found, Param):
+        raise TypeError(f"parameter {item.name} has no param(...) metadata")
+    return found
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """The parameters of an operation that takes none."""
+
+
+def no_extra_roles(_params: object) -> list[tuple[str, str]]:
+    """Operations whose role does not depend on their parameters."""
+    return []
+
+
+@dataclass(frozen=True)
+class Operation(Generic[P, R]):
+    """One officer, auditor or holder operation."""
+
+    path: str
+    params: type[P]
+    run: Callable[[Context, P], R]
+    render: Callable[[R, Output, P], None]
+    role: str | None
+    summary: str = ""
+    # Further (command label, role) checks that depend on the parameters, e.g. `crl publish --root`.
+    extra_roles: Callable[[P], list[tuple[str, str]]] = no_extra_roles
+    # Runs in the caller's own process only: servers, creating a home, the demo.
+    local: bool = False
+
+    @property
+    def help(self) -> str:
+        """The help text: the summary, or the run function's docstring."""
+        return self.summary or (self.run.__doc__ or "").strip()
+
+
+@dataclass
+class Context:
+    """What an operation receives from whoever runs it (the CLI, the service): the home, the
+    injectable clock and actor, and the terminal-side helpers (prompt, progress)."""
+
+    home_path: Path
+    clock: Clock | None = None
+    actor: str | None = None
+    prompt: Callable[[str], str] | None = None
+    progress: Callable[[str], Progress | None] = field(default=lambda _label: None)
+    counter: Callable[[str], Counter | None] = field(default=lambda _label: None)
+    _home: Home | None = None
+
+    def home(self) -> Home:
+        """The CA home, opened once per command: its config, connections and loaded keys are reused."""
+        from kinko.ca.home import Home
+
+        if self._home is None:
+            self._home = Home(self.home_path, prompt=self.prompt)
+        return self._home
+
+    def kinko(self) -> Kinko:
+        """The registration authority for this command's actor and clock."""
+        from kinko.ca.lifecycle import Kinko
+
+        return Kinko(self.home(), clock=self.clock, actor=self.actor)
+
+    def login(self) -> str:
+        """The acting account: the injected actor, else the effective uid's login."""
+        from kinko.ca.officers import current_login
+
+        return self.actor or current_login()
+
+    def now(self) -> dt.datetime:
+        """The current time on the injected clock."""
+        return (self.clock or SystemClock()).now()
+
+    def now_text(self) -> str:
+        """The current time as stored."""
+        return to_text(self.now()) or ""
+
+
+@cache
+def module_operations(module: str) -> tuple[Operation[Any, Any], ...]:
+    """The operations a command module defines (its OPERATIONS list)."""
+    loaded = importlib.import_module(f"kinko.ca.commands.{module}")
+    return tuple(loaded.OPERATIONS)
+
+
+@cache
+def module_groups(module: str) -> dict[str, str]:
+    """The command groups a module defines, path -> help (its GROUPS table)."""
+    loaded = importlib.import_module(f"kinko.ca.commands.{module}")
+    return dict(getattr(loaded, "GROUPS", {}))
+
+
+def operations() -> Iterator[Operation[Any, Any]]:
+    """Every operation, module by module."""
+    for module in dict.fromkeys(INDEX.values()):
+        yield from module_operations(module)
+
+
+def find(path: str) -> Operation[Any, Any]:
+    """The operation at a path ("cert show"); KeyError if there is none."""
+    module = INDEX[path.split()[0]]
+    for operation in module_operations(module):
+        if operation.path == path:
+            return operation
+    raise KeyError(path)
+
+
+def required_roles() -> dict[str, str | None]:
+    """The least role each command needs, by its path (None: checked inside, or no operator yet)."""
+    return {operation.path: operation.role for operation in operations()}

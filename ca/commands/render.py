@@ -1,0 +1,111 @@
+"""Rendering results for people and machines: `--json`, key/value lists, tables, CSV, files.
+
+Results are frozen dataclasses; their JSON is `dataclasses.asdict`, or their own `to_json()`
+where the document differs from the fields. Human text is built from that same JSON data, so
+it reads the same whether the result came from this process or over the service's socket.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kinko.ca.errors import InputError
+
+JSONData = Any  # what json.dumps takes: dicts, lists, strings, numbers, booleans, None
+
+
+def to_json(value: object) -> JSONData:
+    """The JSON data of a result: its `to_json()`, a dataclass's fields, or lists of those."""
+    to_json_method = getattr(value, "to_json", None)
+    if callable(to_json_method):
+        return to_json_method()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    return value
+
+
+class Output:
+    """Where a command's result goes: standard output as JSON (--json) or as text for people."""
+
+    def __init__(self, as_json: bool, echo: Callable[..., None] = click.echo) -> None:
+        self.as_json = as_json
+        self._echo = echo
+
+    def emit(self, data: JSONData, human: str | None = None) -> None:
+        """JSON with --json, else the human text (or a key/value list of the data)."""
+        if self.as_json:
+            self._echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        elif human is not None:
+            self._echo(human)
+        else:
+            self._echo(key_values(data))
+
+    def text(self, text: str, newline: bool = True) -> None:
+        """Plain text on standard output, whatever the mode (a PEM, a CSV)."""
+        self._echo(text, nl=newline)
+
+    def rows(self, rows: list[dict[str, Any]], columns: list[str], as_csv: bool = False) -> None:
+        """A list of rows: CSV, JSON, or a table."""
+        if as_csv:
+            self.text(csv_text(rows, columns), newline=False)
+        else:
+            self.emit(rows, table(rows, columns))
+
+
+def key_values(data: Mapping[str, Any]) -> str:
+    """Aligned `key: value` lines, skipping empty values."""
+    shown = {k: v for k, v in data.items() if v not in (None, "")}
+    width = max((len(k) for k in shown), default=0)
+    return "\n".join(f"{k.replace('_', ' '):<{width}}  {v}" for k, v in shown.items())
+
+
+def pick(data: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """The named entries of a JSON object, in that order."""
+    return {key: data[key] for key in keys}
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain text table with a header, aligned for wide (Japanese) characters too."""
+    if not rows:
+        return "(none)"
+    cells = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(display_width(r[i]) for r in cells)) for i, c in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        padded = (v + " " * (w - display_width(v)) for v, w in zip(values, widths, strict=True))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([line([c.upper() for c in columns]), *(line(r) for r in cells)])
+
+
+def display_width(text: str) -> int:
+    """Columns a string takes on a terminal: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as CSV with a header line."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_output(path: Path, text: str) -> None:
+    """Writes an output file, turning OS errors into one-line messages."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}") from None

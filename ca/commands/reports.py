@@ -1,0 +1,91 @@
+"""A holder's state, and who must act soon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kinko.ca.commands.registry import Context, Operation, param
+from kinko.ca.commands.render import Output, to_json
+from kinko.ca.errors import InputError
+
+if TYPE_CHECKING:
+    from kinko.ca.lifecycle import ExpiringCertificate, ExpiringEnrollment, HolderStatus
+
+GROUPS = {"report": "Who must act soon."}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusParams:
+    serial: str | None = param("A certificate's serial.", None, argument=True)
+    subscriber_id: str | None = param("A holder's subscriber id.", None, flag="--subscriber")
+
+
+def status(ctx: Context, p: StatusParams) -> HolderStatus:
+    """A holder's state: pending, valid, renewal-open, expired-reacquirable, reissue-required, on-hold, revoked."""
+    import click
+
+    if (p.serial is None) == (p.subscriber_id is None):
+        raise click.UsageError("give either SERIAL or --subscriber")
+    kinko = ctx.kinko()
+    if p.subscriber_id is not None:
+        return kinko.subscriber_status(p.subscriber_id)
+    assert p.serial is not None
+    return kinko.certificate_status(p.serial)
+
+
+def render_status(result: HolderStatus, out: Output, _p: object) -> None:
+    state = result.status
+    summary = state.state
+    if state.state in ("renewal-open", "expired-reacquirable", "valid") and state.days_left is not None:
+        summary += f" ({state.days_left} days left)"
+    if state.reason:
+        summary += f" ({state.reason})"
+    out.emit(result.to_json(), summary)
+
+
+def _days(text: str) -> int:
+    """Parses '30d' or '30' as a number of days."""
+    value = text.strip().lower().removesuffix("d")
+    if not value.isdigit() or int(value) > 36500:
+        raise InputError(f"{text!r} is not a number of days from 0 to 36500 (e.g. 30d)")
+    return int(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpiringParams:
+    within: str = param("The period, in days (30d).", "30d", show_default=True)
+    as_csv: bool = param("CSV instead of a table.", False, flag="--csv")
+
+
+def report_expiring(ctx: Context, p: ExpiringParams) -> list[ExpiringCertificate]:
+    """Certificates that expire within the period: their holders should renew."""
+    return ctx.kinko().expiring(_days(p.within))
+
+
+def render_expiring(result: list[ExpiringCertificate], out: Output, p: ExpiringParams) -> None:
+    columns = ["customer", "subscriber", "role", "name", "serial", "not_after", "days_left"]
+    out.rows(to_json(result), columns, p.as_csv)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnrollmentsParams:
+    expiring_within: str = param("The period, in days (14d).", "14d", show_default=True)
+    as_csv: bool = param("CSV instead of a table.", False, flag="--csv")
+
+
+def report_enrollments(ctx: Context, p: EnrollmentsParams) -> list[ExpiringEnrollment]:
+    """Unused enrollment codes that lapse within the period."""
+    return ctx.kinko().enrollments_expiring(_days(p.expiring_within))
+
+
+def render_enrollments(result: list[ExpiringEnrollment], out: Output, p: EnrollmentsParams) -> None:
+    columns = ["customer", "subscriber", "role", "name", "kind", "expires_at", "days_left"]
+    out.rows(to_json(result), columns, p.as_csv)
+
+
+OPERATIONS: list[Operation[Any, Any]] = [
+    Operation("status", StatusParams, status, render_status, "auditor"),
+    Operation("report expiring", ExpiringParams, report_expiring, render_expiring, "auditor"),
+    Operation("report enrollments", EnrollmentsParams, report_enrollments, render_enrollments, "auditor"),
+]

@@ -1,0 +1,177 @@
+"""The long-running services (the OCSP responder, the front end's API), OCSP upkeep, and the demo."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from kinko.ca.commands.registry import Context, NoParams, Operation, param
+from kinko.ca.commands.render import Output, table, to_json
+
+if TYPE_CHECKING:
+    from kinko.ca.lifecycle import OCSPRefresh
+    from kinko.ca.registry import CertificateView
+
+GROUPS = {
+    "api": "The JSON API for the login front end.",
+    "ocsp": "The OCSP responder.",
+    "ocsp signer": "The delegated OCSP signing certificates.",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeParams:
+    host: str = param("The address to listen on.", "127.0.0.1", show_default=True)
+    port: int = param("The port to listen on.", 8080, minimum=1, maximum=65535, show_default=True)
+    workers: int = param("Worker processes.", 2, minimum=1, maximum=64, show_default=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class APIServeParams(ServeParams):
+    port: int = param("The port to listen on.", 8081, minimum=1, maximum=65535, show_default=True)
+
+
+def api_serve(ctx: Context, p: APIServeParams) -> None:
+    """Serve the login front end's API (bearer token from [api] token_file), in the foreground."""
+    from kinko.ca.api import load_token
+    from kinko.ocsp.server import run_app
+
+    home = ctx.home()
+    home.require()
+    load_token(home)  # no token, no service: refuse here with a clear message
+    home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
+    click.echo(f"kinko: API for {home.path} on http://{p.host}:{p.port}/ with {p.workers} worker(s)", err=True)
+    run_app("kinko.ca.api:create_app", home.path, p.host, p.port, p.workers)
+
+
+def ocsp_serve(ctx: Context, p: ServeParams) -> None:
+    """Serve OCSP (POST and GET), the CRLs and the CA certificates, in the foreground."""
+    from kinko.ocsp.server import serve
+
+    home = ctx.home()
+    home.require()
+    click.echo(
+        f"kinko: serving {home.path} on http://{p.host}:{p.port}/ with {p.workers} worker(s); Ctrl-C stops", err=True
+    )
+    serve(home.path, p.host, p.port, p.workers)
+
+
+def ocsp_refresh(ctx: Context, _p: NoParams) -> OCSPRefresh:
+    """Re-sign pre-signed responses past half their lifetime (run from cron or a systemd timer)."""
+    return ctx.kinko().refresh_ocsp()
+
+
+def render_refresh(result: OCSPRefresh, out: Output, _p: object) -> None:
+    human = f"re-signed {result.responses} response(s) for {result.certificates} certificate(s)"
+    if result.signers_expiring:
+        human += f"\nwarning: OCSP signer(s) {', '.join(result.signers_expiring)} expire soon: kinko ocsp signer rotate"
+    out.emit(dataclasses.asdict(result), human)
+
+
+def ocsp_signer_rotate(ctx: Context, _p: NoParams) -> list[CertificateView]:
+    """Issue new delegated OCSP signers and re-sign every response with them."""
+    from kinko.ca.registry import describe
+
+    now = ctx.now_text()
+    return [describe(record, now) for record in ctx.kinko().rotate_ocsp_signers()]
+
+
+def render_signers(result: list[CertificateView], out: Output, _p: object) -> None:
+    rows = to_json(result)
+    out.emit(rows, table(rows, ["serial", "issuer", "not_after", "subject"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuickstartParams:
+    directory: Path = param(
+        "Where to build the demo (home, passphrase, a client key and certificate).",
+        Path("kinko-demo"),
+        flag="--dir",
+        dir_only=True,
+        show_default=True,
+    )
+    port: int = param(
+        "Port on 127.0.0.1 where the demo serves OCSP, CRLs and CA certificates.",
+        8080,
+        minimum=1,
+        maximum=65535,
+        show_default=True,
+    )
+    no_serve: bool = param("Build the demo and stop instead of serving it.", False)
+
+
+@dataclass(frozen=True)
+class Demo:
+    """The demo CA's files and its one client certificate."""
+
+    home: str
+    passphrase_file: str
+    client_key: str
+    client_cert: str
+    chain: str
+    serial: str
+
+
+def quickstart(ctx: Context, p: QuickstartParams) -> Demo:
+    """Build a demo CA without prompts, issue one client certificate, then serve OCSP and CRLs."""
+    from kinko.ca.clock import SystemClock
+    from kinko.ca.demo import build_demo
+
+    return Demo(**build_demo(p.directory, ctx.clock or SystemClock(), ctx.login(), p.port))
+
+
+def render_quickstart(result: Demo, out: Output, p: QuickstartParams) -> None:
+    out.emit(dataclasses.asdict(result), _quickstart_text(result, p.port, serving=not p.no_serve))
+    if not p.no_serve:
+        from kinko.ocsp.server import serve
+
+        serve(Path(result.home), "127.0.0.1", p.port, 2)
+
+
+def _quickstart_text(result: Demo, port: int, serving: bool) -> str:
+    home = result.home
+    serve_line = (
+        f"Serving OCSP, CRLs and CA certificates on http://127.0.0.1:{port}/ (Ctrl-C stops). In a second terminal:"
+        if serving
+        else f"Serve OCSP and CRLs with: kinko --home {home} ocsp serve --port {port}; then:"
+    )
+    return "\n".join(
+        [
+            f"Demo CA ready in {home}",
+            f"  passphrase file : {result.passphrase_file}",
+            f"  client key      : {result.client_key}",
+            f"  client cert     : {result.client_cert} (serial {result.serial})",
+            f"  CA chain        : {result.chain}",
+            "",
+            "Next steps:",
+            f"  kinko --home {home} ca show",
+            f"  kinko --home {home} cert show {result.serial}",
+            f"  kinko --home {home} cert list",
+            f"  openssl verify -CAfile {home}/public/ca/root.pem -untrusted {home}/public/ca/issuing.pem "
+            f"{result.client_cert}",
+            f"  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout me.key "
+            f"-subj /CN=me -out me.csr && kinko --home {home} issue --csr me.csr --name 'Your Name' --out me.pem",
+            f"  kinko --home {home} revoke {result.serial} --reason key-compromise",
+            "",
+            serve_line,
+            f"  openssl ocsp -issuer {home}/public/ca/issuing.pem -cert {result.client_cert} "
+            f"-url http://127.0.0.1:{port}/ -CAfile {result.chain} -resp_text",
+        ]
+    )
+
+
+def _nothing(_result: None, _out: Output, _p: object) -> None:
+    """A server prints its own start-up line on stderr."""
+
+
+OPERATIONS: list[Operation[Any, Any]] = [
+    Operation("api serve", APIServeParams, api_serve, _nothing, "officer", local=True),
+    Operation("ocsp serve", ServeParams, ocsp_serve, _nothing, "officer", local=True),
+    Operation("ocsp refresh", NoParams, ocsp_refresh, render_refresh, "officer"),
+    Operation("ocsp signer rotate", NoParams, ocsp_signer_rotate, render_signers, "admin"),
+    Operation("quickstart", QuickstartParams, quickstart, render_quickstart, None, local=True),
+]

@@ -1,0 +1,115 @@
+"""Issuing inside a transaction: the step every way to a certificate shares (an officer's issue,
+acquisition, renewal, re-acquisition), and the customer checks that come before it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from kinko.ca import issuance, profiles, windows
+from kinko.ca.csr import AcceptedCSR
+from kinko.ca.errors import Conflict, NotFound, PolicyError
+from kinko.ca.lifecycle.session import Issued, Session
+from kinko.ca.signer import Issuer
+from kinko.ca.store import CertificateRecord, CustomerRecord, Writer
+
+
+class Issuance:
+    """Signs and records end-entity certificates for the other parts."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def issue_in(
+        self,
+        tx: Writer,
+        accepted: AcceptedCSR,
+        *,
+        subject: x509.Name,
+        now: dt.datetime,
+        profile: str = "client",
+        subscriber_id: str | None = None,
+    ) -> Issued:
+        """Signs and records a certificate inside `tx`, with its pre-signed OCSP responses;
+        the caller appends the ledger event that says why."""
+        s = self.session
+        chosen = s.config.profile(profile)
+        # The CA's own certificates and its delegated signers (OCSP, ledger audit) are made by
+        # init and rotation only: an audit signer from `kinko issue` could re-sign the ledger.
+        if chosen.is_ca or chosen.ocsp_no_check or profile in ("ocsp-signer", "audit-signer"):
+            raise PolicyError(
+                f"profile {profile!r} is for the CA's own certificates; `kinko issue` makes end-entity certificates"
+            )
+        holder = tx.active_certificate_with_key(accepted.spki_sha256, tx.time)
+        if holder is not None:
+            raise Conflict(f"this public key is already in active certificate {holder}; generate a new key pair")
+        compromised = tx.compromised_certificate_with_key(accepted.spki_sha256)
+        if compromised is not None:
+            raise PolicyError(
+                f"this public key was revoked for key-compromise (certificate {compromised}); generate a new key pair"
+            )
+        role = s.keys.issuing_role
+        issuer_cert = s.keys.ca_certificate(role)
+        issuer = Issuer(name=issuer_cert.subject, not_after=issuer_cert.not_valid_after_utc, key=s.keys.key(role))
+        record, certificate = issuance.issue(
+            tx,
+            issuer=issuer,
+            issuer_role=role,
+            profile=profile,
+            subject=subject,
+            public_key=accepted.public_key,
+            not_before=now,
+            not_after=profiles.add_validity(now, chosen.validity),
+            extensions=profiles.build_extensions(
+                chosen,
+                subject_key=accepted.public_key,
+                issuer_key=issuer_cert.public_key(),
+                urls=profiles.issuer_urls(s.config.ca.base_url, role),
+                policy_oid=s.config.ca.policy_oid,
+            ),
+            subscriber_id=subscriber_id,
+            key_hash=accepted.spki_sha256,
+        )
+        s.presigner.sign(tx, [record], now)
+        return Issued(record, certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+
+    @staticmethod
+    def details(record: CertificateRecord, **extra: object) -> dict[str, object]:
+        """What a certificate.issued (or renewed, reacquired, reissued) event records."""
+        return {
+            "profile": record.profile,
+            "subject": record.subject,
+            "not_before": record.not_before,
+            "not_after": record.not_after,
+            "fingerprint_sha256": record.fingerprint_sha256,
+            "spki_sha256": record.spki_sha256,
+            **extra,
+        }
+
+
+def require_active_customer(customer: CustomerRecord | None, customer_id: str) -> CustomerRecord:
+    """Refuses enrollments and certificates for a missing, suspended, terminated or ending customer."""
+    if customer is None:
+        raise NotFound(f"no customer {customer_id}")
+    if customer.status != "active":
+        raise PolicyError(f"customer {customer_id}'s service is {customer.status}: no enrollments or acquisitions")
+    if customer.terminate_at is not None:
+        raise PolicyError(f"customer {customer_id}'s service ends at {customer.terminate_at}: no new certificates")
+    return customer
+
+
+def refuse_second_active(tx: Writer, subscriber_id: str, now: str) -> None:
+    """One active certificate per subscriber."""
+    for record in tx.subscriber_certificates(subscriber_id):
+        if windows.is_active(record, now):
+            raise PolicyError(
+                f"subscriber {subscriber_id} already has an active certificate ({record.serial}); "
+                "one active certificate per subscriber"
+            )
+
+
+def active_certificates(tx: Writer, subscriber_id: str, now: str) -> list[CertificateRecord]:
+    """A subscriber's active certificates (unexpired, valid or held)."""
+    return [r for r in tx.subscriber_certificates(subscriber_id) if windows.is_active(r, now)]
