@@ -23,6 +23,7 @@ ROLES = ("auditor", "officer", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES, 1)}
 _LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
 
+
 def current_login() -> str:
     """The login name of the effective uid; falls back to 'uid:N' for an account without a name."""
     uid = os.geteuid()

@@ -147,4 +147,3 @@ class Presigner:
                 )
                 stored += 1
         return stored
-
