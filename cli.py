@@ -743,7 +743,7 @@ def api_group() -> None:
 def api_serve(ctx: Context, host: str, port: int, workers: int) -> None:
     """Serve the login front end's API (bearer token from [api] token_file), in the foreground."""
     from kinko.ca.api import load_token
-    from kinko.ocsp.server import run_app
+    from kinko.ca.http import run_app
 
     home = ctx.home()
     home.require()
