@@ -22,10 +22,8 @@ from typing import Any
 
 from kinko.ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
 from kinko.ca.home import Home, resolve_home
-from kinko.ocsp.asgi import Receive, Scope, Send, TooLarge, lifespan, read_body, respond
+from kinko.ca.http import JSON, MAX_BODY, PROBLEM, Receive, Scope, Send, TooLarge, lifespan, problem, read_body, respond
 
-JSON = b"application/json"
-PROBLEM = b"application/problem+json"
 _STATUS_PATH = re.compile(r"^/v1/certificates/([0-9A-Fa-f:]{1,64})/status$")
 _STATUSES = {InputError: 400, PolicyError: 403, NotFound: 404, Conflict: 409}
 
@@ -62,9 +60,10 @@ class API:
         try:
             status, body = await self.handle(scope, receive)
         except KinkoError as exc:
-            status, body = _problem(_status_for(exc), str(exc))
+            status = _status_for(exc)
+            body = problem(status, str(exc))
         except Exception as exc:  # answer every request, never with a traceback
-            status, body = _problem(500, f"unexpected {type(exc).__name__}")
+            status, body = 500, problem(500, f"unexpected {type(exc).__name__}")
         content_type = PROBLEM if status >= 400 else JSON
         extra = [(b"www-authenticate", b"Bearer")] if status == 401 else None
         await respond(send, status, content_type, body, extra)
@@ -72,7 +71,7 @@ class API:
     async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         authorization = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")
         if not hmac.compare_digest(authorization, self.expected):
-            return _problem(401, "missing or wrong bearer token")
+            return 401, problem(401, "missing or wrong bearer token")
         method, path = scope["method"], scope["path"]
         match = _STATUS_PATH.match(path)
         if match and method == "GET":
@@ -84,13 +83,15 @@ class API:
             "/v1/enrollments": self.enrollments,
         }
         if path not in routes and not match:
-            return _problem(404, f"no such resource {path}")
+            return 404, problem(404, f"no such resource {path}")
         if method != "POST" or match:
-            return _problem(405, f"{method} is not allowed on {path}")
+            return 405, problem(405, f"{method} is not allowed on {path}")
         try:
             body = json.loads(await read_body(scope, receive) or b"null")
         except TooLarge:
-            return _problem(413, "request body over 64 KiB")
+            return 413, problem(413, f"request body over {MAX_BODY // 1024} KiB")
+        except TimeoutError:
+            return 408, problem(408, "request body too slow")
         except (ValueError, UnicodeDecodeError):
             raise InputError("the request body is not JSON") from None
         if not isinstance(body, dict):
@@ -142,22 +143,6 @@ def _issued(issued: Any) -> bytes:
 
 def _json(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode("utf-8")
-
-
-def _problem(status: int, detail: str) -> tuple[int, bytes]:
-    titles = {
-        400: "Bad Request",
-        401: "Unauthorized",
-        403: "Refused by the bank's rules",
-        404: "Not Found",
-        405: "Method Not Allowed",
-        409: "Conflict",
-        413: "Content Too Large",
-        500: "Internal Error",
-    }
-    return status, _json(
-        {"type": "about:blank", "title": titles.get(status, "Error"), "status": status, "detail": detail}
-    )
 
 
 def create_app() -> API:

@@ -38,22 +38,25 @@ class APIServeParams(ServeParams):
 def api_serve(ctx: Context, p: APIServeParams) -> None:
     """Serve the login front end's API (bearer token from [api] token_file), in the foreground."""
     from kinko.ca.api import load_token
-    from kinko.ocsp.server import run_app
+    from kinko.ca.http import check_port, run_app
 
     home = ctx.home()
     home.require()
     load_token(home)  # no token, no service: refuse here with a clear message
     home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
+    check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
     click.echo(f"kinko: API for {home.path} on http://{p.host}:{p.port}/ with {p.workers} worker(s)", err=True)
     run_app("kinko.ca.api:create_app", home.path, p.host, p.port, p.workers)
 
 
 def ocsp_serve(ctx: Context, p: ServeParams) -> None:
     """Serve OCSP (POST and GET), the CRLs and the CA certificates, in the foreground."""
+    from kinko.ca.http import check_port
     from kinko.ocsp.server import serve
 
     home = ctx.home()
     home.require()
+    check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
     click.echo(
         f"kinko: serving {home.path} on http://{p.host}:{p.port}/ with {p.workers} worker(s); Ctrl-C stops", err=True
     )

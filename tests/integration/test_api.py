@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,3 +142,22 @@ def _write(home: Home, data: bytes) -> Path:
     path = home.path.parent / "api-test.csr"
     path.write_bytes(data)
     return path
+
+
+def test_a_stalled_body_gets_a_408_problem(api: int, home: Home) -> None:
+    """A client that stops mid-body is answered 408 after BODY_TIMEOUT (10 s), never a 5xx."""
+    before = row_counts(home)
+    head = f"POST /v1/acquire HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 100\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", api), timeout=20) as sock:
+        sock.sendall(head.encode() + b'{"code": ')
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    head_part, _, body = answer.partition(b"\r\n\r\n")
+    assert head_part.startswith(b"HTTP/1.1 408"), answer
+    assert b"content-type: application/problem+json" in head_part.lower(), answer
+    assert json.loads(body)["detail"] == "request body too slow"
+    assert row_counts(home) == before

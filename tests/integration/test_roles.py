@@ -204,11 +204,12 @@ EXPECTED_FAILURES = {
 @pytest.fixture
 def servers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """`api serve` and `ocsp serve` reach their server call and return instead of serving."""
+    import kinko.ca.http
     import kinko.ocsp.server
 
     started: list[str] = []
     monkeypatch.setattr(kinko.ocsp.server, "serve", lambda *a, **k: started.append("ocsp"))
-    monkeypatch.setattr(kinko.ocsp.server, "run_app", lambda *a, **k: started.append("api"))
+    monkeypatch.setattr(kinko.ca.http, "run_app", lambda *a, **k: started.append("api"))
     return started
 
 

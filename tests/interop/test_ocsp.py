@@ -844,7 +844,7 @@ def test_stalled_clients_are_cut_off(shared: Shared) -> None:
     assert shared.responder.alive() and shared.good_request_works()
 
 
-BODY_TIMEOUT = 10.0  # ocsp/asgi.py: "seconds a client may take to send its request body"
+BODY_TIMEOUT = 10.0  # ca/http.py: "seconds a client may take to send its request body"
 
 
 def test_trickled_body_is_cut_off(shared: Shared) -> None:

@@ -1,0 +1,218 @@
+"""The HTTP layer shared by Kinko's services (the OCSP responder over RSGI, the login front
+end's JSON API over ASGI): request limits, bounded body reading, responses, RFC 9457 problem
+documents, and start-up under Granian.
+
+Granian, a Rust HTTP server for Python applications, was chosen by measurement: serving
+Kinko's pre-signed GET with 2 workers on this project's 2-core machine (wrk, 16
+connections), it answered about 28.6k requests/s to uvicorn's 24.8k (httptools, uvloop), and
+it bounds how long a client may take to send its request headers, which uvicorn does not, so
+a slow client cannot hold a worker. Its native RSGI interface costs less per request again
+(bench/ocsp.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from kinko.ca.errors import ConfigError
+from kinko.ca.home import HOME_ENV
+
+if TYPE_CHECKING:
+    # granian.rsgi re-exports the protocol without marking it public; its own stub names it so.
+    from granian._granian import RSGIHTTPProtocol as HTTPProtocol
+    from granian.rsgi import Scope as RSGIScope
+
+MAX_BODY = 64 * 1024  # bytes in a request body
+BODY_TIMEOUT = 10.0  # seconds a client may take to send its request body
+HEADER_TIMEOUT = 5.0  # seconds a client may take to send its request headers (Granian enforces it)
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Interface = Literal["asgi", "rsgi"]
+
+# RFC 9110 renamed these; Python's HTTPStatus has the new names only from 3.13.
+_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+class TooLarge(Exception):
+    """The request body is over MAX_BODY."""
+
+
+async def read_body(scope: Scope, receive: Receive) -> bytes:
+    """Reads an ASGI request body of at most MAX_BODY bytes within BODY_TIMEOUT seconds, or
+    raises TooLarge (before reading, when Content-Length says so) or TimeoutError."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+            raise TooLarge
+    chunks = []
+    size = 0
+    more = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_TIMEOUT
+    while more:
+        # One deadline for the whole body: a client trickling a byte at a time is cut off too.
+        message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise TooLarge
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+class BodyDeadlines:
+    """One deadline for each whole RSGI request body, so a client trickling a byte at a time
+    is cut off too."""
+
+    # A watchdog waking once a second enforces them: a timer per request cost a tenth of the
+    # responder's POST throughput.
+
+    def __init__(self, seconds: float = BODY_TIMEOUT) -> None:
+        self.seconds = seconds
+        self._reading: dict[asyncio.Task[Any], float] = {}
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def read(self, scope: RSGIScope, protocol: HTTPProtocol) -> bytes:
+        """Reads at most MAX_BODY bytes, or raises TooLarge (from Content-Length before reading,
+        or as soon as a chunked body grows past) or TimeoutError."""
+        declared = scope.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+            raise TooLarge
+        loop = asyncio.get_running_loop()
+        if self._watchdog is None:
+            self._watchdog = loop.create_task(self._watch())
+        task = asyncio.current_task()
+        assert task is not None
+        self._reading[task] = loop.time() + self.seconds
+        try:
+            if declared is not None:
+                return bytes(await protocol())
+            chunks, size = [], 0
+            async for chunk in protocol:
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise TooLarge
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except asyncio.CancelledError:
+            if task in self._expired:
+                self._expired.discard(task)
+                raise TimeoutError from None
+            raise
+        finally:
+            self._reading.pop(task, None)
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(1)
+            now = loop.time()
+            for task, deadline in list(self._reading.items()):
+                if deadline < now and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
+
+
+def problem(status: int, detail: str) -> bytes:
+    """An RFC 9457 problem document (type about:blank, so the title is the status phrase)."""
+    if not 400 <= status <= 599:
+        raise ValueError(f"a problem document needs an error status, not {status}")
+    title = _PHRASES.get(status) or HTTPStatus(status).phrase
+    document = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return json.dumps(document, ensure_ascii=False).encode("utf-8")
+
+
+async def respond(
+    send: Send, status: int, content_type: str, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Sends a whole ASGI response with its Content-Type and Content-Length."""
+    headers = [(b"content-type", content_type.encode("ascii")), (b"content-length", str(len(body)).encode("ascii"))]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    """Answers the ASGI lifespan protocol: nothing to start or stop."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def check_port(host: str, port: int) -> None:
+    """Raises ConfigError when the address cannot be listened on, a port in use above all."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
+    with socket.socket(family, kind, proto) as probe:
+        # Granian binds with SO_REUSEPORT, so next to another such listener its bind succeeds
+        # and the two silently share the port; this probe does without it, and so fails.
+        # SO_REUSEADDR keeps a port whose old connections linger in TIME_WAIT usable.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(f"{where} is already in use; choose another --port") from None
+            raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
+
+
+def run_app(
+    target: str,
+    home: Path,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str = "warning",
+    interface: Interface = "asgi",
+) -> None:
+    """Runs an app factory (module:function) for a home under Granian until interrupted; first
+    raises ConfigError, before any worker starts, when host:port cannot be listened on."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    check_port(host, port)
+    # Workers are separate processes: they find the home through the environment.
+    os.environ[HOME_ENV] = str(home.resolve())
+    Granian(
+        target,
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces(interface),
+        workers=workers,
+        http=HTTPModes.http1,
+        loop=Loops.uvloop,
+        websockets=False,
+        http1_settings=HTTP1Settings(header_read_timeout=int(HEADER_TIMEOUT * 1000), keep_alive=True),
+        log_access=False,
+        log_level=LogLevels(log_level),
+        respawn_failed_workers=True,
+    ).serve()

@@ -1,0 +1,98 @@
+"""kinko.ca.http under both services, as real processes on 127.0.0.1.
+
+Issue 21: Granian binds with SO_REUSEPORT, so without a check a second server next to a
+first one would start and silently share its port; next to a plain listener it crashed with
+a Rust backtrace. Now `ocsp serve` and `api serve` on a port in use fail with one line, exit 1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kinko.ca.home import Home
+from tests.conftest import ROOT, RunningResponder
+
+START_LIMIT = 30  # seconds; a server that wrongly starts is killed, and the test fails
+
+
+@pytest.fixture(params=["plain", "reuseport"])
+def taken_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A port on 127.0.0.1 with a listener on it: a plain one, or one that shares as Granian's does."""
+    with socket.socket() as sock:
+        if request.param == "reuseport":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def with_api_token(home: Home, tmp_path: Path) -> None:
+    token_file = tmp_path / "api.token"
+    token_file.write_text("s3cret-token-for-the-login-front-end\n")
+    text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', f'token_file = "{token_file}"')
+    home.config_file.write_text(text, encoding="utf-8")
+
+
+def run_server(home: Home, *args: str) -> tuple[int, str, str]:
+    """Runs `kinko --home H ARGS` in its own session; kills the whole group if it outlives START_LIMIT."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kinko.cli", "--home", str(home.path), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=START_LIMIT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the workers too, or they would keep the port
+        stdout, stderr = process.communicate(timeout=10)
+        pytest.fail(f"`kinko {' '.join(args)}` started on a port in use and served for {START_LIMIT} s: {stderr}")
+    return process.returncode, stdout, stderr
+
+
+@pytest.mark.parametrize("command", ["ocsp", "api"])
+def test_serving_on_a_port_in_use_fails_with_one_line(
+    home: Home, tmp_path: Path, taken_port: int, command: str
+) -> None:
+    if command == "api":
+        with_api_token(home, tmp_path)
+    code, stdout, stderr = run_server(home, command, "serve", "--port", str(taken_port), "--workers", "1")
+    expected = f"kinko: error: 127.0.0.1:{taken_port} is already in use; choose another --port"
+    assert code == 1, stderr
+    assert stdout == ""
+    # The port is checked before the serving banner: the refusal is the only line.
+    assert stderr.splitlines() == [expected], stderr
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("DELETE", "/", {}, 405),
+        ("GET", "/ca/no-such-ca.cer", {}, 404),
+        ("POST", "/", {"Content-Length": str(1 << 20)}, 413),
+    ],
+)
+def test_responder_refusals_are_problem_documents(
+    responder: RunningResponder, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", responder.port, timeout=10)
+    connection.putrequest(method, path)
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders()  # the 413 comes from Content-Length alone, before any body
+    reply = connection.getresponse()
+    document = json.loads(reply.read())
+    assert (reply.status, reply.getheader("Content-Type")) == (status, "application/problem+json")
+    assert document["status"] == status and document["type"] == "about:blank" and document["detail"]

@@ -1,0 +1,106 @@
+"""kinko.ca.http on its own: problem documents, the listen check, and who may import it."""
+
+from __future__ import annotations
+
+import ast
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from kinko.ca.errors import ConfigError
+from kinko.ca.http import check_port, problem
+from tests.conftest import ROOT, free_port
+
+
+@pytest.mark.parametrize(
+    ("status", "title"),
+    [(400, "Bad Request"), (403, "Forbidden"), (408, "Request Timeout"), (413, "Content Too Large")],
+)
+def test_problem_document_has_the_rfc_9457_members(status: int, title: str) -> None:
+    document = json.loads(problem(status, "no customer 株式会社テスト"))
+    assert document == {"type": "about:blank", "title": title, "status": status, "detail": "no customer 株式会社テスト"}
+
+
+def test_problem_document_is_utf8_not_escaped() -> None:
+    # Operators read these in logs and curl output: Japanese names stay readable.
+    assert "株式会社テスト".encode() in problem(404, "no customer 株式会社テスト")
+
+
+@pytest.mark.parametrize("status", [200, 302, 399, 600])
+def test_problem_needs_an_error_status(status: int) -> None:
+    with pytest.raises(ValueError, match="error status"):
+        problem(status, "fine")
+
+
+@pytest.fixture(params=["plain", "reuseport"])
+def listener(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A real listener on a 127.0.0.1 port, with SO_REUSEPORT as Granian binds, or without."""
+    with socket.socket() as sock:
+        if request.param == "reuseport":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_check_port_refuses_a_port_in_use(listener: int) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_port("127.0.0.1", listener)
+    assert str(caught.value) == f"127.0.0.1:{listener} is already in use; choose another --port"
+
+
+def test_check_port_accepts_a_free_port_and_leaves_it_free() -> None:
+    port = free_port()
+    check_port("127.0.0.1", port)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # the probe held nothing
+
+
+def test_check_port_accepts_a_port_with_connections_in_time_wait() -> None:
+    # A restarted server must not be refused because its last connections linger in TIME_WAIT.
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first, so its end goes to TIME_WAIT
+        client.recv(1)
+        client.close()
+    check_port("127.0.0.1", port)
+
+
+def test_check_port_reports_an_address_it_cannot_use() -> None:
+    # 192.0.2.1 (TEST-NET-1) is no address of this machine.
+    with pytest.raises(ConfigError, match=r"^cannot listen on 192\.0\.2\.1:\d+: "):
+        check_port("192.0.2.1", free_port())
+
+
+FORBIDDEN_IN_OCSP = ("kinko.ca.lifecycle", "kinko.ca.api", "kinko.cli")
+
+
+def test_ocsp_never_imports_the_lifecycle_the_api_or_the_cli_directly() -> None:
+    for path in sorted((ROOT / "ocsp").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            bad = [n for n in names if n.startswith(FORBIDDEN_IN_OCSP)]
+            assert not bad, f"{path.name}:{node.lineno} imports {bad}"
+
+
+def test_ocsp_and_the_http_layer_load_without_the_lifecycle_the_api_or_the_cli() -> None:
+    code = (
+        "import sys, kinko.ca.http, kinko.ocsp.app, kinko.ocsp.presign, kinko.ocsp.server, kinko.ocsp.source\n"
+        f"print([m for m in sys.modules if m.startswith({FORBIDDEN_IN_OCSP!r})])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"
