@@ -90,7 +90,7 @@ def sign_detached(
             "signer_infos": [signer_info],
         }
     )
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
 
 
 def verify_detached(signature_der: bytes, digest: bytes, trusted: list[x509.Certificate]) -> x509.Certificate:

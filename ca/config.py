@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kinko.ca.errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Section = TypeVar("Section", bound="DataclassInstance")
 
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 KEY_USAGES = (
@@ -243,13 +249,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _section(data: dict[str, Any], name: str, cls: type, required: bool = False) -> Any:
+def _section(data: dict[str, Any], name: str, cls: type[Section], required: bool = False) -> Section:
     body = data.get(name)
     if body is None:
         if required:
             raise ConfigError(f"kinko.toml has no [{name}] section")
         return cls()
-    fields = cls.__dataclass_fields__
+    fields = {item.name: item for item in dataclasses.fields(cls)}
     unknown = set(body) - set(fields)
     if unknown:
         raise ConfigError(f"[{name}] has unknown key(s): {', '.join(sorted(unknown))}")

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 
 from kinko.ca.errors import InputError, PolicyError
 
@@ -71,11 +72,9 @@ def check_key_policy(public_key: object) -> None:
     raise PolicyError(f"{name} keys are not accepted; use EC P-256, EC P-384 or RSA 2048 or more")
 
 
-def spki_sha256(public_key: object) -> str:
+def spki_sha256(public_key: CertificatePublicKeyTypes) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo, hex: the key's identity in the registry."""
-    der = public_key.public_bytes(  # type: ignore[attr-defined]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
 
 

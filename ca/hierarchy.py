@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from kinko.ca import config as config_module
 from kinko.ca import issuance, keys, profiles
@@ -226,7 +227,7 @@ def _issue_delegated(
         extensions=profiles.build_extensions(
             profile,
             subject_key=key.public_key(),
-            issuer_key=issuer.key.public_key(),  # type: ignore[attr-defined]
+            issuer_key=issuer.key.public_key(),
             urls=profiles.issuer_urls(cfg.ca.base_url, issuer_role),
         ),
     )
@@ -241,7 +242,7 @@ def _sign_ca(
     issuer_role: str,
     issuer: Issuer,
     subject: x509.Name,
-    public_key: object,
+    public_key: CertificateIssuerPublicKeyTypes,
     urls: profiles.IssuerURLs | None,
     now: dt.datetime,
 ) -> tuple[CertificateRecord, x509.Certificate]:
@@ -259,7 +260,7 @@ def _sign_ca(
             profile,
             subject_key=public_key,
             issuer_key=issuer.key.public_key(),
-            urls=urls,  # type: ignore[attr-defined]
+            urls=urls,
         ),
     )
 

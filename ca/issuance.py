@@ -7,6 +7,7 @@ import hashlib
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from kinko.ca import signer
 from kinko.ca.clock import to_text
@@ -25,7 +26,7 @@ def issue(
     issuer_role: str,
     profile: str,
     subject: x509.Name,
-    public_key: object,
+    public_key: CertificateIssuerPublicKeyTypes,
     not_before: dt.datetime,
     not_after: dt.datetime,
     extensions: list[tuple[x509.ExtensionType, bool]],

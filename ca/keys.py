@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from kinko.ca.errors import ConfigError, InputError, PassphraseError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+Digest = hashes.SHA256 | hashes.SHA384
 
 
 class KeyBackend(Protocol):
@@ -65,6 +66,14 @@ class KeyRing(Protocol):
         ...
 
 
+def certificate_key(certificate: x509.Certificate) -> CertificateIssuerPublicKeyTypes:
+    """A CA certificate's public key, as a type that can issue (RSA or EC: what Kinko makes)."""
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ConfigError(f"certificate {certificate.subject.rfc4514_string()} has a {type(key).__name__} key")
+    return key
+
+
 def generate_private_key(key_type: str) -> PrivateKey:
     """Makes a new key of a configured type (ec-p256, ec-p384, rsa-2048/3072/4096)."""
     if key_type == "ec-p256":
@@ -86,7 +95,7 @@ def describe_key(public_key: object) -> str:
     return type(public_key).__name__
 
 
-def hash_for(public_key: object) -> hashes.HashAlgorithm:
+def hash_for(public_key: object) -> Digest:
     """The digest paired with a key: SHA-384 for P-384, SHA-256 otherwise."""
     if isinstance(public_key, ec.EllipticCurvePublicKey) and public_key.curve.key_size >= 384:
         return hashes.SHA384()
@@ -149,7 +158,7 @@ class FileKey:
     def public_key(self) -> CertificateIssuerPublicKeyTypes:
         return self._key.public_key()
 
-    def hash_algorithm(self) -> hashes.HashAlgorithm:
+    def hash_algorithm(self) -> Digest:
         return hash_for(self._key.public_key())
 
     def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:

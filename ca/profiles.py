@@ -7,7 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from kinko.ca.config import Profile, Validity
 from kinko.ca.errors import InputError
@@ -80,8 +81,8 @@ def subject_name(
 def build_extensions(
     profile: Profile,
     *,
-    subject_key: object,
-    issuer_key: object,
+    subject_key: CertificateIssuerPublicKeyTypes,
+    issuer_key: CertificateIssuerPublicKeyTypes,
     urls: IssuerURLs | None,
     policy_oid: str | None = None,
 ) -> list[tuple[x509.ExtensionType, bool]]:
@@ -93,11 +94,9 @@ def build_extensions(
     if profile.extended_key_usage:
         extensions.append((x509.ExtendedKeyUsage([_EKU[name] for name in profile.extended_key_usage]), False))
     if profile.subject_key_identifier:
-        extensions.append((x509.SubjectKeyIdentifier.from_public_key(subject_key), False))  # type: ignore[arg-type]
+        extensions.append((x509.SubjectKeyIdentifier.from_public_key(subject_key), False))
     if profile.authority_key_identifier:
-        extensions.append(
-            (x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), False)  # type: ignore[arg-type]
-        )
+        extensions.append((x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), False))
     if urls is not None:
         if profile.crl_distribution_point:
             extensions.append((x509.CRLDistributionPoints([_point(urls.crl)]), False))
@@ -108,12 +107,12 @@ def build_extensions(
             if not profile.ocsp_no_check:
                 descriptions.append(
                     x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp)
+                        AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp)
                     )
                 )
             descriptions.append(
                 x509.AccessDescription(
-                    x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.ca_issuers)
+                    AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(urls.ca_issuers)
                 )
             )
             extensions.append((x509.AuthorityInformationAccess(descriptions), False))

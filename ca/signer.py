@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 from kinko.ca.errors import PolicyError
 
@@ -14,7 +15,13 @@ from kinko.ca.errors import PolicyError
 class CertificateSigner(Protocol):
     """The part of a key backend the signer needs."""
 
-    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate: ...
+    def public_key(self) -> CertificateIssuerPublicKeyTypes:
+        """The public half, for the authority key identifier."""
+        ...
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Signs a certificate builder."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ def sign_certificate(
     issuer: Issuer,
     *,
     subject: x509.Name,
-    public_key: object,
+    public_key: CertificateIssuerPublicKeyTypes,
     serial: int,
     not_before: dt.datetime,
     not_after: dt.datetime,
@@ -48,7 +55,7 @@ def sign_certificate(
         x509.CertificateBuilder()
         .issuer_name(issuer.name)
         .subject_name(subject)
-        .public_key(public_key)  # type: ignore[arg-type]
+        .public_key(public_key)
         .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)

@@ -22,6 +22,7 @@ from cryptography import x509
 from kinko.ca.clock import to_text
 from kinko.ca.errors import Conflict
 from kinko.ca.home import Home
+from kinko.ca.keys import certificate_key
 from kinko.ca.profiles import issuer_urls
 from kinko.ca.store import CRLRecord
 from kinko.crl.builder import CRLBuilder, pem
@@ -182,7 +183,7 @@ def _extensions(
     urls = issuer_urls(home.config.ca.base_url, issuer)
     user_crl = issuer == home.issuing_role
     extensions: list[tuple[x509.ExtensionType, bool]] = [
-        (x509.AuthorityKeyIdentifier.from_issuer_public_key(certificate.public_key()), False),  # type: ignore[arg-type]
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(certificate_key(certificate)), False),
         (x509.CRLNumber(number), False),
     ]
     # The IssuingDistributionPoint scopes a CRL. OpenSSL's -crl_check_all (and nginx's ssl_crl,

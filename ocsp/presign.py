@@ -18,7 +18,7 @@ from kinko.ca.clock import from_text, to_text
 from kinko.ca.home import Home
 from kinko.ca.serials import parse_serial
 from kinko.ca.store import CertificateRecord, Writer
-from kinko.ocsp.protocol import Responder, Status, build_response, encode_cert_id, key_id, name_hash
+from kinko.ocsp.protocol import CertID, Responder, Status, build_response, encode_cert_id, key_id, name_hash
 
 # RFC 5019 clients (nginx and OpenSSL among them) send SHA-1 CertIDs: those are pre-signed.
 # Other hashes are answered too, signed on demand. (A second pre-signed response per
@@ -74,28 +74,33 @@ def load_context(home: Home, role: str) -> IssuerContext:
 class RevocationFacts(Protocol):
     """What a status needs from a registry row."""
 
-    status: str
-    revoked_at: str | None
-    revocation_reason: str | None
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def revoked_at(self) -> str | None: ...
+
+    @property
+    def revocation_reason(self) -> str | None: ...
 
 
 def status_for(
-    record: RevocationFacts | None, cert_id: object, this_update: dt.datetime, next_update: dt.datetime
+    record: RevocationFacts | None, cert_id: CertID, this_update: dt.datetime, next_update: dt.datetime
 ) -> Status:
     """The OCSP status of a registry row (status, revoked_at, revocation_reason): good, revoked
     (certificateHold when held), or unknown when there is no row."""
     if record is None:
-        return Status(cert_id, "unknown", this_update, next_update)  # type: ignore[arg-type]
+        return Status(cert_id, "unknown", this_update, next_update)
     if record.status in ("revoked", "held"):
         return Status(
             cert_id,
             "revoked",
             this_update,
-            next_update,  # type: ignore[arg-type]
+            next_update,
             from_text(record.revoked_at),
             record.revocation_reason,
         )
-    return Status(cert_id, "good", this_update, next_update)  # type: ignore[arg-type]
+    return Status(cert_id, "good", this_update, next_update)
 
 
 def response_window(context: IssuerContext, now: dt.datetime, days: int) -> tuple[dt.datetime, dt.datetime]:

@@ -11,12 +11,16 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from asn1crypto import algos, core, ocsp
 from asn1crypto import x509 as asn1_x509
 
 from kinko.ca import der
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 
 HASH_ALGORITHMS = ("sha1", "sha256", "sha384", "sha512")
 MAX_NONCE = 32  # RFC 8954 section 2.1
@@ -72,11 +76,17 @@ class Status:
 class ResponseSigner(Protocol):
     """A delegated OCSP signer: its key (behind a backend) and its certificate."""
 
-    def public_key(self) -> object: ...
+    def public_key(self) -> CertificateIssuerPublicKeyTypes:
+        """The public half."""
+        ...
 
-    def sign_data(self, data: bytes) -> bytes: ...
+    def sign_data(self, data: bytes) -> bytes:
+        """Signs the ResponseData."""
+        ...
 
-    def hash_algorithm(self) -> object: ...
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        """The digest it signs with."""
+        ...
 
 
 def parse_request(data: bytes) -> Request:
@@ -145,7 +155,7 @@ def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
 
 
 def _oid_contents(dotted: str) -> bytes:
-    return core.ObjectIdentifier(dotted).dump()[2:]  # every OID here is under 128 octets
+    return bytes(core.ObjectIdentifier(dotted).dump()[2:])  # every OID here is under 128 octets
 
 
 _ALGORITHMS_BY_OID = {_oid_contents(oid): name for name, oid in _HASH_OIDS.items()}
@@ -245,7 +255,7 @@ def encode_cert_id(algorithm: str, issuer_name_hash: bytes, issuer_key_hash: byt
 
 
 _ERRORS = {
-    name: ocsp.OCSPResponse({"response_status": name}).dump()
+    name: bytes(ocsp.OCSPResponse({"response_status": name}).dump())
     for name in ("malformed_request", "internal_error", "try_later", "unauthorized")
 }
 
@@ -342,7 +352,7 @@ def sign_response_data(tbs: bytes, responder: Responder) -> bytes:
 def _signature_algorithm(signer: ResponseSigner) -> algos.SignedDigestAlgorithm:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    digest = signer.hash_algorithm().name  # type: ignore[attr-defined]
+    digest = signer.hash_algorithm().name
     if isinstance(signer.public_key(), ec.EllipticCurvePublicKey):
         return algos.SignedDigestAlgorithm({"algorithm": f"{digest}_ecdsa"})
     return algos.SignedDigestAlgorithm({"algorithm": f"{digest}_rsa", "parameters": core.Null()})

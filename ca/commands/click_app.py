@@ -81,15 +81,10 @@ def _tty_prompt(label: str) -> str:
     return str(click.prompt(label, hide_input=True))
 
 
-class _Failure(click.ClickException):
+def fail(ctx: click.Context, message: str, exit_code: int) -> None:
     """A Kinko error on its way out: one line on stderr and the error's exit code."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"kinko: error: {self.message}", err=True)
+    click.echo(f"kinko: error: {message}", err=True)
+    ctx.exit(exit_code)
 
 
 def require_role(state: CLIState, needed: str, command: str) -> None:
@@ -142,13 +137,14 @@ class KinkoGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KinkoError as exc:
-            raise _Failure(str(exc), exc.exit_code) from None
+            fail(ctx, str(exc), exc.exit_code)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
             if os.environ.get("KINKO_DEBUG"):
                 raise
-            raise _Failure(f"unexpected {type(exc).__name__}: {exc}", EXIT_UNEXPECTED) from None
+            fail(ctx, f"unexpected {type(exc).__name__}: {exc}", EXIT_UNEXPECTED)
+        return None
 
 
 def build(name: str) -> click.Command:
@@ -173,7 +169,7 @@ def build(name: str) -> click.Command:
 def command_for(operation: Operation[Any, Any]) -> RoleCommand:
     """A Click command running one operation."""
     hints = typing.get_type_hints(operation.params)
-    fields = dataclasses.fields(operation.params)  # type: ignore[arg-type]
+    fields = dataclasses.fields(operation.params)
     parameters: list[click.Parameter] = [_click_parameter(item, hints[item.name]) for item in fields]
     parameters += [
         click.Option(["--home", "home_override"], type=click.Path(path_type=Path), default=None, hidden=True),
@@ -216,16 +212,17 @@ def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter
     flag = info.flag or "--" + item.name.replace("_", "-")
     if base is bool:
         return click.Option([flag, item.name], is_flag=True, help=info.help)
-    # Click 8.2+ takes an explicit default=None as a value: a required option gets no default at all.
-    default = {"default": item.default} if has_default else {}
-    return click.Option(
+    option = click.Option(
         [flag, item.name],
         type=kind,
         required=not has_default and info.hidden_prompt is None,
         show_default=info.show_default,
         help=info.help,
-        **default,
     )
+    # Click 8.2+ takes an explicit default=None as a value: a required option gets no default at all.
+    if has_default:
+        option.default = item.default
+    return option
 
 
 def _unwrap(hint: Any) -> tuple[Any, bool]:

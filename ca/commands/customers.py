@@ -45,7 +45,7 @@ def customer_show(ctx: Context, p: CustomerParams) -> CustomerOverview:
 
 def render_overview(result: CustomerOverview, out: Output, _p: object) -> None:
     data = result.to_json()
-    holders = table(data["subscribers"], ["id", "role", "name", "state", "serial", "not_after", "days_left"])
+    holders = table(result.holder_rows(), ["id", "role", "name", "state", "serial", "not_after", "days_left"])
     out.emit(data, key_values({k: v for k, v in data.items() if k != "subscribers"}) + "\n\n" + holders)
 
 

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from kinko.ca import issuance, profiles, windows
 from kinko.ca.csr import AcceptedCSR
 from kinko.ca.errors import Conflict, NotFound, PolicyError
+from kinko.ca.keys import certificate_key
 from kinko.ca.lifecycle.session import Issued, Session
 from kinko.ca.signer import Issuer
 from kinko.ca.store import CertificateRecord, CustomerRecord, Writer
@@ -65,7 +66,7 @@ class Issuance:
             extensions=profiles.build_extensions(
                 chosen,
                 subject_key=accepted.public_key,
-                issuer_key=issuer_cert.public_key(),
+                issuer_key=certificate_key(issuer_cert),
                 urls=profiles.issuer_urls(s.config.ca.base_url, role),
                 policy_oid=s.config.ca.policy_oid,
             ),

@@ -47,13 +47,16 @@ class CustomerOverview:
     holders: list[tuple[SubscriberRecord, HolderStatus]]
     as_of: str
 
-    def to_json(self) -> JSONObject:
-        """The `customer show` document."""
-        holders = [
+    def holder_rows(self) -> list[JSONObject]:
+        """One row per holder: who it is and its state."""
+        return [
             {"id": subscriber.id, "role": subscriber.role, "name": subscriber.name, **status.to_json()}
             for subscriber, status in self.holders
         ]
-        return {**dataclasses.asdict(self.customer), "subscribers": holders, "as_of": self.as_of}
+
+    def to_json(self) -> JSONObject:
+        """The `customer show` document."""
+        return {**dataclasses.asdict(self.customer), "subscribers": self.holder_rows(), "as_of": self.as_of}
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,8 @@ class ServiceEnd:
             if suspend_customer:
                 issuers |= self._suspend_in(tx, subscriber.customer_id, now, None)
         crls = self.s.publish_after(issuers, now)
-        record = next(i for i in self.s.store.incidents(subscriber_id) if i.id == incident_id)
-        return Incident(record, crls)
+        incident = next(i for i in self.s.store.incidents(subscriber_id) if i.id == incident_id)
+        return Incident(incident, crls)
 
     def incidents(self, subscriber_id: str | None = None) -> list[IncidentRecord]:
         """Recorded incidents, newest first."""
