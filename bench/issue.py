@@ -14,9 +14,15 @@ Measures, on a fresh CA home in a temp dir:
 Only the issue / sign / openssl calls are timed; CSRs are generated beforehand. Run from anywhere:
 
     python bench/issue.py [--n 2000] [--openssl-n 200] [--runs 15] [--json] [--profile 300]
+    python bench/issue.py --against REV [--rounds 3] [--n ...]
 
 --profile K then runs cProfile over K more Kinko issues and prints the top 10 cumulative entries
 inside ca/ (after the table; on stderr with --json).
+
+--against REV measures an earlier revision beside this tree in the same run: REV is installed
+into a private directory (`pip install --target`, found before the editable install), and its
+own bench/issue.py and this one run alternately, --rounds times each; the table gives the
+medians and the ratio this tree / REV for issuance and for a fresh `cert show`.
 """
 
 from __future__ import annotations
@@ -203,6 +209,57 @@ def profile_kinko(kinko: Kinko, count: int) -> str:
     return f"cProfile over {count} more Kinko issues ({total:.2f} s profiled):\n{text.getvalue()}"
 
 
+def run_json(argv: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    """Runs a benchmark script with --json and returns its figures."""
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, argv))} failed:\n{result.stderr}")
+    figures: dict[str, float] = json.loads(result.stdout)
+    return figures
+
+
+def compare(rev: str, rounds: int, passthrough: list[str]) -> None:
+    """Measures REV and this tree alternately and prints medians and ratios."""
+    with tempfile.TemporaryDirectory(prefix="kinko-before-") as tmp:
+        tree, site = Path(tmp) / "tree", Path(tmp) / "site"
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(tree)],
+            check=True,
+            capture_output=True,
+        )
+        clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        before_env = {**clean, "PYTHONPATH": str(site)}
+        runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+        for _ in range(rounds):
+            runs["before"].append(
+                run_json([sys.executable, str(tree / "bench" / "issue.py"), *passthrough], before_env, tree)
+            )
+            runs["after"].append(run_json([sys.executable, str(Path(__file__).resolve()), *passthrough], clean, ROOT))
+
+    def median(side: str, key: str) -> float:
+        return statistics.median(figures[key] for figures in runs[side])
+
+    rows = [
+        ("Kinko library issue, certs/s", "kinko_certs_per_s", True),
+        ("kinko cert show, fresh process, ms", "cert_show_median_ms", False),
+        ("kinko --version, fresh process, ms", "version_median_ms", False),
+        ("openssl ca -batch, certs/s (reference)", "openssl_ca_certs_per_s", True),
+    ]
+    print(f"{rounds} rounds each, alternating; medians. Before = {rev}, after = this tree.")
+    print(f"{'measurement':<40}  {'before':>10}  {'after':>10}  {'after/before':>12}  check")
+    print("-" * 90)
+    for label, key, higher_is_better in rows:
+        before, after = median("before", key), median("after", key)
+        ratio = after / before
+        # "No slower": within 5% of the earlier revision, the spread between rounds on this machine.
+        passed = ratio >= 0.95 if higher_is_better else ratio <= 1.05
+        check = "" if "reference" in label else MARK[passed]
+        print(f"{label:<40}  {before:>10,.1f}  {after:>10,.1f}  {ratio:>11.3f}x  {check}".rstrip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000, help="certs via Kinko and raw signing")
@@ -210,7 +267,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="fresh `cert show` processes")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="cProfile K issues")
+    parser.add_argument("--against", metavar="REV", help="measure an earlier revision beside this tree")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per side with --against")
     args = parser.parse_args()
+    if args.against:
+        sizes = ["--n", str(args.n), "--openssl-n", str(args.openssl_n), "--runs", str(args.runs)]
+        compare(args.against, args.rounds, ["--json", *sizes])
+        return
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="kinko-bench-") as tmp:

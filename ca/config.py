@@ -7,7 +7,6 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -138,6 +137,8 @@ class Config:
 
 def default_text(name: str) -> str:
     """Returns a shipped default file from the `config` package (kinko.toml, profiles.toml)."""
+    from importlib import resources  # here: only `init` reads the shipped defaults (3 ms at start-up)
+
     return resources.files("kinko.config").joinpath(name).read_text(encoding="utf-8")
 
 

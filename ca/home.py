@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -152,6 +151,8 @@ class Home:
     def store_signer_key(self, authority: str, key: PrivateKey, now: dt.datetime) -> str:
         """Writes a new delegated signer's key (unencrypted, 0600: services use it unattended);
         returns its file name under keys/, which `authorities` records."""
+        import secrets
+
         from kinko.ca.keys import write_private_key
 
         name = f"{authority.replace(':', '-')}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"

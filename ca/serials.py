@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 
 from kinko.ca.errors import InputError
 
@@ -13,6 +12,8 @@ _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 def new_serial() -> int:
     """Returns a fresh random positive serial number (RFC 5280 section 4.1.2.2)."""
+    import secrets  # here: every command reads serials, only issuance draws them (3 ms at start-up)
+
     while True:
         value = secrets.randbits(SERIAL_BITS)
         # Zero is not a positive integer; the chance is 2**-128 but the rule is absolute.

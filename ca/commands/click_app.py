@@ -14,13 +14,16 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from kinko.ca.commands.registry import INDEX, Context, Operation, module_groups, module_operations, param_info
-from kinko.ca.commands.render import Output
+from kinko.ca.commands import INDEX
 from kinko.ca.errors import InputError, KinkoError
+
+if TYPE_CHECKING:
+    from kinko.ca.commands.registry import Context, Operation
+    from kinko.ca.commands.render import Output
 
 # Exit codes: 1 refused / bad input / not found, 2 usage, 3 unexpected failure.
 EXIT_UNEXPECTED = 3
@@ -39,6 +42,8 @@ class CLIState:
     @property
     def context(self) -> Context:
         """The operations' context: one per command, so the home is opened once."""
+        from kinko.ca.commands.registry import Context
+
         if self._context is None:
             self._context = Context(
                 self.home_path,
@@ -53,6 +58,8 @@ class CLIState:
 
     @property
     def output(self) -> Output:
+        from kinko.ca.commands.render import Output
+
         return Output(self.as_json)
 
     def _progress(self, label: str) -> Any:
@@ -149,6 +156,9 @@ class KinkoGroup(click.Group):
 
 def build(name: str) -> click.Command:
     """The command or group a top-level name stands for, from its module's operations."""
+    # Here, not at the top: `kinko --version` needs none of the command layer.
+    from kinko.ca.commands.registry import module_groups, module_operations
+
     module = INDEX[name]
     ops = [op for op in module_operations(module) if op.path.split()[0] == name]
     if len(ops) == 1 and ops[0].path == name:
@@ -195,6 +205,8 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
 
 
 def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter:
+    from kinko.ca.commands.registry import param_info
+
     info = param_info(item)
     base, optional = _unwrap(hint)
     has_default = item.default is not dataclasses.MISSING
@@ -234,6 +246,8 @@ def _unwrap(hint: Any) -> tuple[Any, bool]:
 
 
 def _value(item: dataclasses.Field[Any], value: Any) -> Any:
+    from kinko.ca.commands.registry import param_info
+
     info = param_info(item)
     if info.reads is not None and value is not None:
         return read_input(value, info.reads)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kinko.ca.clock import Clock, SystemClock, to_text
+from kinko.ca.commands import INDEX
 
 if TYPE_CHECKING:
     from kinko.ca.commands.render import Output
@@ -29,33 +30,6 @@ P = TypeVar("P")
 R = TypeVar("R")
 Progress = Callable[[int, int], None]
 Counter = Callable[[int], None]
-
-# Where each top-level name of `kinko` is defined: the CLI imports a module only when one of its
-# commands runs (or `kinko --help` lists them), so `kinko cert show` loads one module, not all.
-INDEX: dict[str, str] = {
-    "init": "authority",
-    "ca": "authority",
-    "issue": "certificates",
-    "revoke": "certificates",
-    "hold": "certificates",
-    "release": "certificates",
-    "cert": "certificates",
-    "crl": "crls",
-    "customer": "customers",
-    "enroll": "holders",
-    "acquire": "holders",
-    "renew": "holders",
-    "reacquire": "holders",
-    "reissue": "holders",
-    "incident": "incidents",
-    "status": "reports",
-    "report": "reports",
-    "api": "servers",
-    "ocsp": "servers",
-    "quickstart": "servers",
-    "ledger": "ledger",
-    "officer": "officers",
-}
 
 
 @dataclass(frozen=True)
