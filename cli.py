@@ -1101,6 +1101,27 @@ def _quickstart_text(result: dict[str, Any], port: int, serving: bool) -> str:
     )
 
 
+@cli.group()
+@pass_ctx
+def db(ctx: Context) -> None:
+    """The database's schema: upgrade it after installing a newer Kinko."""
+    # Set before the role check opens the store: only `db` commands open a database older than this Kinko.
+    ctx.home().upgrading = True
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Apply the pending schema migrations in one transaction, recorded in the ledger."""
+    from kinko.ca.officers import current_login
+
+    result = ctx.home().store.upgrade(ctx.actor or current_login(), ctx.now_text())
+    data = {"from": result.from_version, "to": result.to_version, "applied": list(result.applied)}
+    upgraded = f"upgraded the database from schema version {result.from_version} to {result.to_version}"
+    current = f"the database is already at schema version {result.to_version}: nothing to do"
+    emit(ctx, data, f"{upgraded}: {', '.join(result.applied)}" if result.applied else current)
+
+
 def read_input(path: Path, what: str) -> bytes:
     """Reads an input file, turning OS errors into one-line messages."""
     from kinko.ca.errors import InputError

@@ -66,6 +66,7 @@ REQUIRED_ROLES: dict[str, str | None] = {
     "ledger verify": None,
     "ledger export": "auditor",
     "ledger checkpoint": "officer",
+    "db upgrade": "admin",
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from kinko.ca.errors import InputError, NotFound
 from kinko.ca.serials import normalize_serial
-from kinko.ca.store import CertificateRecord, Store
+from kinko.ca.store import CertificateRecord, Reader
 
 STATUSES = ("valid", "held", "revoked", "expired")
 
@@ -23,7 +23,7 @@ def effective_status(record: CertificateRecord, now: str) -> str:
     return "expired" if record.not_after < now else "valid"
 
 
-def show(store: Store, serial_text: str, now: str) -> dict[str, Any]:
+def show(store: Reader, serial_text: str, now: str) -> dict[str, Any]:
     """A certificate's registry entry as a dict (DER left out), with its effective status."""
     serial = normalize_serial(serial_text)
     record = store.certificate(serial)
@@ -32,7 +32,7 @@ def show(store: Store, serial_text: str, now: str) -> dict[str, Any]:
     return describe(record, now)
 
 
-def pem(store: Store, serial_text: str) -> str:
+def pem(store: Reader, serial_text: str) -> str:
     """A certificate as PEM text."""
     serial = normalize_serial(serial_text)
     record = store.certificate(serial)
@@ -43,7 +43,7 @@ def pem(store: Store, serial_text: str) -> str:
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 
-def listing(store: Store, now: str, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+def listing(store: Reader, now: str, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Registry entries newest first, optionally only those with one effective status."""
     if status is not None and status not in STATUSES:
         raise InputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
