@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kinko.ca.errors import InputError, NotFound
 from kinko.ca.serials import normalize_serial
-from kinko.ca.store import CertificateRecord, Reader
+from kinko.ca.store import CertificateRecord
+
+if TYPE_CHECKING:
+    from kinko.ca.store import Reader
 
 STATUSES = ("valid", "held", "revoked", "expired")
 

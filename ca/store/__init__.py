@@ -9,8 +9,8 @@ migrations/sqlite/.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kinko.ca.store.contract import Reader, Sealer, Store, Writer
 from kinko.ca.store.records import (
     CertificateRecord,
     CRLRecord,
@@ -19,10 +19,22 @@ from kinko.ca.store.records import (
     IncidentRecord,
     PresignedResponse,
     SubscriberRecord,
-    UpgradeResult,
 )
 from kinko.ca.store.schema import SCHEMA_VERSION
 from kinko.ca.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from kinko.ca.store.contract import Reader, Sealer, Store, UpgradeResult, Writer
+else:
+
+    def __getattr__(name: str) -> object:
+        # The contract serves type hints (and upgrades): loaded on first use, so that `kinko cert show` starts fast.
+        if name in ("Reader", "Sealer", "Store", "UpgradeResult", "Writer"):
+            from kinko.ca.store import contract
+
+            return getattr(contract, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "SCHEMA_VERSION",

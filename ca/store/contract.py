@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from kinko.ca import ledger
@@ -44,7 +45,6 @@ from kinko.ca.store.records import (
     IncidentRecord,
     PresignedResponse,
     SubscriberRecord,
-    UpgradeResult,
 )
 
 # Signs a ledger checkpoint: (seq, head hash, time) -> (signature, the signer's serial).
@@ -53,7 +53,16 @@ Sealer = Callable[[int, str, str], tuple[bytes, str]]
 # (serial, revoked_at or changed_at, reason, invalidity_date) of one CRL entry.
 CRLEntry = tuple[str, str, str | None, str | None]
 
-__all__ = ["AccountReader", "CRLEntry", "Reader", "Sealer", "Store", "Writer"]
+__all__ = ["AccountReader", "CRLEntry", "Reader", "Sealer", "Store", "UpgradeResult", "Writer"]
+
+
+@dataclass(frozen=True)
+class UpgradeResult:
+    """What `Store.upgrade` did: the schema version before and after, and the migrations applied."""
+
+    from_version: int
+    to_version: int
+    applied: tuple[str, ...]
 
 
 class AccountReader(Protocol):

@@ -128,12 +128,3 @@ CUSTOMER_COLUMNS = ", ".join(f.name for f in fields(CustomerRecord))
 SUBSCRIBER_COLUMNS = ", ".join(f.name for f in fields(SubscriberRecord))
 ENROLLMENT_COLUMNS = ", ".join(f.name for f in fields(EnrollmentRecord))
 INCIDENT_COLUMNS = ", ".join(f.name for f in fields(IncidentRecord))
-
-
-@dataclass(frozen=True)
-class UpgradeResult:
-    """What `kinko db upgrade` did: the schema version before and after, and the migrations applied."""
-
-    from_version: int
-    to_version: int
-    applied: tuple[str, ...]

@@ -8,8 +8,7 @@ version NNNN - 1 to NNNN. Version 1 is the schema the first release created; it 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from importlib import resources
+from typing import NamedTuple
 
 from kinko.ca.errors import SchemaVersionError
 
@@ -18,8 +17,7 @@ SCHEMA_VERSION = 2
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     """One numbered step: its number (the version it produces), its name and its SQL."""
 
     number: int
@@ -29,11 +27,15 @@ class Migration:
 
 def ddl(backend: str) -> str:
     """The complete DDL of a new database for a backend (e.g. 'sqlite')."""
+    from importlib import resources  # here: only creating and upgrading read the files
+
     return resources.files(__package__).joinpath(f"{backend}.sql").read_text(encoding="utf-8")
 
 
 def migrations(backend: str) -> list[Migration]:
     """Every migration of a backend, in order: numbers 2..SCHEMA_VERSION, none missing."""
+    from importlib import resources
+
     found = []
     for entry in resources.files(__package__).joinpath("migrations", backend).iterdir():
         match = _MIGRATION_FILE.match(entry.name)

@@ -1,8 +1,8 @@
 """The SQLite store (contract.Store): connections, the creating DDL, migrations, transactions
 and the read queries; the write verbs are in sqlite_writer.py, the shared reads in accounts.py.
 
-One connection per process and command. Writers take SQLite's database-wide lock with
-`BEGIN IMMEDIATE`, which is what serializes the ledger chain (see contract.py).
+Writers take SQLite's database-wide lock with `BEGIN IMMEDIATE`: that is what serializes the
+ledger chain (see contract.py).
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from kinko.ca import ledger
 from kinko.ca.errors import Conflict, StorageError
 from kinko.ca.store import schema
 from kinko.ca.store.accounts import AccountReads
-from kinko.ca.store.contract import CRLEntry, Sealer
 from kinko.ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
 from kinko.ca.store.records import CRL_COLUMNS as _CRL_COLUMNS
-from kinko.ca.store.records import CertificateRecord, CRLRecord, PresignedResponse, UpgradeResult
+from kinko.ca.store.records import CertificateRecord, CRLRecord, PresignedResponse
 from kinko.ca.store.schema import SCHEMA_VERSION
 from kinko.ca.store.sqlite_writer import SQLiteWriter
 
 if TYPE_CHECKING:
     from kinko.ca.store import contract
+    from kinko.ca.store.contract import CRLEntry, Sealer, UpgradeResult
 
 BUSY_TIMEOUT_MS = 30_000
 BACKEND = "sqlite"
@@ -194,6 +194,8 @@ class SQLiteStore(AccountReads):
 
     def upgrade(self, actor: str, time: str) -> UpgradeResult:
         """Applies the pending migrations and records `schema.upgraded`, in one sealed transaction."""
+        from kinko.ca.store.contract import UpgradeResult  # here: the contract's module loads only when used
+
         start = self._version
         if start == SCHEMA_VERSION:
             return UpgradeResult(start, start, ())
