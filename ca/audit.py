@@ -18,6 +18,7 @@ from kinko.ca import cms, ledger
 from kinko.ca.clock import to_text
 from kinko.ca.errors import InputError, KinkoError, StorageError
 from kinko.ca.home import Home
+from kinko.ca.store import Reader
 
 Progress = Callable[[int], None]
 
@@ -70,7 +71,7 @@ def verify_database(home: Home) -> Verification:
 
 
 def _check_checkpoints(
-    store: Any, checkpoints: list[tuple[int, str, str, bytes, str]], heads: dict[int, str], last_seq: int
+    store: Reader, checkpoints: list[tuple[int, str, str, bytes, str]], heads: dict[int, str], last_seq: int
 ) -> ledger.ChainProblem | None:
     """The first checkpoint that does not hold, or the first event no checkpoint covers."""
     covered = max((seq for seq, *_ in checkpoints), default=0)

@@ -41,3 +41,7 @@ class StorageError(KinkoError):
 
 class Forbidden(KinkoError):
     """The operator's account lacks the role a command needs (or is not registered)."""
+
+
+class SchemaVersionError(KinkoError):
+    """The database's schema is older than this Kinko (run `kinko db upgrade`) or newer (upgrade Kinko)."""

@@ -19,7 +19,7 @@ from kinko.ca.errors import ConfigError, Conflict, InputError
 from kinko.ca.home import Home, read_passphrase_file
 from kinko.ca.ledger import checkpoint_message
 from kinko.ca.signer import Issuer
-from kinko.ca.store import CertificateRecord, Store, Writer
+from kinko.ca.store import CertificateRecord, Writer, create_store
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Cloc
     now = clock.now()
     ca = cfg.ca
     keys.make_private_dir(home.keys_dir)
-    store = Store.create(home.db_file)
+    store = create_store(home.db_file)
     try:
         with store.transaction(actor, to_text(now) or "") as tx:
             root_key = keys.generate_private_key(ca.key_type)

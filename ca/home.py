@@ -46,6 +46,9 @@ class Home:
         self.path = path
         # A read-only home (the OCSP responder's) never opens the database for writing.
         self.readonly = readonly
+        # Only `kinko db upgrade` sets this (before the store is first used): it opens a database
+        # older than this Kinko, to check the operator's role and upgrade it. Every other command refuses one.
+        self.upgrading = False
         self._prompt = prompt
         self._passphrase: bytes | None = passphrase
         self._keys: dict[str, FileKey] = {}
@@ -83,14 +86,14 @@ class Home:
 
     @cached_property
     def store(self) -> Store:
-        from kinko.ca.store import Store
+        from kinko.ca.store import open_store
 
         self.require()
         if self.readonly:
             return self.readonly_store
         if not self.db_file.exists():
             raise ConfigError(f"{self.db_file} is missing: this home has no database")
-        store = Store.open(self.db_file)
+        store = open_store(self.db_file, upgrading=self.upgrading)
         if store.authority("audit") is not None:
             store.sealer = self.seal_checkpoint
         return store
@@ -105,10 +108,11 @@ class Home:
 
     @cached_property
     def readonly_store(self) -> Store:
-        from kinko.ca.store import Store
+        """The database opened read-only: what the responder and auditors read (every write fails)."""
+        from kinko.ca.store import open_store
 
         self.require()
-        return Store.open(self.db_file, readonly=True)
+        return open_store(self.db_file, readonly=True)
 
     @property
     def issuing_role(self) -> str:

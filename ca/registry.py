@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from kinko.ca.errors import InputError, NotFound
 from kinko.ca.serials import normalize_serial
-from kinko.ca.store import CertificateRecord, Store
+from kinko.ca.store import CertificateRecord
+
+if TYPE_CHECKING:
+    from kinko.ca.store import Reader
 
 STATUSES = ("valid", "held", "revoked", "expired")
 
@@ -45,7 +49,7 @@ class CertificateView:
     status_changed_at: str | None
 
 
-def show(store: Store, serial_text: str, now: str) -> CertificateView:
+def show(store: Reader, serial_text: str, now: str) -> CertificateView:
     """A certificate's registry entry, with its effective status."""
     serial = normalize_serial(serial_text)
     record = store.certificate(serial)
@@ -54,7 +58,7 @@ def show(store: Store, serial_text: str, now: str) -> CertificateView:
     return describe(record, now)
 
 
-def pem(store: Store, serial_text: str) -> str:
+def pem(store: Reader, serial_text: str) -> str:
     """A certificate as PEM text."""
     serial = normalize_serial(serial_text)
     record = store.certificate(serial)
@@ -65,7 +69,7 @@ def pem(store: Store, serial_text: str) -> str:
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
 
 
-def listing(store: Store, now: str, status: str | None = None, limit: int | None = None) -> list[CertificateView]:
+def listing(store: Reader, now: str, status: str | None = None, limit: int | None = None) -> list[CertificateView]:
     """Registry entries newest first, optionally only those with one effective status."""
     if status is not None and status not in STATUSES:
         raise InputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")

@@ -18,11 +18,13 @@ from typing import Protocol
 from kinko.ca.clock import Clock, SystemClock, from_text, to_text
 from kinko.ca.home import Home
 from kinko.ca.serials import format_serial
+from kinko.ca.store import Reader
 from kinko.ocsp.presign import IssuerContext, issuer_roles, load_context, response_window, status_for
 from kinko.ocsp.protocol import MalformedRequest, Request, build_response, error_response, parse_request
 
-# How often a worker asks SQLite whether anything was committed since it last looked: a
-# revocation reaches every worker within this, far inside the one second the bank asks for.
+# How often a worker asks the store whether anything was committed since it last looked (its
+# change token, one row read): a revocation reaches every worker within this, far inside the
+# one second the bank asks for.
 CHECK_SECONDS = 0.05
 CACHE_SIZE = 16384
 
@@ -54,7 +56,7 @@ class DatabaseSource:
     def __init__(self, home_path: Path, clock: Clock | None = None) -> None:
         self.home = Home(home_path, readonly=True)
         self.home.require()
-        self.store = self.home.readonly_store
+        self.store: Reader = self.home.readonly_store
         self.clock = clock or SystemClock()
         self.nonces = self.home.config.ocsp.nonces
         self.days = self.home.config.ocsp.next_update_days
@@ -62,15 +64,15 @@ class DatabaseSource:
         self._answers: dict[bytes, tuple[Answer, float]] = {}
         self._issuers: dict[tuple[str, bytes, bytes], IssuerContext] = {}
         self._authorities: dict[str, tuple[str, str]] = {}
-        self._version = self.store.data_version()
+        self._token = self.store.change_token()
         self._next_check = 0.0
         self._reload()
 
     def _check_for_changes(self) -> None:
         self._next_check = time.monotonic() + CHECK_SECONDS
-        version = self.store.data_version()
-        if version != self._version:
-            self._version = version
+        token = self.store.change_token()
+        if token != self._token:
+            self._token = token
             self._answers.clear()
             self._reload()
 

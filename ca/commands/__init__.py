@@ -32,4 +32,5 @@ INDEX: dict[str, str] = {
     "quickstart": "servers",
     "ledger": "ledger",
     "officer": "officers",
+    "db": "database",
 }

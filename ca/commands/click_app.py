@@ -121,6 +121,9 @@ class RoleCommand(click.Command):
 
             state.home_path = resolve_home(str(home))
         state.as_json = state.as_json or as_json
+        if self.operation.opens_older_schema:
+            # Before the role check, which is the first to open the store.
+            state.context.home().upgrading = True
         if self.operation.role is not None:
             require_role(state, self.operation.role, self.operation.path)
         return super().invoke(ctx)

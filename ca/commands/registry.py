@@ -89,6 +89,8 @@ class Operation(Generic[P, R]):
     extra_roles: Callable[[P], list[tuple[str, str]]] = no_extra_roles
     # Runs in the caller's own process only: servers, creating a home, the demo.
     local: bool = False
+    # Opens a database older than this Kinko (to check the role, then upgrade it); every other operation refuses one.
+    opens_older_schema: bool = False
 
     @property
     def help(self) -> str:

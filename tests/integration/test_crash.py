@@ -17,8 +17,8 @@ from tests.conftest import ROOT, make_csr, row_counts, run_kinko
 # Each point patches one step of the issuance transaction to kill the process right there.
 KILL_POINTS = {
     "after signing, before recording": ("kinko.ca.signer", "sign_certificate", "after"),
-    "after recording the certificate": ("kinko.ca.store", "Writer.record_certificate", "after"),
-    "after the ledger event, before commit": ("kinko.ca.store", "Writer.check_complete", "after"),
+    "after recording the certificate": ("kinko.ca.store.sqlite_writer", "SQLiteWriter.record_certificate", "after"),
+    "after the ledger event, before commit": ("kinko.ca.store.sqlite_writer", "SQLiteWriter.check_complete", "after"),
 }
 
 SCRIPT = textwrap.dedent(
@@ -78,12 +78,12 @@ def test_kill_during_issuance_leaves_nothing(home: Home, tmp_path: Path, point: 
 
 
 def test_exception_inside_the_transaction_rolls_back(home: Home, kinko, monkeypatch) -> None:
-    from kinko.ca import store
+    from kinko.ca.store import sqlite_writer
 
     def fail(self, *args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store.Writer, "append_event", fail)
+    monkeypatch.setattr(sqlite_writer.SQLiteWriter, "append_event", fail)
     before = row_counts(home)
     with pytest.raises(RuntimeError):
         kinko.issue(make_csr(), name="Rollback")

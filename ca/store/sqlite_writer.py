@@ -1,9 +1,10 @@
-"""The write side of one transaction: every state change, each counted so that none commits
-without a ledger event."""
+"""The SQLite write side of one transaction: every state change, each counted so that none
+commits without a ledger event."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -16,8 +17,8 @@ from kinko.ca.store.records import (
 )
 
 
-class Writer(AccountReads):
-    """The write side of one transaction; every change it makes needs a ledger event."""
+class SQLiteWriter(AccountReads):
+    """The write side of one SQLite transaction (contract.Writer); every change it makes needs a ledger event."""
 
     def __init__(self, conn: sqlite3.Connection, actor: str, time: str) -> None:
         self._conn = conn
@@ -27,6 +28,11 @@ class Writer(AccountReads):
         self._events = 0
         self.head: ledger.Event | None = None
         self.first_seq = 0
+
+    @property
+    def changed_state(self) -> bool:
+        """Whether this transaction changed anything that needs a ledger event (not only appended events)."""
+        return self._changes > 0
 
     def check_complete(self) -> None:
         """Refuses to commit a change that has no ledger event."""
@@ -40,12 +46,12 @@ class Writer(AccountReads):
         serial: str = "",
         subscriber: str = "",
         customer: str = "",
-        details: dict[str, Any] | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> ledger.Event:
         """Appends one event to the chain, linked to the current head."""
         head = self._conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (head[0] + 1, head[1]) if head else (1, ledger.GENESIS)
-        text = ledger.encode_details(details)
+        text = ledger.encode_details(dict(details) if details is not None else None)
         digest = ledger.chain_hash(
             prev, ledger.canonical(seq, self.time, self.actor, action, serial, subscriber, customer, text)
         )
