@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from kinko import cli
 from kinko.ca.clock import FixedClock
-from kinko.ca.errors import SchemaVersionError
 from kinko.ca.commands.registry import required_roles
+from kinko.ca.errors import SchemaVersionError
 from kinko.ca.store import SCHEMA_VERSION, create_store
 from kinko.ocsp.source import DatabaseSource
 from tests.conftest import ROOT, make_csr, run_kinko
