@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output, to_json
-from kinko.ca.commands.views import Delivered, StatusChangeView, render_delivered, render_status_change
 from kinko.ca.registry import CertificateView
+
+if TYPE_CHECKING:
+    from kinko.ca.commands.views import Delivered, StatusChangeView
+    from kinko.ca.lifecycle import StatusChange
 
 GROUPS = {"cert": "Look up certificates in the serial registry."}
 OUT_HELP = "Write the certificate PEM here (default: standard output)."
@@ -27,6 +30,8 @@ class IssueParams:
 
 def issue(ctx: Context, p: IssueParams) -> Delivered:
     """Issue a certificate from a CSR; the subject comes from --name/--org only."""
+    from kinko.ca.commands.views import Delivered
+
     issued = ctx.kinko().issue(p.csr, name=p.name, organization=p.org, profile=p.profile, subscriber_id=p.subscriber)
     return Delivered.of(issued, ctx.now_text())
 
@@ -54,7 +59,7 @@ def revoke(ctx: Context, p: RevokeParams) -> StatusChangeView:
         reported_at=parse_user_time(p.reported_at, "reported-at") if p.reported_at else None,
         note=p.note,
     )
-    return StatusChangeView.of(change.record, change.crls, ctx.now_text())
+    return _viewed(change, ctx)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,14 +70,31 @@ class SerialNoteParams:
 
 def hold(ctx: Context, p: SerialNoteParams) -> StatusChangeView:
     """Put a certificate on hold (certificateHold); `release` makes it good again."""
-    change = ctx.kinko().hold(p.serial, note=p.note)
-    return StatusChangeView.of(change.record, change.crls, ctx.now_text())
+    return _viewed(ctx.kinko().hold(p.serial, note=p.note), ctx)
 
 
 def release(ctx: Context, p: SerialNoteParams) -> StatusChangeView:
     """Release a held certificate."""
-    change = ctx.kinko().release(p.serial, note=p.note)
+    return _viewed(ctx.kinko().release(p.serial, note=p.note), ctx)
+
+
+def _viewed(change: StatusChange, ctx: Context) -> StatusChangeView:
+    # Imported here, like the registration authority: `kinko cert show` loads neither.
+    from kinko.ca.commands.views import StatusChangeView
+
     return StatusChangeView.of(change.record, change.crls, ctx.now_text())
+
+
+def render_delivered(result: Delivered, out: Output, p: IssueParams) -> None:
+    from kinko.ca.commands.views import render_delivered
+
+    render_delivered(result, out, p.out)
+
+
+def render_status_change(result: StatusChangeView, out: Output, _p: object) -> None:
+    from kinko.ca.commands.views import render_status_change
+
+    render_status_change(result, out)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,10 +151,10 @@ def render_listing(result: list[CertificateView], out: Output, _p: ListParams) -
 
 
 OPERATIONS: list[Operation[Any, Any]] = [
-    Operation("issue", IssueParams, issue, lambda r, out, p: render_delivered(r, out, p.out), "officer"),
-    Operation("revoke", RevokeParams, revoke, lambda r, out, p: render_status_change(r, out), "officer"),
-    Operation("hold", SerialNoteParams, hold, lambda r, out, p: render_status_change(r, out), "officer"),
-    Operation("release", SerialNoteParams, release, lambda r, out, p: render_status_change(r, out), "officer"),
+    Operation("issue", IssueParams, issue, render_delivered, "officer"),
+    Operation("revoke", RevokeParams, revoke, render_status_change, "officer"),
+    Operation("hold", SerialNoteParams, hold, render_status_change, "officer"),
+    Operation("release", SerialNoteParams, release, render_status_change, "officer"),
     Operation("cert show", ShowParams, cert_show, render_shown, "auditor"),
     Operation("cert list", ListParams, cert_list, render_listing, "auditor"),
 ]

@@ -7,9 +7,7 @@ it reads the same whether the result came from this process or over the service'
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -96,6 +94,9 @@ def display_width(text: str) -> int:
 
 def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """Rows as CSV with a header line."""
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
