@@ -67,6 +67,14 @@ def verify_database(home: Home) -> Verification:
     if walk.problem is not None:
         return Verification(walk.count, len(checkpoints), walk.problem)
     problem = _check_checkpoints(store, checkpoints, walk.heads or {}, walk.last_seq)
+    if problem is None:
+        # The chain holds: now the tables must hold what its events say.
+        from kinko.ca import replay
+
+        state = replay.replay(store.ledger_events(), retention_days=home.config.crl.retention_days)
+        mismatch = replay.compare(store, state)
+        if mismatch is not None:
+            problem = ledger.ChainProblem(mismatch.seq or 0, str(mismatch))
     return Verification(walk.count, len(checkpoints), problem)
 
 

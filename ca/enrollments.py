@@ -43,6 +43,12 @@ def code_hash(normalized: str) -> str:
     return hashlib.sha256(normalized.encode("ascii")).hexdigest()
 
 
+def code_commitment(lookup: str, stored_hash: str) -> str:
+    """What an enrollment's ledger event records of its code: a hash of the stored hash, never the code,
+    so that a code hash rewritten in the database (to a code someone knows) shows at replay."""
+    return hashlib.sha256(f"kinko-enrollment\n{lookup}\n{stored_hash}".encode("ascii")).hexdigest()
+
+
 def matches(normalized: str, stored_hash: str) -> bool:
     """Compares a typed code with the stored hash in constant time."""
     return hmac.compare_digest(code_hash(normalized), stored_hash)

@@ -45,3 +45,11 @@ class Forbidden(KinkoError):
 
 class SchemaVersionError(KinkoError):
     """The database's schema is older than this Kinko (run `kinko db upgrade`) or newer (upgrade Kinko)."""
+
+
+class IntegrityError(KinkoError):
+    """A row Kinko was about to sign over contradicts the ledger: nothing was signed."""
+
+    def __init__(self, message: str, table: str, key: str, what: str, signing: str) -> None:
+        super().__init__(message)
+        self.table, self.key, self.what, self.signing = table, key, what, signing

@@ -101,7 +101,9 @@ def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Cloc
             )
             tx.set_authority("root", root_record.serial, "root.key")
             _write_public(home, "root", root_cert)
-            tx.append_event("ca.created", serial=root_record.serial, details=_ca_details("root", root_record))
+            tx.append_event(
+                "ca.created", serial=root_record.serial, details=_ca_details("root", root_record, "root.key")
+            )
 
             signing_issuer = Issuer(name=root_name, not_after=root_cert.not_valid_after_utc, key=keys.FileKey(root_key))
             signing_role = "root"
@@ -123,7 +125,9 @@ def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Cloc
                 tx.set_authority("issuing", issuing_record.serial, "issuing.key")
                 _write_public(home, "issuing", issuing_cert)
                 tx.append_event(
-                    "ca.created", serial=issuing_record.serial, details=_ca_details("issuing", issuing_record)
+                    "ca.created",
+                    serial=issuing_record.serial,
+                    details=_ca_details("issuing", issuing_record, "issuing.key"),
                 )
                 signing_issuer = Issuer(
                     name=issuing_name, not_after=issuing_cert.not_valid_after_utc, key=keys.FileKey(issuing_key)
@@ -173,12 +177,10 @@ def issue_ocsp_signer(
 ) -> CertificateRecord:
     """Issues a delegated OCSP signing certificate; its key is kept unencrypted (0600) for the responder."""
     not_after = profiles.add_validity(now, config_module.Validity(days=cfg.ocsp.signer_validity_days))
-    record, _key = _issue_delegated(
+    record, _key, key_name = _issue_delegated(
         keyring, tx, cfg, issuer, issuer_role, now, "ocsp-signer", "OCSP Responder", not_after, f"ocsp:{issuer_role}"
     )
-    tx.append_event(
-        "ocsp.signer-issued", serial=record.serial, details={"issuer": issuer_role, "not_after": record.not_after}
-    )
+    tx.append_event("ocsp.signer-issued", serial=record.serial, details=_signer_details(record, key_name))
     return record
 
 
@@ -190,10 +192,10 @@ def issue_audit_signer(
     not_after = profiles.add_validity(now, cfg.profile("audit-signer").validity)
     if issuer.not_after is not None:
         not_after = min(not_after, issuer.not_after)
-    record, key = _issue_delegated(
+    record, key, key_name = _issue_delegated(
         keyring, tx, cfg, issuer, issuer_role, now, "audit-signer", "Ledger Audit", not_after, "audit"
     )
-    tx.append_event("audit.signer-issued", serial=record.serial, details={"not_after": record.not_after})
+    tx.append_event("audit.signer-issued", serial=record.serial, details=_signer_details(record, key_name))
     return record, key
 
 
@@ -208,7 +210,7 @@ def _issue_delegated(
     title: str,
     not_after: dt.datetime,
     authority: str,
-) -> tuple[CertificateRecord, keys.FileKey]:
+) -> tuple[CertificateRecord, keys.FileKey, str]:
     # A signer the CA delegates to: a fresh key kept unencrypted (0600) so that services and
     # every command can use it unattended, and the role pointing at it.
     key = keys.generate_private_key(cfg.ca.key_type if profile_name == "ocsp-signer" else "ec-p256")
@@ -232,7 +234,7 @@ def _issue_delegated(
         ),
     )
     tx.set_authority(authority, record.serial, key_name)
-    return record, keys.FileKey(key)
+    return record, keys.FileKey(key), key_name
 
 
 def _sign_ca(
@@ -275,9 +277,23 @@ def _write_public(home: Home, role: str, certificate: x509.Certificate) -> None:
         (target / f"{role}.{suffix}").chmod(0o644)
 
 
-def _ca_details(role: str, record: CertificateRecord) -> dict[str, str]:
+def _signer_details(record: CertificateRecord, key_file: str) -> dict[str, str]:
+    # What the ledger's replay checks the registry and `authorities` rows against.
+    return {
+        "issuer": record.issuer,
+        "not_after": record.not_after,
+        "not_before": record.not_before,
+        "subject": record.subject,
+        "fingerprint_sha256": record.fingerprint_sha256,
+        "spki_sha256": record.spki_sha256,
+        "key_file": key_file,
+    }
+
+
+def _ca_details(role: str, record: CertificateRecord, key_file: str) -> dict[str, str]:
     return {
         "role": role,
+        "key_file": key_file,
         "subject": record.subject,
         "not_before": record.not_before,
         "not_after": record.not_after,

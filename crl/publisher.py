@@ -19,12 +19,14 @@ from pathlib import Path
 
 from cryptography import x509
 
+from kinko.ca import integrity
 from kinko.ca.clock import to_text
 from kinko.ca.errors import Conflict
 from kinko.ca.home import Home
 from kinko.ca.keys import certificate_key
 from kinko.ca.profiles import issuer_urls
-from kinko.ca.store import CRLRecord
+from kinko.ca.replay import confirm
+from kinko.ca.store import CRLRecord, Store
 from kinko.crl.builder import CRLBuilder, pem
 
 
@@ -123,6 +125,9 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
     keep_after = to_text(now - dt.timedelta(days=cfg.crl.retention_days)) or ""
     key = home.key(issuer)
     certificate = home.ca_certificate(issuer)
+    # Before a number is reserved: a CRL is signed only over rows that their ledger events confirm.
+    with integrity.recorded(store, actor, this_update):
+        confirm_entries(store, issuer, kind, keep_after)
     number = store.reserve_crl_number(issuer, kind, base.number if base else None, this_update)
 
     builder = CRLBuilder().issuer_name(certificate.subject).this_update(this_update).next_update(next_update)
@@ -175,6 +180,16 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
         pem_path,
         digest,
     )
+
+
+def confirm_entries(store: Store, issuer: str, kind: str, keep_after: str) -> None:
+    """Checks every unexpired certificate of the issuer against its newest status event: a row
+    made valid behind Kinko's back would leave the CRL, one made revoked would join it."""
+    with store.reading():
+        for serial, facts, event in store.certificates_with_last_status(issuer, keep_after):
+            mismatch = confirm(serial, facts, event)
+            if mismatch is not None:
+                raise integrity.refuse(mismatch, f"{kind} CRL of {issuer}")
 
 
 def _extensions(

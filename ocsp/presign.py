@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import serialization
 
 from kinko.ca.clock import from_text, to_text
 from kinko.ca.home import Home
+from kinko.ca.integrity import refuse
+from kinko.ca.replay import confirm
 from kinko.ca.serials import parse_serial
 from kinko.ca.store import CertificateRecord, Writer
 from kinko.ocsp.protocol import CertID, Responder, Status, build_response, encode_cert_id, key_id, name_hash
@@ -133,8 +135,21 @@ class Presigner:
         """When the delegated signer of a CA ends."""
         return self.context(role).signer_not_after
 
+    def refresh(self, tx: Writer, records: Iterable[CertificateRecord], now: dt.datetime) -> int:
+        """Re-signs rows read back from the database: each must first agree with its last ledger
+        event (IntegrityError otherwise, and nothing is signed)."""
+        records = list(records)
+        for record in records:
+            facts = {
+                name: getattr(record, name) for name in ("status", "revocation_reason", "revoked_at", "changed_seq")
+            }
+            mismatch = confirm(record.serial, facts, tx.last_status_event(record.serial))
+            if mismatch is not None:
+                raise refuse(mismatch, f"OCSP response for {record.serial}")
+        return self.sign(tx, records, now)
+
     def sign(self, tx: Writer, records: Iterable[CertificateRecord], now: dt.datetime) -> int:
-        """Pre-signs the responses for each row; returns how many were stored."""
+        """Pre-signs the responses for rows this transaction has just written; returns how many were stored."""
         days = self.home.config.ocsp.next_update_days
         stored = 0
         for record in records:

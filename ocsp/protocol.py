@@ -291,21 +291,31 @@ _GOOD = b"\x80\x00"
 _UNKNOWN = b"\x82\x00"
 
 
+def encode_cert_status(status: str, revoked_at: dt.datetime | None = None, reason: str | None = None) -> bytes:
+    """DER CertStatus: good, unknown, or revoked with its time and (but unspecified) reason."""
+    if status == "good":
+        return _GOOD
+    if status == "unknown":
+        return _UNKNOWN
+    if status != "revoked":
+        raise ValueError(f"unknown certificate status {status!r}")
+    if revoked_at is None:
+        raise ValueError("a revoked status needs its revocation time")
+    info = der.generalized_time(revoked_at)
+    if reason and reason != "unspecified":
+        info += b"\xa0\x03\x0a\x01" + bytes((der.REASON_CODES[reason],))
+    return der.tlv(0xA1, info)
+
+
+def says(response: bytes, cert_id: CertID, cert_status: bytes) -> bool:
+    """Whether a response Kinko encoded answers this CertID with this status: its SingleResponse
+    starts with the canonical CertID followed by the status, so the pair is a substring."""
+    return cert_id.der + cert_status in response
+
+
 def encode_single(status: Status) -> bytes:
     """DER SingleResponse: the client's CertID echoed, status, thisUpdate, nextUpdate."""
-    if status.status == "good":
-        cert_status = _GOOD
-    elif status.status == "unknown":
-        cert_status = _UNKNOWN
-    elif status.status == "revoked":
-        if status.revoked_at is None:
-            raise ValueError("a revoked status needs its revocation time")
-        info = der.generalized_time(status.revoked_at)
-        if status.reason and status.reason != "unspecified":
-            info += b"\xa0\x03\x0a\x01" + bytes((der.REASON_CODES[status.reason],))
-        cert_status = der.tlv(0xA1, info)
-    else:
-        raise ValueError(f"unknown certificate status {status.status!r}")
+    cert_status = encode_cert_status(status.status, status.revoked_at, status.reason)
     return der.sequence(
         status.cert_id.der,
         cert_status,

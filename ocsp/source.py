@@ -9,6 +9,7 @@ OCSP signer keys only: never a CA key.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,10 +18,20 @@ from typing import Protocol
 
 from kinko.ca.clock import Clock, SystemClock, from_text, to_text
 from kinko.ca.home import Home
+from kinko.ca.replay import confirm
 from kinko.ca.serials import format_serial
-from kinko.ca.store import Reader
+from kinko.ca.store import Reader, RevocationState
 from kinko.ocsp.presign import IssuerContext, issuer_roles, load_context, response_window, status_for
-from kinko.ocsp.protocol import MalformedRequest, Request, build_response, error_response, parse_request
+from kinko.ocsp.protocol import (
+    CertID,
+    MalformedRequest,
+    Request,
+    build_response,
+    encode_cert_status,
+    error_response,
+    parse_request,
+    says,
+)
 
 # How often a worker asks the store whether anything was committed since it last looked (its
 # change token, one row read): a revocation reaches every worker within this, far inside the
@@ -47,6 +58,7 @@ class Source(Protocol):
 
 MALFORMED = Answer(error_response("malformed_request"))
 UNAUTHORIZED = Answer(error_response("unauthorized"))
+TRY_LATER = Answer(error_response("try_later"))
 INTERNAL_ERROR = Answer(error_response("internal_error"))
 
 
@@ -66,6 +78,7 @@ class DatabaseSource:
         self._authorities: dict[str, tuple[str, str]] = {}
         self._token = self.store.change_token()
         self._next_check = 0.0
+        self._refused: set[str] = set()
         self._reload()
 
     def _check_for_changes(self) -> None:
@@ -132,30 +145,52 @@ class DatabaseSource:
         nonce = request.nonce if self.nonces else None
         if nonce is None and len(request.cert_ids) == 1:
             cert_id = request.cert_ids[0]
-            stored = self.store.ocsp_response(format_serial(cert_id.serial), cert_id.hash_algorithm)
+            serial = format_serial(cert_id.serial)
+            stored = self.store.ocsp_response(serial, cert_id.hash_algorithm)
             now_text = to_text(now) or ""
             # Serials are unique across the CA's life, but a CertID may name the other CA: such a
-            # stored answer is not for this question (the on-demand path says unknown).
+            # stored answer is not for this question (the on-demand path says unknown). And a
+            # stored answer is served only if it says what the registry row says: bytes written
+            # into the table (an earlier, genuine "good") are answered as if there were none.
             if (
                 stored is not None
                 and stored.issuer == context.role
                 and stored.this_update <= now_text < stored.next_update
+                and self._agrees(stored.der, cert_id, self.store.revocation_status(serial))
             ):
                 return Answer(stored.der, from_text(stored.this_update), from_text(stored.next_update), cacheable=True)
         this_update, next_update = response_window(context, now, self.days)
         statuses = []
         for cert_id in request.cert_ids:
-            record = self.store.revocation_status(format_serial(cert_id.serial))
-            if record is not None and record[0] != context.role:
+            serial = format_serial(cert_id.serial)
+            record = self.store.revocation_status(serial)
+            if record is not None and record.issuer != context.role:
                 record = None  # a serial of the other CA is unknown to this one
-            statuses.append(status_for(_StatusRow(*record) if record else None, cert_id, this_update, next_update))
+            if record is not None and not self._confirmed(serial, record):
+                return TRY_LATER  # never sign a status the ledger does not confirm
+            statuses.append(status_for(record, cert_id, this_update, next_update))
         body = build_response(statuses, responder=context.responder, produced_at=now, nonce=nonce)
         return Answer(body, this_update, next_update, cacheable=False)
 
+    @staticmethod
+    def _agrees(stored: bytes, cert_id: CertID, record: RevocationState | None) -> bool:
+        if record is None:
+            return False
+        status = "revoked" if record.status in ("revoked", "held") else "good"
+        return says(stored, cert_id, encode_cert_status(status, from_text(record.revoked_at), record.revocation_reason))
 
-@dataclass(frozen=True)
-class _StatusRow:
-    issuer: str
-    status: str
-    revoked_at: str | None
-    revocation_reason: str | None
+    def _confirmed(self, serial: str, record: RevocationState) -> bool:
+        facts = {
+            "status": record.status,
+            "revocation_reason": record.revocation_reason,
+            "revoked_at": record.revoked_at,
+            "changed_seq": record.changed_seq,
+        }
+        mismatch = confirm(serial, facts, self.store.last_status_event(serial))
+        if mismatch is not None:
+            # The responder cannot write the ledger: it says so on stderr, once per contradiction.
+            if str(mismatch) not in self._refused:
+                self._refused.add(str(mismatch))
+                print(f"kinko ocsp: refused to sign: {mismatch} (run `kinko ledger verify`)", file=sys.stderr)
+            return False
+        return True

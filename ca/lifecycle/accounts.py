@@ -140,7 +140,16 @@ class Accounts:
             "enrollment.created",
             subscriber=subscriber_id,
             customer=customer_id,
-            details={"enrollment": enrollment_id, "kind": kind, "expires_at": expires, "on_behalf_of": by},
+            details={
+                "enrollment": enrollment_id,
+                "kind": kind,
+                "expires_at": expires,
+                "on_behalf_of": by,
+                # A hash of the stored hash: the code itself never reaches the ledger.
+                "code_commitment": enrollments.code_commitment(
+                    enrollments.lookup_key(normalized), enrollments.code_hash(normalized)
+                ),
+            },
         )
         return Enrolled(subscriber_id, customer_id, role, name, code, expires, kind)
 

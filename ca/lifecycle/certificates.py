@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kinko.ca import profiles
+from kinko.ca import integrity, profiles
 from kinko.ca.clock import to_text
 from kinko.ca.csr import load_csr
 from kinko.ca.errors import InputError, NotFound, PolicyError
@@ -104,11 +104,15 @@ class Certificates:
         lifetime = dt.timedelta(days=self.s.config.ocsp.next_update_days)
         refresh_before = to_text(now - lifetime / 2) or ""
         records = self.s.store.certificates_needing_responses(self.s.text(now), refresh_before)
-        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
+        now_text = self.s.text(now)
+        with (
+            integrity.recorded(self.s.store, self.s.actor, now_text),
+            self.s.store.transaction(self.s.actor, now_text) as tx,
+        ):
             # Re-read inside the transaction: a revocation committed since the list was made
             # must not be overwritten by a response signed from the stale row.
             current = [row for row in (tx.certificate(r.serial) for r in records) if row is not None]
-            signed = self.s.presigner.sign(tx, current, now)
+            signed = self.s.presigner.refresh(tx, current, now)
         horizon = dt.timedelta(days=2 * self.s.config.ocsp.next_update_days)
         expiring = [
             role for role in self.s.presigner.roles() if self.s.presigner.signer_not_after(role) - now < horizon
@@ -123,7 +127,10 @@ class Certificates:
         now_text = self.s.text(now)
         issued = []
         roles = self.s.presigner.roles()
-        with self.s.store.transaction(self.s.actor, now_text) as tx:
+        with (
+            integrity.recorded(self.s.store, self.s.actor, now_text),
+            self.s.store.transaction(self.s.actor, now_text) as tx,
+        ):
             for role in roles:
                 certificate = self.s.keys.ca_certificate(role)
                 issuer = Issuer(
@@ -132,5 +139,5 @@ class Certificates:
                 issued.append(issue_ocsp_signer(self.s.keys, tx, self.s.config, issuer, role, now))
             self.s.presigner.forget()
             records = [r for role in roles for r in self.s.store.unexpired_certificates(role, now_text)]
-            self.s.presigner.sign(tx, records, now)
+            self.s.presigner.refresh(tx, records, now)
         return issued

@@ -80,6 +80,7 @@ class Issuance:
     def details(record: CertificateRecord, **extra: object) -> dict[str, object]:
         """What a certificate.issued (or renewed, reacquired, reissued) event records."""
         return {
+            "issuer": record.issuer,
             "profile": record.profile,
             "subject": record.subject,
             "not_before": record.not_before,

@@ -58,7 +58,11 @@ class OCSPPresigner(Protocol):
     """Signs OCSP responses inside the transactions that change a certificate."""
 
     def sign(self, tx: Writer, records: Iterable[CertificateRecord], now: dt.datetime) -> int:
-        """Pre-signs and stores the responses of each row; returns how many were stored."""
+        """Pre-signs and stores the responses of rows this transaction has just written."""
+        ...
+
+    def refresh(self, tx: Writer, records: Iterable[CertificateRecord], now: dt.datetime) -> int:
+        """Re-signs rows read back from the database, each checked against its last ledger event first."""
         ...
 
     def forget(self) -> None:

@@ -18,6 +18,7 @@ from kinko.ca.store.records import (
     EnrollmentRecord,
     IncidentRecord,
     PresignedResponse,
+    RevocationState,
     SubscriberRecord,
 )
 from kinko.ca.store.schema import SCHEMA_VERSION
@@ -45,6 +46,7 @@ __all__ = [
     "IncidentRecord",
     "PresignedResponse",
     "Reader",
+    "RevocationState",
     "Sealer",
     "Store",
     "SubscriberRecord",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from kinko.ca import ledger
 from kinko.ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
 from kinko.ca.store.records import (
     CUSTOMER_COLUMNS,
@@ -144,3 +145,14 @@ class AccountReads:
             sql += " WHERE subscriber_id = ?"
             params = (subscriber_id,)
         return [IncidentRecord(*r) for r in self._conn.execute(sql + " ORDER BY id DESC", params)]
+
+    def last_status_event(self, serial: str) -> ledger.Event | None:
+        """The newest event that set a certificate's revocation status."""
+        from kinko.ca.store.contract import STATUS_ACTIONS
+
+        row = self._conn.execute(
+            "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
+            f"WHERE serial = ? AND action IN ({', '.join('?' for _ in STATUS_ACTIONS)}) ORDER BY seq DESC LIMIT 1",
+            (serial, *STATUS_ACTIONS),
+        ).fetchone()
+        return ledger.Event(*row) if row else None

@@ -44,6 +44,7 @@ from kinko.ca.store.records import (
     EnrollmentRecord,
     IncidentRecord,
     PresignedResponse,
+    RevocationState,
     SubscriberRecord,
 )
 
@@ -53,7 +54,10 @@ Sealer = Callable[[int, str, str], tuple[bytes, str]]
 # (serial, revoked_at or changed_at, reason, invalidity_date) of one CRL entry.
 CRLEntry = tuple[str, str, str | None, str | None]
 
-__all__ = ["AccountReader", "CRLEntry", "Reader", "Sealer", "Store", "UpgradeResult", "Writer"]
+# (serial, its revocation columns by name, its newest status event) of one certificate, for a signing check.
+StatusCheck = tuple[str, dict[str, object], ledger.Event | None]
+
+__all__ = ["AccountReader", "CRLEntry", "Reader", "Sealer", "StatusCheck", "Store", "UpgradeResult", "Writer"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,10 @@ class AccountReader(Protocol):
         """Recorded incidents, newest first."""
         ...
 
+    def last_status_event(self, serial: str) -> ledger.Event | None:
+        """The newest event that set a certificate's revocation status (issued, revoked, held, released, reason)."""
+        ...
+
 
 class Reader(AccountReader, Protocol):
     """Every read Kinko runs outside a transaction; none of them writes."""
@@ -162,8 +170,12 @@ class Reader(AccountReader, Protocol):
         """Unexpired certificates whose pre-signed SHA-1 response is missing or older than `refresh_before`."""
         ...
 
-    def revocation_status(self, serial: str) -> tuple[str, str, str | None, str | None] | None:
-        """(issuer, status, revoked_at, reason) of a certificate, for answering OCSP on demand."""
+    def revocation_status(self, serial: str) -> RevocationState | None:
+        """A certificate's issuer and revocation columns, for answering OCSP."""
+        ...
+
+    def certificates_with_last_status(self, issuer: str, expired_before: str) -> Iterator[StatusCheck]:
+        """Every certificate of an issuer unexpired at `expired_before`, with its newest status event."""
         ...
 
     def ocsp_response(self, serial: str, hash_algorithm: str) -> PresignedResponse | None:
@@ -231,6 +243,67 @@ class Reader(AccountReader, Protocol):
     def change_token(self) -> int:
         """A number that differs after any commit that changes state (from any process; also on a replica)."""
         ...
+
+    def table_rows(self, table: str) -> Iterator[tuple[object, ...]]:
+        """Every row of one of the tables the ledger's replay decides, in key order, streamed (see REPLAYED)."""
+        ...
+
+
+# The tables whose state replaying the ledger decides, with the columns `table_rows` yields, in order.
+REPLAYED: dict[str, tuple[str, ...]] = {
+    "certificates": (
+        "serial",
+        "issuer",
+        "profile",
+        "subject",
+        "subscriber_id",
+        "not_before",
+        "not_after",
+        "status",
+        "issued_at",
+        "fingerprint_sha256",
+        "spki_sha256",
+        "revoked_at",
+        "revocation_reason",
+        "invalidity_date",
+        "reported_at",
+        "hold_origin",
+        "changed_seq",
+        "der",
+    ),
+    "officers": ("login", "role"),
+    "customers": ("id", "name", "status", "terminate_at"),
+    "subscribers": ("id", "customer_id", "role", "name", "failed_attempts", "locked_until"),
+    "enrollments": (
+        "id",
+        "subscriber_id",
+        "kind",
+        "lookup",
+        "code_hash",
+        "expires_at",
+        "redeemed_at",
+        "redeemed_serial",
+        "closed_at",
+        "expiry_recorded",
+    ),
+    "authorities": ("role", "serial", "key_file"),
+    "crls": ("issuer", "number", "kind", "base_number", "this_update", "next_update", "entries", "state", "sha256"),
+    "ocsp_responses": ("serial", "hash_algorithm", "issuer", "der", "this_update", "next_update"),
+}
+# Events that set a certificate's revocation status, newest one deciding it.
+STATUS_ACTIONS = (
+    "ca.created",
+    "ocsp.signer-issued",
+    "audit.signer-issued",
+    "certificate.issued",
+    "certificate.renewed",
+    "certificate.reacquired",
+    "certificate.reissued",
+    "certificate.revoked",
+    "certificate.held",
+    "certificate.released",
+    "certificate.reason-changed",
+)
 
 
 class Writer(AccountReader, Protocol):

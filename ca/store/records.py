@@ -31,6 +31,17 @@ class CertificateRecord:
 
 
 @dataclass(frozen=True)
+class RevocationState:
+    """What OCSP needs of a registry row: its issuer and revocation columns."""
+
+    issuer: str
+    status: str
+    revoked_at: str | None
+    revocation_reason: str | None
+    changed_seq: int | None
+
+
+@dataclass(frozen=True)
 class PresignedResponse:
     """A pre-signed OCSP response and the window it is valid in."""
 

@@ -20,13 +20,13 @@ from kinko.ca.store import schema
 from kinko.ca.store.accounts import AccountReads
 from kinko.ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
 from kinko.ca.store.records import CRL_COLUMNS as _CRL_COLUMNS
-from kinko.ca.store.records import CertificateRecord, CRLRecord, PresignedResponse
+from kinko.ca.store.records import CertificateRecord, CRLRecord, PresignedResponse, RevocationState
 from kinko.ca.store.schema import SCHEMA_VERSION
 from kinko.ca.store.sqlite_writer import SQLiteWriter
 
 if TYPE_CHECKING:
     from kinko.ca.store import contract
-    from kinko.ca.store.contract import CRLEntry, Sealer, UpgradeResult
+    from kinko.ca.store.contract import CRLEntry, Sealer, StatusCheck, UpgradeResult
 
 BUSY_TIMEOUT_MS = 30_000
 BACKEND = "sqlite"
@@ -222,7 +222,10 @@ class SQLiteStore(AccountReads):
                 self._version = SCHEMA_VERSION
                 self._count_change()
                 names = [m.name for m in pending]
-                tx.append_event("schema.upgraded", details={"from": start, "to": SCHEMA_VERSION, "migrations": names})
+                # Events before version 3 did not record the signers' key files: the upgrade attests them.
+                attested = {role: key_file for role, (_serial, key_file) in self.authorities().items()}
+                details = {"from": start, "to": SCHEMA_VERSION, "migrations": names, "authorities": attested}
+                tx.append_event("schema.upgraded", details=details)
         except BaseException:
             self._version = start
             raise
@@ -317,14 +320,14 @@ class SQLiteStore(AccountReads):
         ).fetchone()
         return PresignedResponse(*row) if row else None
 
-    def revocation_status(self, serial: str) -> tuple[str, str, str | None, str | None] | None:
-        """(issuer, status, revoked_at, reason) of a certificate, for answering OCSP on demand."""
+    def revocation_status(self, serial: str) -> RevocationState | None:
+        """A certificate's issuer and revocation columns, for answering OCSP."""
         row = self._conn.execute(
-            "SELECT issuer, status, revoked_at, revocation_reason FROM certificates "
+            "SELECT issuer, status, revoked_at, revocation_reason, changed_seq FROM certificates "
             "WHERE serial = ? AND status != 'reserved'",
             (serial,),
         ).fetchone()
-        return (row[0], row[1], row[2], row[3]) if row else None
+        return RevocationState(*row) if row else None
 
     def certificates_needing_responses(self, now: str, refresh_before: str) -> list[CertificateRecord]:
         """Unexpired certificates whose pre-signed SHA-1 response is missing or was signed
@@ -348,6 +351,34 @@ class SQLiteStore(AccountReads):
     def change_token(self) -> int:
         """A number that differs after any commit that changes state: the change counter, as last committed."""
         return int(self._scalar("SELECT value FROM change_counter WHERE id = 1"))
+
+    def table_rows(self, table: str) -> Iterator[tuple[object, ...]]:
+        """Every row of one of the tables the ledger's replay decides, in key order, streamed."""
+        from kinko.ca.store.contract import REPLAYED
+
+        if table not in REPLAYED:
+            raise StorageError(f"no replayed table {table!r}")
+        columns = REPLAYED[table]
+        where = " WHERE status != 'reserved'" if table == "certificates" else ""
+        keys = {"crls": "issuer, number", "ocsp_responses": "serial, hash_algorithm"}.get(table, columns[0])
+        yield from self._conn.execute(f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {keys}")
+
+    def certificates_with_last_status(self, issuer: str, expired_before: str) -> Iterator[StatusCheck]:
+        """Every certificate of an issuer unexpired at `expired_before`, with its newest status event."""
+        from kinko.ca.store.contract import STATUS_ACTIONS
+
+        marks = ", ".join("?" for _ in STATUS_ACTIONS)
+        rows = self._conn.execute(
+            "SELECT c.serial, c.status, c.revocation_reason, c.revoked_at, c.changed_seq, "
+            "l.seq, l.time, l.actor, l.action, l.serial, l.subscriber, l.customer, l.details, l.prev_hash, l.hash "
+            "FROM certificates c LEFT JOIN ledger l ON l.seq = ("
+            f"SELECT MAX(seq) FROM ledger WHERE serial = c.serial AND action IN ({marks})) "
+            "WHERE c.issuer = ? AND c.status != 'reserved' AND c.not_after >= ?",
+            (*STATUS_ACTIONS, issuer, expired_before),
+        )
+        for row in rows:
+            facts = dict(zip(("status", "revocation_reason", "revoked_at", "changed_seq"), row[1:5], strict=True))
+            yield row[0], facts, ledger.Event(*row[5:]) if row[5] is not None else None
 
     def authorities(self) -> dict[str, tuple[str, str]]:
         """role -> (serial, key file) for every CA role and delegated signer."""

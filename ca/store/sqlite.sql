@@ -187,6 +187,10 @@ CREATE INDEX "idx_ledger_time"
 CREATE INDEX "idx_ledger_action"
     ON "ledger" ("action");
 
+-- A certificate's events by serial: signing paths check a row against its last status event.
+CREATE INDEX "idx_ledger_serial_seq"
+    ON "ledger" ("serial", "seq");
+
 CREATE TABLE "checkpoints" (
    "seq" INTEGER PRIMARY KEY,
    "head_hash" TEXT,

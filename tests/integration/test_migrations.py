@@ -26,6 +26,8 @@ from tests.conftest import ROOT, make_csr, run_kinko
 from tests.integration.test_roles import arguments
 
 FIXTURE = ROOT / "tests" / "fixtures" / "home-v1.tar.gz"
+# Every migration a version-1 database gets, in order.
+MIGRATIONS = ["0002_change_counter", "0003_ledger_by_serial"]
 HELD = "06AAC494162BDE23321D0812B29BC13B"  # put on hold by make_home_v1.py
 VALID = "8B49B9C1C73E7526F350B578B64BAEA8"
 ADMIN = "root"  # the account that made the fixture, its admin
@@ -157,14 +159,19 @@ def test_db_upgrade_migrates_version_1_and_the_ca_carries_on(home: Path, clock: 
     before = snapshot(db)
     result = kinko(home, clock, "--json", "db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"from": 1, "to": 2, "applied": ["0002_change_counter"]}
-    assert schema_version(db) == "2"
+    assert json.loads(result.stdout) == {"from": 1, "to": SCHEMA_VERSION, "applied": MIGRATIONS}
+    assert schema_version(db) == str(SCHEMA_VERSION)
 
     after = snapshot(db)
     assert after["ledger"][:-1] == before["ledger"]
     seq, time, actor, action, *_, details, _prev, head = after["ledger"][-1]
     assert (seq, time, actor, action) == (len(before["ledger"]) + 1, "2026-12-01T00:10:00Z", ADMIN, "schema.upgraded")
-    assert json.loads(details) == {"from": 1, "to": 2, "migrations": ["0002_change_counter"]}
+    recorded = json.loads(details)
+    # The upgrade attests the key references that version-1 events did not record.
+    attested = recorded.pop("authorities")
+    assert recorded == {"from": 1, "to": SCHEMA_VERSION, "migrations": MIGRATIONS}
+    assert set(attested) == {"root", "issuing", "ocsp:root", "ocsp:issuing", "audit"}
+    assert attested["root"] == "root.key" and attested["audit"].startswith("audit-")
     # Sealed like every other transaction: the last checkpoint covers the upgrade's event.
     assert after["checkpoints"][:-1] == before["checkpoints"]
     assert after["checkpoints"][-1][:2] == (seq, head)
@@ -210,9 +217,9 @@ def test_a_second_upgrade_says_current_and_changes_nothing(home: Path, clock: Fi
     clock.advance(minutes=1)
     again = kinko(home, clock, "db", "upgrade")
     assert again.exit_code == 0, again.output
-    assert again.stdout == "the database is already at schema version 2: nothing to do\n"
+    assert again.stdout == f"the database is already at schema version {SCHEMA_VERSION}: nothing to do\n"
     as_json = kinko(home, clock, "--json", "db", "upgrade")
-    assert json.loads(as_json.stdout) == {"from": 2, "to": 2, "applied": []}
+    assert json.loads(as_json.stdout) == {"from": SCHEMA_VERSION, "to": SCHEMA_VERSION, "applied": []}
     assert snapshot(db) == before
 
 

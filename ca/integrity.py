@@ -1,0 +1,46 @@
+"""Refusing to sign a state the ledger does not confirm, and saying so in the ledger.
+
+Every signing path (a CRL, an OCSP response pre-signed or on demand, a checkpoint) checks the
+rows it signs against their last ledger event (`kinko.ca.replay.confirm`) and raises
+`IntegrityError` on the first contradiction. `recorded` wraps a command so that the refusal is
+also an `integrity.refused` event, unless the ledger itself is what was changed: then sealing
+would launder it, and the refusal stays a line on stderr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from kinko.ca.errors import IntegrityError, KinkoError
+from kinko.ca.replay import Mismatch
+from kinko.ca.store import Store
+
+
+def refuse(mismatch: Mismatch, signing: str) -> IntegrityError:
+    """The error a signing path raises for a contradiction it found."""
+    return IntegrityError(
+        f"refused to sign the {signing}: {mismatch}; nothing was signed: run `kinko ledger verify`",
+        mismatch.table,
+        mismatch.key,
+        mismatch.what,
+        signing,
+    )
+
+
+@contextmanager
+def recorded(store: Store, actor: str, time: str) -> Iterator[None]:
+    """Records an IntegrityError raised inside as an `integrity.refused` event, then lets it go on."""
+    try:
+        yield
+    except IntegrityError as exc:
+        try:
+            with store.transaction(actor, time) as tx:
+                tx.append_event(
+                    "integrity.refused",
+                    serial=exc.key if exc.table == "certificates" else "",
+                    details={"signing": exc.signing, "table": exc.table, "key": exc.key, "what": exc.what},
+                )
+        except KinkoError:
+            exc.add_note("not recorded in the ledger: the ledger itself was changed outside Kinko")
+        raise
