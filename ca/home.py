@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 PASSPHRASE_ENV = "KINKO_PASSPHRASE_FILE"  # noqa: S105 - a variable name, not a secret
 HOME_ENV = "KINKO_HOME"
+KEY_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_PASSPHRASE_BYTES = 1024
 
 PassphrasePrompt = Callable[[str], str]
@@ -143,6 +145,9 @@ class Home:
         found = self.store.authority(role)
         if found is None:
             raise ConfigError(f"this home has no key for {role}")
+        # A key reference is a file name in keys/, never a path: a row edited to '../../x' reads nothing.
+        if not KEY_FILE.fullmatch(found[1]):
+            raise ConfigError(f"the key reference of {role} is not a file name in {self.keys_dir}: {found[1]!r}")
         cached = self._keys.get(found[1])
         if cached is None:
             # Delegated signers (OCSP, the ledger's audit key) are kept unencrypted so services

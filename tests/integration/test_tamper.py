@@ -184,6 +184,17 @@ def test_a_key_reference_pointed_out_of_the_home(run_cli, home: Home, history: d
     )
 
 
+def test_a_key_reference_out_of_the_home_is_never_read(run_cli, home: Home, history: dict[str, Any]) -> None:
+    # Even before anyone runs `ledger verify`: the signing path refuses to follow it.
+    sql(home, "UPDATE authorities SET key_file = '../../pass.txt' WHERE role = 'issuing'")
+    result = run_cli("--home", home.path, "hold", history["valid"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"kinko: error: the key reference of issuing is not a file name in {home.keys_dir}: '../../pass.txt'\n"
+    )
+    assert scalar(home, "SELECT status FROM certificates WHERE serial = ?", (history["valid"],)) == "valid"
+
+
 def test_a_certificate_replaced_by_another_der(run_cli, home: Home, history: dict[str, Any]) -> None:
     other = scalar(home, "SELECT der FROM certificates WHERE serial = ?", (history["valid"],))
     sql(home, "UPDATE certificates SET der = ? WHERE serial = ?", params=(other, history["acquired"]))
