@@ -25,7 +25,7 @@ from kinko.ca.errors import Conflict
 from kinko.ca.home import Home
 from kinko.ca.keys import certificate_key
 from kinko.ca.profiles import issuer_urls
-from kinko.ca.replay import confirm
+from kinko.ca.replay import Mismatch, confirm
 from kinko.ca.store import CRLRecord, Store
 from kinko.crl.builder import CRLBuilder, pem
 
@@ -186,10 +186,11 @@ def confirm_entries(store: Store, issuer: str, kind: str, keep_after: str) -> No
     """Checks every unexpired certificate of the issuer against its newest status event: a row
     made valid behind Kinko's back would leave the CRL, one made revoked would join it."""
     with store.reading():
-        for serial, facts, event in store.certificates_with_last_status(issuer, keep_after):
-            mismatch = confirm(serial, facts, event)
-            if mismatch is not None:
-                raise integrity.refuse(mismatch, f"{kind} CRL of {issuer}")
+        for serial, facts, event in store.status_disagreements(issuer, keep_after):
+            mismatch = confirm(serial, facts, event) or Mismatch(
+                "certificates", serial, "disagrees with its last event"
+            )
+            raise integrity.refuse(mismatch, f"{kind} CRL of {issuer}")
 
 
 def _extensions(

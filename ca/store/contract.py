@@ -174,8 +174,10 @@ class Reader(AccountReader, Protocol):
         """A certificate's issuer and revocation columns, for answering OCSP."""
         ...
 
-    def certificates_with_last_status(self, issuer: str, expired_before: str) -> Iterator[StatusCheck]:
-        """Every certificate of an issuer unexpired at `expired_before`, with its newest status event."""
+    def status_disagreements(self, issuer: str, expired_before: str) -> Iterator[StatusCheck]:
+        """The certificates of an issuer, unexpired at `expired_before`, whose revocation columns disagree
+        with their newest status event (or that have none), each with that event: what a CRL must not be
+        signed over. The same facts as `kinko.ca.replay.status_facts`."""
         ...
 
     def ocsp_response(self, serial: str, hash_algorithm: str) -> PresignedResponse | None:
@@ -290,8 +292,8 @@ REPLAYED: dict[str, tuple[str, ...]] = {
     "crls": ("issuer", "number", "kind", "base_number", "this_update", "next_update", "entries", "state", "sha256"),
     "ocsp_responses": ("serial", "hash_algorithm", "issuer", "der", "this_update", "next_update"),
 }
-# Events that set a certificate's revocation status, newest one deciding it.
-STATUS_ACTIONS = (
+# Events that issue a certificate (valid, no status change yet), and all that set its revocation status.
+ISSUING_ACTIONS = (
     "ca.created",
     "ocsp.signer-issued",
     "audit.signer-issued",
@@ -299,6 +301,9 @@ STATUS_ACTIONS = (
     "certificate.renewed",
     "certificate.reacquired",
     "certificate.reissued",
+)
+STATUS_ACTIONS = (
+    *ISSUING_ACTIONS,
     "certificate.revoked",
     "certificate.held",
     "certificate.released",

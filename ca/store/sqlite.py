@@ -363,18 +363,34 @@ class SQLiteStore(AccountReads):
         keys = {"crls": "issuer, number", "ocsp_responses": "serial, hash_algorithm"}.get(table, columns[0])
         yield from self._conn.execute(f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {keys}")
 
-    def certificates_with_last_status(self, issuer: str, expired_before: str) -> Iterator[StatusCheck]:
-        """Every certificate of an issuer unexpired at `expired_before`, with its newest status event."""
-        from kinko.ca.store.contract import STATUS_ACTIONS
+    def status_disagreements(self, issuer: str, expired_before: str) -> Iterator[StatusCheck]:
+        """The certificates of an issuer, unexpired at `expired_before`, whose revocation columns
+        disagree with their newest status event (or that have none), each with that event."""
+        from kinko.ca.store.contract import ISSUING_ACTIONS, STATUS_ACTIONS
 
-        marks = ", ".join("?" for _ in STATUS_ACTIONS)
+        issuing, every = ", ".join(f"'{a}'" for a in ISSUING_ACTIONS), ", ".join(f"'{a}'" for a in STATUS_ACTIONS)
+        # The same facts as replay.status_facts, decided by SQLite: a million rows stay in C.
         rows = self._conn.execute(
-            "SELECT c.serial, c.status, c.revocation_reason, c.revoked_at, c.changed_seq, "
+            "WITH latest AS (SELECT c.serial, c.status, c.revocation_reason, c.revoked_at, c.changed_seq, "
+            f"(SELECT MAX(seq) FROM ledger WHERE serial = c.serial AND action IN ({every})) AS last_seq "
+            "FROM certificates c WHERE c.issuer = ? AND c.status != 'reserved' AND c.not_after >= ?) "
+            "SELECT x.serial, x.status, x.revocation_reason, x.revoked_at, x.changed_seq, "
             "l.seq, l.time, l.actor, l.action, l.serial, l.subscriber, l.customer, l.details, l.prev_hash, l.hash "
-            "FROM certificates c LEFT JOIN ledger l ON l.seq = ("
-            f"SELECT MAX(seq) FROM ledger WHERE serial = c.serial AND action IN ({marks})) "
-            "WHERE c.issuer = ? AND c.status != 'reserved' AND c.not_after >= ?",
-            (*STATUS_ACTIONS, issuer, expired_before),
+            "FROM latest x LEFT JOIN ledger l ON l.seq = x.last_seq "
+            "WHERE l.seq IS NULL "
+            f"OR (l.action IN ({issuing}) AND (x.changed_seq IS NOT NULL OR x.status != 'valid' "
+            "OR x.revocation_reason IS NOT NULL OR x.revoked_at IS NOT NULL)) "
+            f"OR (l.action NOT IN ({issuing}) AND (x.changed_seq IS NOT l.seq "
+            "OR x.status != CASE l.action WHEN 'certificate.held' THEN 'held' "
+            "WHEN 'certificate.released' THEN 'valid' ELSE 'revoked' END "
+            "OR (l.action = 'certificate.held' AND (x.revocation_reason IS NOT 'certificate-hold' "
+            "OR x.revoked_at IS NOT l.time)) "
+            "OR (l.action = 'certificate.released' AND (x.revocation_reason IS NOT NULL OR x.revoked_at IS NOT NULL)) "
+            "OR (l.action IN ('certificate.revoked', 'certificate.reason-changed') "
+            "AND x.revocation_reason IS NOT json_extract(l.details, '$.reason')) "
+            "OR (l.action = 'certificate.revoked' "
+            "AND x.revoked_at IS NOT COALESCE(json_extract(l.details, '$.revoked_at'), l.time))))",
+            (issuer, expired_before),
         )
         for row in rows:
             facts = dict(zip(("status", "revocation_reason", "revoked_at", "changed_seq"), row[1:5], strict=True))

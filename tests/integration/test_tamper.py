@@ -314,3 +314,50 @@ def test_the_responder_ignores_an_earlier_good_response_written_back(
     # The stored bytes say good while the row says revoked: answered as if there were none.
     assert answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
     assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+CRL_TAMPERS = {
+    # name: (SQL over the history's serials, the refusal's words)
+    "revoked made valid": (
+        "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL "
+        "WHERE serial = '{revoked}'",
+        "{revoked}: status is 'valid'",
+    ),
+    "valid made revoked": (
+        "UPDATE certificates SET status = 'revoked', revoked_at = '2020-01-01T00:00:00Z', "
+        "revocation_reason = 'unspecified' WHERE serial = '{valid}'",
+        "{valid}: status is 'revoked', but seq",
+    ),
+    "reason changed": (
+        "UPDATE certificates SET revocation_reason = 'superseded' WHERE serial = '{revoked}'",
+        "{revoked}: revocation_reason is 'superseded', but seq",
+    ),
+    "revocation time moved": (
+        "UPDATE certificates SET revoked_at = '2030-01-01T00:00:00Z' WHERE serial = '{revoked}'",
+        "{revoked}: revoked_at is '2030-01-01T00:00:00Z', but seq",
+    ),
+    "hold lifted in place": (
+        "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL, hold_origin = NULL "
+        "WHERE serial = '{held}'",
+        "{held}: status is 'valid', but seq",
+    ),
+    "row with no event": (
+        "INSERT INTO certificates (serial, issuer, profile, subject, not_before, not_after, status, spki_sha256, "
+        "fingerprint_sha256) SELECT 'ABCDEF0123456789ABCDEF0123456789', issuer, profile, subject, not_before, "
+        "not_after, 'revoked', 'x', 'y' FROM certificates WHERE serial = '{valid}'",
+        "ABCDEF0123456789ABCDEF0123456789: no ledger event issued this certificate",
+    ),
+}
+
+
+@pytest.mark.parametrize("tamper", sorted(CRL_TAMPERS))
+def test_crl_publish_refuses_every_kind_of_edited_row(
+    run_cli, home: Home, history: dict[str, Any], tamper: str
+) -> None:
+    statement, words = CRL_TAMPERS[tamper]
+    sql(home, statement.format(**history))
+    before = crl_rows(home)
+    result = run_cli("--home", home.path, "crl", "publish")
+    assert result.exit_code == 1, result.output
+    assert "refused to sign the full CRL of issuing: certificates " + words.format(**history) in result.stderr
+    assert crl_rows(home) == before
