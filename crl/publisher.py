@@ -84,7 +84,7 @@ def publish_full_and_delta(home: Home, now: dt.datetime, actor: str, issuer: str
         full = _publish_locked(home, now, actor, issuer, "full")
         if not _has_deltas(home, issuer):
             return [full]
-        return [full, _publish_locked(home, now, actor, issuer, "delta")]
+        return [full, _publish_locked(home, now, actor, issuer, "delta", confirmed=True)]
 
 
 def publish_after_change(home: Home, now: dt.datetime, actor: str, issuer: str) -> list[Published]:
@@ -100,7 +100,7 @@ def publish_after_change(home: Home, now: dt.datetime, actor: str, issuer: str) 
         full = _publish_locked(home, now, actor, issuer, "full")
         if not _has_deltas(home, issuer):
             return [full]
-        return [full, _publish_locked(home, now, actor, issuer, "delta")]
+        return [full, _publish_locked(home, now, actor, issuer, "delta", confirmed=True)]
 
 
 def _has_deltas(home: Home, issuer: str) -> bool:
@@ -108,7 +108,12 @@ def _has_deltas(home: Home, issuer: str) -> bool:
     return issuer == home.issuing_role
 
 
-def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind: str) -> Published:
+def _publish_locked(
+    home: Home, now: dt.datetime, actor: str, issuer: str, kind: str, confirmed: bool = False
+) -> Published:
+    """One CRL, under the issuer's publication lock; `confirmed`: the full CRL just published under
+    the same lock checked the same rows against the ledger (a writer changing them since committed
+    its own events, which the next publication checks)."""
     store = home.store
     cfg = home.config
     base: CRLRecord | None = None
@@ -126,8 +131,9 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
     key = home.key(issuer)
     certificate = home.ca_certificate(issuer)
     # Before a number is reserved: a CRL is signed only over rows that their ledger events confirm.
-    with integrity.recorded(store, actor, this_update):
-        confirm_entries(store, issuer, kind, keep_after)
+    if not confirmed:
+        with integrity.recorded(store, actor, this_update):
+            confirm_entries(store, issuer, kind, keep_after)
     number = store.reserve_crl_number(issuer, kind, base.number if base else None, this_update)
 
     builder = CRLBuilder().issuer_name(certificate.subject).this_update(this_update).next_update(next_update)
