@@ -24,16 +24,24 @@ __all__ = ["RoleCommand", "cli", "main"]
     help="CA home directory (default: $KINKO_HOME or ./kinko-home).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option(
+    "--socket",
+    "socket",
+    type=click.Path(path_type=Path, dir_okay=False, readable=False),
+    envvar="KINKO_SOCKET",
+    default=None,
+    help="Run commands through the CA service listening here ($KINKO_SOCKET).",
+)
 @click.version_option(package_name="kinko")
 @click.pass_context
-def cli(click_ctx: click.Context, home: Path | None, as_json: bool) -> None:
+def cli(click_ctx: click.Context, home: Path | None, as_json: bool, socket: Path | None) -> None:
     """Kinko: a private CA for client-certificate login."""
     from kinko.ca.home import resolve_home
 
     # Tests inject a clock and an actor through the context object.
     injected = click_ctx.obj if isinstance(click_ctx.obj, dict) else {}
     click_ctx.obj = CLIState(
-        resolve_home(str(home) if home else None), as_json, injected.get("clock"), injected.get("actor")
+        resolve_home(str(home) if home else None), as_json, injected.get("clock"), injected.get("actor"), socket
     )
 
 

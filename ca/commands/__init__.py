@@ -33,4 +33,5 @@ INDEX: dict[str, str] = {
     "ledger": "ledger",
     "officer": "officers",
     "db": "database",
+    "service": "service",
 }

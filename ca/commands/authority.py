@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from kinko.ca.commands.registry import Context, NoParams, Operation, param
-from kinko.ca.commands.render import Output, key_values, write_output
+from kinko.ca.commands.render import Output, key_values
 from kinko.ca.config import KEY_TYPES
 
 GROUPS = {"ca": "The CA's own certificates."}
@@ -112,7 +112,7 @@ def ca_chain(ctx: Context, _p: ChainParams) -> Chain:
 
 
 def render_chain(result: Chain, out: Output, p: ChainParams) -> None:
-    write_output(p.out, result.pem)
+    out.write_file(p.out, result.pem)
     count = result.pem.count("BEGIN CERTIFICATE")
     out.emit({"written_to": str(p.out), "certificates": count}, f"wrote {count} certificate(s) to {p.out}")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import types
 import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,9 +31,13 @@ EXIT_UNEXPECTED = 3
 class CLIState:
     """What the top-level options and the test harness set: the home, output mode, clock, actor."""
 
-    def __init__(self, home_path: Path, as_json: bool, clock: Any = None, actor: str | None = None) -> None:
+    def __init__(
+        self, home_path: Path, as_json: bool, clock: Any = None, actor: str | None = None, socket: Path | None = None
+    ) -> None:
         self.home_path = home_path
         self.as_json = as_json
+        # With a socket, every operation but the local ones (servers, init) runs in the CA service.
+        self.socket = socket
         self.clock = clock
         self.actor = actor
         self._context: Context | None = None
@@ -121,6 +124,8 @@ class RoleCommand(click.Command):
 
             state.home_path = resolve_home(str(home))
         state.as_json = state.as_json or as_json
+        if state.socket is not None and not self.operation.local:
+            return super().invoke(ctx)  # the service checks the role, by the kernel's word for who we are
         if self.operation.opens_older_schema:
             # Before the role check, which is the first to open the store.
             state.context.home().upgrading = True
@@ -193,6 +198,9 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         state = click.get_current_context().find_object(CLIState)
         assert state is not None
         params = operation.params(**{item.name: _value(item, values[item.name]) for item in fields})
+        if state.socket is not None and not operation.local:
+            through_service(state.socket, operation, params, state.as_json)
+            return
         for label, needed in operation.extra_roles(params):
             require_role(state, needed, label)
         result = operation.run(state.context, params)
@@ -207,11 +215,26 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
     )
 
 
+def through_service(socket_path: Path, operation: Operation[Any, Any], params: Any, as_json: bool) -> None:
+    """Runs an operation in the CA service: prints its output and writes its files as this account."""
+    from kinko.ca.commands.render import write_output
+    from kinko.ca.service.client import call
+
+    values = {item.name: getattr(params, item.name) for item in dataclasses.fields(params)}
+    reply = call(socket_path, operation.path, values, as_json)
+    for written in reply.get("files", []):
+        write_output(Path(written["path"]), written["text"])
+    click.echo(reply.get("stdout", ""), nl=False)
+    click.echo(reply.get("stderr", ""), nl=False, err=True)
+    if reply["exit"] != 0:
+        click.get_current_context().exit(reply["exit"])
+
+
 def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter:
-    from kinko.ca.commands.registry import param_info
+    from kinko.ca.commands.registry import param_info, unwrap_hint
 
     info = param_info(item)
-    base, optional = _unwrap(hint)
+    base, optional = unwrap_hint(hint)
     has_default = item.default is not dataclasses.MISSING
     kind: Any
     if info.reads is not None or base is Path:
@@ -238,14 +261,6 @@ def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter
     if has_default:
         option.default = item.default
     return option
-
-
-def _unwrap(hint: Any) -> tuple[Any, bool]:
-    """(type, optional) of an annotation such as `str | None`."""
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return members[0], len(members) < len(typing.get_args(hint))
-    return hint, False
 
 
 def _value(item: dataclasses.Field[Any], value: Any) -> Any:

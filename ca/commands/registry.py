@@ -22,11 +22,14 @@ from kinko.ca.clock import Clock, SystemClock, to_text
 from kinko.ca.commands import INDEX
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from kinko.ca.commands.render import Output
     from kinko.ca.home import Home
     from kinko.ca.lifecycle import Kinko
 
 P = TypeVar("P")
+D = TypeVar("D", bound="DataclassInstance")
 R = TypeVar("R")
 Progress = Callable[[int, int], None]
 Counter = Callable[[int], None]
@@ -63,6 +66,55 @@ def param_info(item: dataclasses.Field[Any]) -> Param:
     if not isinstance(found, Param):
         raise TypeError(f"parameter {item.name} has no param(...) metadata")
     return found
+
+
+def unwrap_hint(hint: Any) -> tuple[Any, bool]:
+    """(type, optional) of an annotation such as `str | None`."""
+    import types
+    import typing
+
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return members[0], len(members) < len(typing.get_args(hint))
+    return hint, False
+
+
+def build_params(params_type: type[D], values: object) -> D:
+    """Parameters received as data (over the service's socket), checked against their declaration."""
+    import typing
+
+    from kinko.ca.errors import InputError
+
+    if not isinstance(values, dict):
+        raise InputError("the parameters are not an object")
+    fields = {item.name: item for item in dataclasses.fields(params_type)}
+    unknown = set(values) - set(fields)
+    if unknown:
+        raise InputError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    hints = typing.get_type_hints(params_type)
+    checked: dict[str, object] = {}
+    for name, item in fields.items():
+        if name not in values:
+            if item.default is dataclasses.MISSING:
+                raise InputError(f"parameter {name} is required")
+            continue
+        value, (base, optional) = values[name], unwrap_hint(hints[name])
+        info = param_info(item)
+        if value is None and (optional or item.default is None):
+            checked[name] = None
+            continue
+        if base is Path and isinstance(value, str):
+            value = Path(value)
+        if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+            raise InputError(f"parameter {name} must be {getattr(base, '__name__', base)}")
+        if info.choices is not None and value not in info.choices:
+            raise InputError(f"parameter {name} must be one of {', '.join(info.choices)}")
+        below = isinstance(value, int) and info.minimum is not None and value < info.minimum
+        above = isinstance(value, int) and info.maximum is not None and value > info.maximum
+        if below or above:
+            raise InputError(f"parameter {name} is out of range")
+        checked[name] = value
+    return params_type(**checked)
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,17 @@ def to_json(value: object) -> JSONData:
 
 
 class Output:
-    """Where a command's result goes: standard output as JSON (--json) or as text for people."""
+    """Where a command's result goes: standard output as JSON (--json) or as text for people, and
+    the files the caller asked for (--out). The CA service captures both and sends them to its
+    client, which prints and writes them as the caller's own account."""
 
     def __init__(self, as_json: bool, echo: Callable[..., None] = click.echo) -> None:
         self.as_json = as_json
         self._echo = echo
+
+    def write_file(self, path: Path, text: str) -> None:
+        """Writes a file the caller named."""
+        write_output(path, text)
 
     def emit(self, data: JSONData, human: str | None = None) -> None:
         """JSON with --json, else the human text (or a key/value list of the data)."""

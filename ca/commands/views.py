@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kinko.ca.commands.render import JSONData, Output, key_values, pick, write_output
+from kinko.ca.commands.render import JSONData, Output, key_values, pick
 from kinko.ca.registry import CertificateView
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def render_delivered(result: Delivered, out: Output, destination: Path | None) -
     """Writes the PEM to a file (and prints what was written), or prints it."""
     data: dict[str, JSONData] = dataclasses.asdict(result.certificate)
     if destination is not None:
-        write_output(destination, result.pem)
+        out.write_file(destination, result.pem)
         data["written_to"] = str(destination)
         keys = ("serial", "subject", "not_before", "not_after", "fingerprint_sha256", "written_to")
         out.emit(data, key_values(pick(data, keys)))

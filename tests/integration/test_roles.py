@@ -189,6 +189,7 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "ledger export": ["ledger", "export", "--format", "csv", "--out", work / "ledger.csv"],
         "ledger checkpoint": ["ledger", "checkpoint"],
         "db upgrade": ["db", "upgrade"],
+        "service run": ["service", "run", "--listen", work / "kinko.sock"],
     }
     args = table[path]
     return args if path == "init" else ["--home", home, *args]
@@ -206,11 +207,13 @@ EXPECTED_FAILURES = {
 def servers(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """`api serve` and `ocsp serve` reach their server call and return instead of serving."""
     import kinko.ca.http
+    import kinko.ca.service.server
     import kinko.ocsp.server
 
     started: list[str] = []
     monkeypatch.setattr(kinko.ocsp.server, "serve", lambda *a, **k: started.append("ocsp"))
     monkeypatch.setattr(kinko.ca.http, "run_app", lambda *a, **k: started.append("api"))
+    monkeypatch.setattr(kinko.ca.service.server, "serve", lambda *a, **k: started.append("service"))
     return started
 
 

@@ -1,0 +1,50 @@
+"""The CLI as the CA service's client: one request, one reply, printed and written as the caller."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from kinko.ca.errors import KinkoError
+from kinko.ca.service.protocol import ProtocolError, receive, send
+
+CONNECT_TIMEOUT = 5.0
+# Bulk operations (a customer's termination) can take minutes: the reply is awaited that long.
+REPLY_TIMEOUT = 3600.0
+
+
+class ServiceUnavailable(KinkoError):
+    """The CA service cannot be reached: not running, or this account may not use its socket."""
+
+    exit_code = 3
+
+
+def call(socket_path: Path, operation: str, params: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    """Sends one request to the service and returns its reply."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.settimeout(CONNECT_TIMEOUT)
+        try:
+            connection.connect(str(socket_path))
+        except FileNotFoundError:
+            raise ServiceUnavailable(f"the Kinko service is not running: no socket at {socket_path}") from None
+        except ConnectionRefusedError:
+            raise ServiceUnavailable(
+                f"the Kinko service is not running: {socket_path} refused the connection"
+            ) from None
+        except PermissionError:
+            raise ServiceUnavailable(
+                f"permission denied on {socket_path}: this account is not in the group that may use the service"
+            ) from None
+        connection.settimeout(REPLY_TIMEOUT)
+        try:
+            send(connection, {"op": operation, "params": params, "json": as_json})
+            reply = receive(connection)
+        except (OSError, ProtocolError) as exc:
+            raise ServiceUnavailable(f"the Kinko service at {socket_path} did not answer: {exc}") from None
+    finally:
+        connection.close()
+    if not isinstance(reply.get("exit"), int):
+        raise ServiceUnavailable(f"the Kinko service at {socket_path} sent a reply without an exit code")
+    return reply

@@ -1,0 +1,167 @@
+"""`kinko service run`: the CA service on a Unix socket.
+
+It runs as the one account that can read the home. Each connection carries one request: an
+operation of the command registry with its parameters. The caller is who the kernel says
+(SO_PEERCRED's uid, never a claim in the request); its role is checked as in direct mode
+(a refusal is recorded as `command.refused` under the caller's login), the operation runs with
+the caller's login as the ledger's actor, and its output (and the files it writes, such as
+--out) go back to the client, which prints and writes them as the caller. A malformed request
+gets an error reply; nothing a client sends stops the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import socket
+import socketserver
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kinko.ca.commands.registry import Context, Operation, build_params, find
+from kinko.ca.commands.render import Output
+from kinko.ca.errors import KinkoError
+from kinko.ca.service.protocol import ProtocolError, receive, send
+
+READ_TIMEOUT = 10.0  # seconds a client may take to send its request
+EXIT_UNEXPECTED = 3
+
+
+class CapturedOutput(Output):
+    """An Output that keeps what a command prints and the files it writes, for the client."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.chunks: list[str] = []
+        self.files: list[dict[str, str]] = []
+
+        def echo(text: object = "", nl: bool = True) -> None:
+            self.chunks.append(f"{text}\n" if nl else str(text))
+
+        super().__init__(as_json, echo)
+
+    def write_file(self, path: Path, text: str) -> None:
+        self.files.append({"path": str(path), "text": text})
+
+
+def peer_uid(connection: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket, as the kernel tells it."""
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return int(uid)
+
+
+def login_of(uid: int) -> str:
+    """The login name of a uid; 'uid:N' for an account without one."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid:{uid}"
+
+
+class Service:
+    """Runs registry operations for callers identified by their uid."""
+
+    def __init__(self, home_path: Path, clock: Any = None) -> None:
+        self.home_path = home_path
+        self.clock = clock
+
+    def handle(self, request: dict[str, Any], uid: int) -> dict[str, Any]:
+        """One request's reply: exit code, standard output, standard error, files to write."""
+        name = request.get("op")
+        try:
+            if not isinstance(name, str):
+                raise ProtocolError("the request names no operation")
+            operation = _operation(name)
+            params = build_params(operation.params, request.get("params", {}))
+        except KinkoError as exc:
+            return _reply(2, stderr=f"kinko: error: {exc}\n")
+        return self.run(operation, params, login_of(uid), bool(request.get("json")))
+
+    def run(self, operation: Operation[Any, Any], params: Any, login: str, as_json: bool) -> dict[str, Any]:
+        """Checks the caller's role, runs the operation as that caller, and captures its output."""
+        from kinko.ca.officers import authorize
+
+        out = CapturedOutput(as_json)
+        context = Context(self.home_path, clock=self.clock, actor=login)
+        try:
+            home = context.home()
+            home.require()
+            checks = [(operation.path, operation.role)] if operation.role else []
+            for label, needed in [*checks, *operation.extra_roles(params)]:
+                authorize(home, login, label, needed, context.now_text())
+            operation.render(operation.run(context, params), out, params)
+            return _reply(0, "".join(out.chunks), files=out.files)
+        except KinkoError as exc:
+            return _reply(exc.exit_code, "".join(out.chunks), f"kinko: error: {exc}\n")
+        except click.UsageError as exc:
+            return _reply(2, stderr=f"kinko: error: {exc.message}\n")
+        except Exception as exc:  # one request that fails never stops the service
+            return _reply(EXIT_UNEXPECTED, stderr=f"kinko: error: unexpected {type(exc).__name__}: {exc}\n")
+        finally:
+            if context._home is not None and "store" in vars(context._home):
+                context._home.store.close()
+
+
+def _operation(name: str) -> Operation[Any, Any]:
+    try:
+        operation = find(name)
+    except KeyError:
+        raise ProtocolError(f"no operation {name!r}") from None
+    if operation.local:
+        raise ProtocolError(f"`kinko {name}` runs in the caller's own process, not through the service")
+    return operation
+
+
+def _reply(code: int, stdout: str = "", stderr: str = "", files: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    return {"exit": code, "stdout": stdout, "stderr": stderr, "files": files or []}
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        connection: socket.socket = self.request
+        connection.settimeout(READ_TIMEOUT)
+        try:
+            uid = peer_uid(connection)
+            try:
+                request = receive(connection)
+            except ProtocolError as exc:
+                send(connection, _reply(2, stderr=f"kinko: error: malformed request: {exc}\n"))
+                return
+            send(connection, self.server.service.handle(request, uid))
+        except (OSError, ProtocolError):
+            pass  # the client went away or stalled: nothing to answer, the service goes on
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    service: Service
+
+
+def serve(home_path: Path, socket_path: Path, clock: Any = None, ready: Any = None) -> None:
+    """Serves the home on a Unix socket (mode 0660: the socket's directory decides who may
+    connect) until interrupted."""
+    with contextlib.suppress(FileNotFoundError):
+        if socket_path.is_socket():
+            socket_path.unlink()  # left by a service that died; anything else there is not ours
+    previous = os.umask(0o117)  # the socket is born 0660: never briefly open to others
+    try:
+        server = _Server(str(socket_path), _Handler)
+    finally:
+        os.umask(previous)
+    server.service = Service(home_path, clock)
+    print(f"kinko: service for {home_path} on {socket_path}", file=sys.stderr, flush=True)
+    if ready is not None:
+        ready()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()

@@ -1,0 +1,341 @@
+"""The CA service with real OS accounts: the service account alone can read the home; officers,
+an auditor and an outsider reach it (or not) through its socket, identified by the kernel.
+
+Each account runs as a child of this process that drops to that account (setgroups, setgid,
+setuid) and then runs Kinko's own code: nothing is exec'd as another account. Kinko imports
+lazily, so the children need the interpreter's library, which lives under /root (0700): the
+module makes /root traversable (o+x, no read) while it runs, as the wave-1 role tests do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kinko import cli
+from kinko.ca.clock import SystemClock, to_text
+from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.officers import add_officer
+from kinko.ca.service.protocol import HEADER
+from tests.conftest import ORG, make_csr
+from tests.integration.test_roles import traversable_by_others
+
+SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER = (
+    "kinko-svc-t",
+    "kinko-off1-t",
+    "kinko-off2-t",
+    "kinko-aud-t",
+    "kinko-out-t",
+)
+GROUP = "kinko-officers-t"
+ACCOUNTS = (SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER)
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def accounts() -> Iterator[None]:
+    if os.geteuid() != 0:
+        pytest.fail("the service tests must run as root: they create OS accounts with useradd")
+    with traversable_by_others([Path(sys.executable), Path(os.__file__)]):
+        yield from _accounts()
+
+
+def _accounts() -> Iterator[None]:
+    for name in ACCOUNTS:
+        _run("userdel", name)  # left by an interrupted run
+    _run("groupdel", GROUP)
+    subprocess.run(["groupadd", GROUP], check=True, capture_output=True)
+    try:
+        for name in ACCOUNTS:
+            extra = ["-G", GROUP] if name in (OFFICER, OFFICER2, AUDITOR) else []
+            subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/sh", *extra, name], check=True)
+        yield
+    finally:
+        for name in ACCOUNTS:
+            _run("userdel", name)
+        _run("groupdel", GROUP)
+
+
+def drop_to(login: str) -> None:
+    """Becomes `login` for good, with exactly its groups."""
+    entry = pwd.getpwnam(login)
+    os.setgroups(os.getgrouplist(login, entry.pw_gid))
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+
+
+def as_account(login: str, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    """Runs `kinko ARGS` as `login` in a child process; returns (exit code, stdout, stderr)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 99
+        try:
+            os.dup2(in_r, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            # pytest's capture stands in for sys.stdout: the child's streams are the pipes.
+            sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            drop_to(login)
+            try:
+                cli.main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+    for fd in (out_w, err_w, in_r):
+        os.close(fd)
+    os.write(in_w, stdin)
+    os.close(in_w)
+    with os.fdopen(out_r, "rb") as out, os.fdopen(err_r, "rb") as err:
+        stdout, stderr = out.read(), err.read()
+    _pid, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), stdout.decode(), stderr.decode()
+
+
+def in_child(login: str, action: Callable[[], object]) -> str:
+    """Runs `action` as `login` in a child process; returns the name of the exception it raised, or 'ok'."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            drop_to(login)
+            action()
+            answer = "ok"
+        except Exception as exc:
+            answer = type(exc).__name__
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as handle:
+        answer = handle.read().decode()
+    os.waitpid(pid, 0)
+    return answer
+
+
+@pytest.fixture(scope="module")
+def deployment(accounts: None) -> Iterator[dict[str, Any]]:
+    """A home owned by the service account (0700), its socket in a directory only the officers'
+    group may enter, and the service running as that account."""
+    base = Path(tempfile.mkdtemp(prefix="kinko-service-", dir="/tmp"))
+    base.chmod(0o755)
+    service = pwd.getpwnam(SERVICE)
+    secret = base / "secret"
+    secret.mkdir(mode=0o700)
+    passphrase = secret / "pass.txt"
+    passphrase.write_text("service test passphrase\n")
+    passphrase.chmod(0o600)
+    home = create_home(base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), SystemClock(), "root")
+    now = to_text(SystemClock().now()) or ""
+    for login, role in ((OFFICER, "officer"), (OFFICER2, "officer"), (AUDITOR, "auditor")):
+        add_officer(home, login, role, "root", now)
+    home.store.close()
+    for path in [secret, *secret.rglob("*"), home.path, *home.path.rglob("*")]:
+        os.chown(path, service.pw_uid, service.pw_gid)
+    home.path.chmod(0o700)
+    run = base / "run"
+    run.mkdir()
+    os.chown(run, service.pw_uid, grp.getgrnam(GROUP).gr_gid)
+    run.chmod(0o2750)  # setgid: the socket is born in the officers' group
+    for login in (OFFICER, OFFICER2, AUDITOR, OUTSIDER):
+        work = base / login
+        work.mkdir()
+        os.chown(work, pwd.getpwnam(login).pw_uid, -1)
+    sock = run / "kinko.sock"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the service
+        try:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            drop_to(SERVICE)
+            cli.main(["--home", str(home.path), "service", "run", "--listen", str(sock)])
+        finally:
+            os._exit(0)
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        if time.monotonic() > deadline or os.waitpid(pid, os.WNOHANG) != (0, 0):
+            pytest.fail("the service did not start")
+        time.sleep(0.05)
+    try:
+        yield {"base": base, "home": home.path, "socket": sock, "pid": pid}
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def kinko_as(d: dict[str, Any], login: str, *args: str) -> tuple[int, str, str]:
+    return as_account(login, "--socket", str(d["socket"]), *args)
+
+
+def csr_for(d: dict[str, Any], login: str, name: str = "request.csr") -> Path:
+    path = d["base"] / login / name
+    path.write_bytes(make_csr())
+    path.chmod(0o644)
+    return path
+
+
+def rows(d: dict[str, Any], sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(f"file:{d['home'] / 'kinko.db'}?mode=ro", uri=True)
+    try:
+        return list(conn.execute(sql, params))
+    finally:
+        conn.close()
+
+
+def test_an_officer_cannot_open_the_database_or_a_key(deployment: dict[str, Any]) -> None:
+    home = deployment["home"]
+    for path in (home / "kinko.db", home / "kinko.db-wal", home / "keys" / "issuing.key", home / "kinko.toml"):
+        assert in_child(OFFICER, lambda p=path: open(p, "rb").close()) == "PermissionError", path
+
+
+def test_an_officer_issues_revokes_holds_and_releases_through_the_socket(deployment: dict[str, Any]) -> None:
+    d = deployment
+    out = d["base"] / OFFICER / "issued.pem"
+    code, stdout, stderr = kinko_as(
+        d, OFFICER, "--json", "issue", "--csr", str(csr_for(d, OFFICER)), "--name", "山田 太郎", "--out", str(out)
+    )
+    assert code == 0, stderr
+    issued = json.loads(stdout)
+    serial = issued["serial"]
+    # The file is written by the officer's own account, where the officer asked.
+    assert out.stat().st_uid == pwd.getpwnam(OFFICER).pw_uid
+    assert "BEGIN CERTIFICATE" in out.read_text()
+    # The ledger's actor is the officer's login, as the kernel said.
+    assert rows(d, "SELECT actor FROM ledger WHERE serial = ? AND action = 'certificate.issued'", (serial,)) == [
+        (OFFICER,)
+    ]
+
+    code, stdout, stderr = kinko_as(d, OFFICER, "--json", "hold", serial)
+    assert code == 0, stderr
+    assert json.loads(stdout)["status"] == "held"
+    code, stdout, stderr = kinko_as(d, OFFICER, "--json", "release", serial)
+    assert code == 0, stderr
+    assert json.loads(stdout)["status"] == "valid"
+    code, stdout, stderr = kinko_as(d, OFFICER, "--json", "revoke", serial, "--reason", "key-compromise")
+    assert code == 0, stderr
+    revoked = json.loads(stdout)
+    assert revoked["status"] == "revoked"
+    # The CRL and the pre-signed OCSP answer show it before the command returned.
+    assert revoked["crls_published"], revoked
+    from cryptography.x509 import load_der_x509_crl, ocsp
+
+    crl = load_der_x509_crl(Path(revoked["crls_published"][0]["der"]).read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+    (der,) = rows(d, "SELECT der FROM ocsp_responses WHERE serial = ?", (serial,))[0]
+    assert next(iter(ocsp.load_der_ocsp_response(der).responses)).certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+def test_two_officers_issuing_at_once_get_distinct_serials(deployment: dict[str, Any]) -> None:
+    d = deployment
+    csrs = {login: [csr_for(d, login, f"c{i}.csr") for i in range(4)] for login in (OFFICER, OFFICER2)}
+    children = []
+    for login, files in csrs.items():
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - one officer issuing four certificates
+            ok = all(kinko_as(d, login, "issue", "--csr", str(f), "--name", "同時 発行")[0] == 0 for f in files)
+            os._exit(0 if ok else 1)
+        children.append(pid)
+    for pid in children:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    issued = rows(
+        d,
+        "SELECT serial, actor FROM ledger WHERE action = 'certificate.issued' AND actor IN (?, ?)",
+        (OFFICER, OFFICER2),
+    )
+    serials = [s for s, _ in issued]
+    assert len(serials) == len(set(serials))
+    assert sum(1 for _, actor in issued if actor == OFFICER2) == 4
+
+
+def test_the_auditor_verifies_and_reads_but_may_not_revoke(deployment: dict[str, Any]) -> None:
+    d = deployment
+    code, stdout, stderr = kinko_as(d, AUDITOR, "ledger", "verify")
+    assert code == 0, stderr
+    assert stdout.startswith("ledger OK:")
+    code, stdout, stderr = kinko_as(d, AUDITOR, "--json", "cert", "list", "--limit", "1")
+    assert code == 0, stderr
+    assert len(json.loads(stdout)) == 1
+    (serial,) = rows(d, "SELECT serial FROM certificates WHERE status = 'valid' AND profile = 'client' LIMIT 1")[0]
+    code, stdout, stderr = kinko_as(d, AUDITOR, "revoke", serial, "--reason", "superseded")
+    assert (code, stdout) == (1, "")
+    assert stderr == f"kinko: error: `kinko revoke` needs the officer role; {AUDITOR} is auditor\n"
+    actor, action, details = rows(d, "SELECT actor, action, details FROM ledger ORDER BY seq DESC LIMIT 1")[0]
+    assert (actor, action) == (AUDITOR, "command.refused")
+    assert json.loads(details)["command"] == "revoke"
+    assert rows(d, "SELECT status FROM certificates WHERE serial = ?", (serial,)) == [("valid",)]
+
+
+def test_an_outsider_cannot_reach_the_socket(deployment: dict[str, Any]) -> None:
+    code, stdout, stderr = kinko_as(deployment, OUTSIDER, "cert", "list")
+    assert (code, stdout) == (3, "")
+    assert stderr == (
+        f"kinko: error: permission denied on {deployment['socket']}: "
+        "this account is not in the group that may use the service\n"
+    )
+
+
+def raw(d: dict[str, Any], payload: bytes, shut: bool = False) -> bytes:
+    """Sends bytes to the service as root (past the directory's permissions) and reads the reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(20)
+        conn.connect(str(d["socket"]))
+        conn.sendall(payload)
+        if shut:
+            conn.shutdown(socket.SHUT_WR)
+        chunks = []
+        with contextlib.suppress(OSError):
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        (HEADER.pack(9) + b"not json!", b"not UTF-8 JSON"),
+        (HEADER.pack(50_000_000), b"over the 1048576-byte limit"),
+        (HEADER.pack(4) + b"[42]", b"not a JSON object"),
+        (HEADER.pack(20) + b'{"op": "ocsp serve"}', b"runs in the caller's own process"),
+        (HEADER.pack(100) + b"short", b"closed in the middle of a frame"),
+    ],
+    ids=["garbage", "huge frame", "not an object", "a local operation", "half-closed"],
+)
+def test_a_malformed_request_gets_an_error_and_the_service_goes_on(
+    deployment: dict[str, Any], payload: bytes, words: bytes
+) -> None:
+    reply = raw(deployment, payload, shut=True)
+    (length,) = struct.unpack(">I", reply[:4])
+    answer = json.loads(reply[4 : 4 + length])
+    assert answer["exit"] == 2 and words.decode() in answer["stderr"], answer
+    code, _stdout, stderr = kinko_as(deployment, OFFICER, "cert", "list")
+    assert code == 0, stderr
