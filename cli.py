@@ -19,7 +19,7 @@ __all__ = ["RoleCommand", "cli", "main"]
 @click.option(
     "--home",
     "home",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     default=None,
     help="CA home directory (default: $KINKO_HOME or ./kinko-home).",
 )

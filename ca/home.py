@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 PASSPHRASE_ENV = "KINKO_PASSPHRASE_FILE"  # noqa: S105 - a variable name, not a secret
 HOME_ENV = "KINKO_HOME"
+DEFAULT_SOCKET = "/run/kinko/kinko.sock"
 KEY_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_PASSPHRASE_BYTES = 1024
 
@@ -73,8 +74,15 @@ class Home:
         return self.path / "public"
 
     def exists(self) -> bool:
-        """True when the directory holds a Kinko configuration."""
-        return self.config_file.exists()
+        """True when the directory holds a Kinko configuration; a home this account may not enter
+        belongs to the CA service's account, which officers reach through its socket."""
+        try:
+            return self.config_file.exists()
+        except PermissionError:
+            raise ConfigError(
+                f"{self.path} belongs to another account (permission denied): "
+                f"reach it through the CA service, e.g. kinko --socket {DEFAULT_SOCKET} ..."
+            ) from None
 
     def require(self) -> None:
         """Raises a clear error when this is not a Kinko home."""

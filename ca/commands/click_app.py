@@ -190,7 +190,7 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
     fields = dataclasses.fields(operation.params)
     parameters: list[click.Parameter] = [_click_parameter(item, hints[item.name]) for item in fields]
     parameters += [
-        click.Option(["--home", "home_override"], type=click.Path(path_type=Path), default=None, hidden=True),
+        click.Option(["--home", "home_override"], type=click.Path(path_type=Path, readable=False), hidden=True),
         click.Option(["--json", "json_override"], is_flag=True, hidden=True),
     ]
 

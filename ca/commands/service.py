@@ -8,13 +8,14 @@ from typing import Any
 
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output
+from kinko.ca.home import DEFAULT_SOCKET
 
 GROUPS = {"service": "The CA service: one account holds the home, officers reach it through a socket."}
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunParams:
-    listen: Path = param("The Unix socket to listen on.", Path("/run/kinko/kinko.sock"), flag="--listen")
+    listen: Path = param("The Unix socket to listen on.", Path(DEFAULT_SOCKET), flag="--listen", show_default=True)
 
 
 def service_run(ctx: Context, p: RunParams) -> None:

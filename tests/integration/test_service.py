@@ -170,6 +170,18 @@ def deployment(accounts: None) -> Iterator[dict[str, Any]]:
         work.mkdir()
         os.chown(work, pwd.getpwnam(login).pw_uid, -1)
     sock = run / "kinko.sock"
+    pid = start_service(home.path, sock)
+    state = {"base": base, "home": home.path, "socket": sock, "pid": pid}
+    try:
+        yield state
+    finally:
+        os.kill(state["pid"], signal.SIGTERM)
+        os.waitpid(state["pid"], 0)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def start_service(home: Path, sock: Path) -> int:
+    """`kinko service run` as the service account, in a child; returns its pid once it listens."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the service
         try:
@@ -177,20 +189,15 @@ def deployment(accounts: None) -> Iterator[dict[str, Any]]:
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             drop_to(SERVICE)
-            cli.main(["--home", str(home.path), "service", "run", "--listen", str(sock)])
+            cli.main(["--home", str(home), "service", "run", "--listen", str(sock)])
         finally:
             os._exit(0)
     deadline = time.monotonic() + 30
     while not sock.exists():
         if time.monotonic() > deadline or os.waitpid(pid, os.WNOHANG) != (0, 0):
             pytest.fail("the service did not start")
-        time.sleep(0.05)
-    try:
-        yield {"base": base, "home": home.path, "socket": sock, "pid": pid}
-    finally:
-        os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
-        shutil.rmtree(base, ignore_errors=True)
+        time.sleep(0.02)
+    return pid
 
 
 def kinko_as(d: dict[str, Any], login: str, *args: str) -> tuple[int, str, str]:
@@ -253,6 +260,15 @@ def test_an_officer_issues_revokes_holds_and_releases_through_the_socket(deploym
     assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
     (der,) = rows(d, "SELECT der FROM ocsp_responses WHERE serial = ?", (serial,))[0]
     assert next(iter(ocsp.load_der_ocsp_response(der).responses)).certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+def test_direct_mode_on_the_service_home_says_to_use_the_service(deployment: dict[str, Any]) -> None:
+    code, stdout, stderr = as_account(OFFICER, "--home", str(deployment["home"]), "cert", "list")
+    assert (code, stdout) == (1, "")
+    assert stderr == (
+        f"kinko: error: {deployment['home']} belongs to another account (permission denied): "
+        "reach it through the CA service, e.g. kinko --socket /run/kinko/kinko.sock ...\n"
+    )
 
 
 def test_two_officers_issuing_at_once_get_distinct_serials(deployment: dict[str, Any]) -> None:
@@ -338,4 +354,61 @@ def test_a_malformed_request_gets_an_error_and_the_service_goes_on(
     answer = json.loads(reply[4 : 4 + length])
     assert answer["exit"] == 2 and words.decode() in answer["stderr"], answer
     code, _stdout, stderr = kinko_as(deployment, OFFICER, "cert", "list")
+    assert code == 0, stderr
+
+
+def calls_as(d: dict[str, Any], login: str, requests: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    """Sends many requests as `login` from one child (no process per request); returns their exit codes."""
+    from kinko.ca.service.client import call
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        drop_to(login)
+        codes = [call(d["socket"], op, params, True)["exit"] for op, params in requests]
+        os.write(write, json.dumps(codes).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as handle:
+        data = handle.read()
+    os.waitpid(pid, 0)
+    return list(json.loads(data))
+
+
+def test_a_service_killed_during_a_termination_leaves_all_or_nothing(deployment: dict[str, Any]) -> None:
+    d, count = deployment, 400
+    requests: list[tuple[str, dict[str, Any]]] = [("customer add", {"customer_id": "C900", "name": "株式会社終了"})]
+    for i in range(count):
+        requests.append(
+            ("enroll administrator", {"customer_id": "C900", "name": f"管理者 {i}", "subscriber_id": f"K{i}"})
+        )
+        requests.append(("issue", {"csr": make_csr(), "name": f"管理者 {i}", "subscriber": f"K{i}"}))
+    assert set(calls_as(d, OFFICER, requests)) == {0}
+
+    done = os.fork()
+    if done == 0:  # pragma: no cover - the officer terminating the customer
+        drop_to(OFFICER)
+        with contextlib.suppress(Exception):
+            from kinko.ca.service.client import call
+
+            call(d["socket"], "customer terminate", {"customer_id": "C900"}, True)
+        os._exit(0)
+    time.sleep(0.03)  # the termination is under way: then the service dies without warning
+    os.kill(d["pid"], signal.SIGKILL)
+    os.waitpid(d["pid"], 0)
+    os.waitpid(done, 0)
+    d["socket"].unlink(missing_ok=True)
+    d["pid"] = start_service(d["home"], d["socket"])
+
+    statuses = {
+        s
+        for (s,) in rows(
+            d,
+            "SELECT c.status FROM certificates c JOIN subscribers s ON s.id = c.subscriber_id "
+            "WHERE s.customer_id = 'C900'",
+        )
+    }
+    (customer,) = rows(d, "SELECT status FROM customers WHERE id = 'C900'")[0]
+    assert (statuses, customer) in (({"valid"}, "active"), ({"revoked"}, "terminated")), (statuses, customer)
+    code, _stdout, stderr = kinko_as(d, AUDITOR, "ledger", "verify")
     assert code == 0, stderr
