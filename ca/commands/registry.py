@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kinko.ca.commands.render import Output
     from kinko.ca.home import Home
     from kinko.ca.lifecycle import Kinko
+    from kinko.ca.lifecycle.session import OCSPPresigner
 
 P = TypeVar("P")
 D = TypeVar("D", bound="DataclassInstance")
@@ -81,7 +82,6 @@ def unwrap_hint(hint: Any) -> tuple[Any, bool]:
 
 def build_params(params_type: type[D], values: object) -> D:
     """Parameters received as data (over the service's socket), checked against their declaration."""
-    import typing
 
     from kinko.ca.errors import InputError
 
@@ -91,7 +91,7 @@ def build_params(params_type: type[D], values: object) -> D:
     unknown = set(values) - set(fields)
     if unknown:
         raise InputError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    hints = typing.get_type_hints(params_type)
+    hints = _hints(params_type)
     checked: dict[str, object] = {}
     for name, item in fields.items():
         if name not in values:
@@ -115,6 +115,13 @@ def build_params(params_type: type[D], values: object) -> D:
             raise InputError(f"parameter {name} is out of range")
         checked[name] = value
     return params_type(**checked)
+
+
+@cache
+def _hints(params_type: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(params_type)
 
 
 @dataclass(frozen=True)
@@ -162,6 +169,7 @@ class Context:
     progress: Callable[[str], Progress | None] = field(default=lambda _label: None)
     counter: Callable[[str], Counter | None] = field(default=lambda _label: None)
     _home: Home | None = None
+    presigner: OCSPPresigner | None = None  # a long-lived caller's own, reused by every command
 
     def home(self) -> Home:
         """The CA home, opened once per command: its config, connections and loaded keys are reused."""
@@ -175,7 +183,7 @@ class Context:
         """The registration authority for this command's actor and clock."""
         from kinko.ca.lifecycle import Kinko
 
-        return Kinko(self.home(), clock=self.clock, actor=self.actor)
+        return Kinko(self.home(), clock=self.clock, actor=self.actor, presigner=self.presigner)
 
     def login(self) -> str:
         """The acting account: the injected actor, else the effective uid's login."""

@@ -18,7 +18,14 @@ from kinko.ca.lifecycle.issuing import Issuance
 from kinko.ca.lifecycle.reports import CustomerOverview, ExpiringCertificate, ExpiringEnrollment, HolderStatus, Reports
 from kinko.ca.lifecycle.revocation import Revocation
 from kinko.ca.lifecycle.service_end import BulkChange, Incident, ServiceEnd
-from kinko.ca.lifecycle.session import CA_REVOCATION_REASONS, REVOCATION_REASONS, Issued, Session, StatusChange
+from kinko.ca.lifecycle.session import (
+    CA_REVOCATION_REASONS,
+    REVOCATION_REASONS,
+    Issued,
+    OCSPPresigner,
+    Session,
+    StatusChange,
+)
 
 __all__ = [
     "CA_REVOCATION_REASONS",
@@ -41,8 +48,10 @@ __all__ = [
 class Kinko:
     """One actor's session with a CA: every registration-authority action, from its part."""
 
-    def __init__(self, home: Home, clock: Clock | None = None, actor: str | None = None) -> None:
-        self.session = session = Session.for_home(home, clock, actor)
+    def __init__(
+        self, home: Home, clock: Clock | None = None, actor: str | None = None, presigner: OCSPPresigner | None = None
+    ) -> None:
+        self.session = session = Session.for_home(home, clock, actor, presigner)
         self.home, self.clock, self.actor = home, session.clock, session.actor
         issuance = Issuance(session)
         self.revocation = revocation = Revocation(session)

@@ -107,8 +107,11 @@ class Session:
     actor: str
 
     @classmethod
-    def for_home(cls, home: Home, clock: Clock | None = None, actor: str | None = None) -> Session:
-        """The session of a CA home: its store, its keys, its publisher and pre-signer."""
+    def for_home(
+        cls, home: Home, clock: Clock | None = None, actor: str | None = None, presigner: OCSPPresigner | None = None
+    ) -> Session:
+        """The session of a CA home: its store, its keys, its publisher and pre-signer (a long-lived
+        process passes its own pre-signer, whose loaded signers then serve every session)."""
         from kinko.crl.publisher import Publisher
         from kinko.ocsp.presign import Presigner
 
@@ -116,7 +119,7 @@ class Session:
             store=home.store,
             keys=home,
             crls=Publisher(home),
-            presigner=Presigner(home),
+            presigner=presigner or Presigner(home),
             config=home.config,
             clock=clock or SystemClock(),
             actor=actor or current_login(),

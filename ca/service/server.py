@@ -18,14 +18,19 @@ import socket
 import socketserver
 import struct
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kinko.ca.commands.registry import Context, Operation, build_params, find
 from kinko.ca.commands.render import Output
 from kinko.ca.errors import KinkoError
+from kinko.ca.home import Home
+
+if TYPE_CHECKING:
+    from kinko.ocsp.presign import Presigner
 from kinko.ca.service.protocol import ProtocolError, receive, send
 
 READ_TIMEOUT = 10.0  # seconds a client may take to send its request
@@ -64,11 +69,17 @@ def login_of(uid: int) -> str:
 
 
 class Service:
-    """Runs registry operations for callers identified by their uid."""
+    """Runs registry operations for callers identified by their uid, one at a time, on one home
+    (opened once: its connection and its decrypted keys serve every request)."""
 
     def __init__(self, home_path: Path, clock: Any = None) -> None:
         self.home_path = home_path
         self.clock = clock
+        self._home: Home | None = None
+        self._presigner: Presigner | None = None
+        # Connections are read and answered by their own threads; operations run on this one,
+        # which owns the home's SQLite connection.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinko-service")
 
     def handle(self, request: dict[str, Any], uid: int) -> dict[str, Any]:
         """One request's reply: exit code, standard output, standard error, files to write."""
@@ -85,9 +96,13 @@ class Service:
     def run(self, operation: Operation[Any, Any], params: Any, login: str, as_json: bool) -> dict[str, Any]:
         """Checks the caller's role, runs the operation as that caller, and captures its output."""
         from kinko.ca.officers import authorize
+        from kinko.ocsp.presign import Presigner
 
         out = CapturedOutput(as_json)
-        context = Context(self.home_path, clock=self.clock, actor=login)
+        if self._home is None:
+            self._home = Home(self.home_path)
+            self._presigner = Presigner(self._home)
+        context = Context(self.home_path, clock=self.clock, actor=login, _home=self._home, presigner=self._presigner)
         try:
             home = context.home()
             home.require()
@@ -102,9 +117,6 @@ class Service:
             return _reply(2, stderr=f"kinko: error: {exc.message}\n")
         except Exception as exc:  # one request that fails never stops the service
             return _reply(EXIT_UNEXPECTED, stderr=f"kinko: error: unexpected {type(exc).__name__}: {exc}\n")
-        finally:
-            if context._home is not None and "store" in vars(context._home):
-                context._home.store.close()
 
 
 def _operation(name: str) -> Operation[Any, Any]:
@@ -134,7 +146,8 @@ class _Handler(socketserver.BaseRequestHandler):
             except ProtocolError as exc:
                 send(connection, _reply(2, stderr=f"kinko: error: malformed request: {exc}\n"))
                 return
-            send(connection, self.server.service.handle(request, uid))
+            service = self.server.service
+            send(connection, service.executor.submit(service.handle, request, uid).result())
         except (OSError, ProtocolError):
             pass  # the client went away or stalled: nothing to answer, the service goes on
 
