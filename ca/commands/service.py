@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output
 from kinko.ca.home import DEFAULT_SOCKET
+
+if TYPE_CHECKING:
+    from kinko.ca.service.setup import Setup
 
 GROUPS = {"service": "The CA service: one account holds the home, officers reach it through a socket."}
 
@@ -28,6 +32,44 @@ def service_run(ctx: Context, p: RunParams) -> None:
     serve(home.path, p.listen, clock=ctx.clock)
 
 
+@dataclass(frozen=True, kw_only=True)
+class SetupParams:
+    account: str = param("The service account that alone may read the home.", "kinko", show_default=True)
+    officers_group: str = param(
+        "The group whose members may use the service's socket.", "kinko-officers", show_default=True
+    )
+    socket_dir: Path = param("The socket's directory.", Path(DEFAULT_SOCKET).parent, show_default=True)
+
+
+def service_setup(ctx: Context, p: SetupParams) -> Setup:
+    """Give the home to a service account (created if missing) and print its systemd unit; run as root."""
+    from kinko.ca.service.setup import set_up
+
+    return set_up(ctx.home(), p.account, p.officers_group, p.socket_dir)
+
+
+def render_setup(result: Setup, out: Output, _p: object) -> None:
+    if out.as_json:
+        out.emit(dataclasses.asdict(result))
+        return
+    lines = [
+        f"The home {result.home} now belongs to {result.account} (0700); only it can read the database and keys.",
+        f"Socket directory {result.socket_dir}: {result.account}:{result.officers_group}, 2750.",
+    ]
+    if result.passphrase_file:
+        lines.append(f"Passphrase file {result.passphrase_file}: {result.account}, 0600.")
+    lines += [
+        "",
+        "Install the unit below as /etc/systemd/system/kinko-service.service, then:",
+        "  systemctl daemon-reload && systemctl enable --now kinko-service",
+        f"  usermod -aG {result.officers_group} LOGIN    # for each officer and auditor",
+        f"  kinko --socket {result.socket_dir}/kinko.sock officer add LOGIN --role officer",
+        "",
+        result.unit.rstrip(),
+    ]
+    out.text("\n".join(lines))
+
+
 def _nothing(_result: None, _out: Output, _p: object) -> None:
     """The service prints its own start-up line on stderr."""
 
@@ -35,4 +77,6 @@ def _nothing(_result: None, _out: Output, _p: object) -> None:
 OPERATIONS: list[Operation[Any, Any]] = [
     # The account that owns the home runs it: no officer role is asked of it.
     Operation("service run", RunParams, service_run, _nothing, None, local=True),
+    # Root's act on the machine (useradd, chown): checked inside, not by a Kinko role.
+    Operation("service setup", SetupParams, service_setup, render_setup, None, local=True),
 ]

@@ -190,6 +190,8 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "ledger checkpoint": ["ledger", "checkpoint"],
         "db upgrade": ["db", "upgrade"],
         "service run": ["service", "run", "--listen", work / "kinko.sock"],
+        # A name refused before anything is created: the matrix must not add accounts to the machine.
+        "service setup": ["service", "setup", "--account", "Not A Name", "--socket-dir", work / "run"],
     }
     args = table[path]
     return args if path == "init" else ["--home", home, *args]
@@ -200,6 +202,7 @@ EXPECTED_FAILURES = {
     "renew": "renewal opens 30 days before expiry",
     "reacquire": "ADM1's certificate has not expired",
     "customer resume": "the customer is not suspended",
+    "service setup": "the account name is refused before anything is created",
 }
 
 

@@ -412,3 +412,48 @@ def test_a_service_killed_during_a_termination_leaves_all_or_nothing(deployment:
     assert (statuses, customer) in (({"valid"}, "active"), ({"revoked"}, "terminated")), (statuses, customer)
     code, _stdout, stderr = kinko_as(d, AUDITOR, "ledger", "verify")
     assert code == 0, stderr
+
+
+SETUP_ACCOUNT, SETUP_GROUP = "kinko-setup-t", "kinko-setupgrp-t"
+
+
+def test_service_setup_gives_the_home_to_its_account(
+    accounts: None, tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    base = Path(tempfile.mkdtemp(prefix="kinko-setup-", dir="/tmp"))
+    try:
+        passphrase = base / "pass.txt"
+        passphrase.write_text("setup test passphrase\n")
+        passphrase.chmod(0o644)  # setup closes it
+        home = create_home(
+            base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), SystemClock(), "root"
+        )
+        home.store.close()
+        socket_dir = base / "run" / "kinko"
+        args = ["--home", home.path, "--json", "service", "setup", "--account", SETUP_ACCOUNT]
+        args += ["--officers-group", SETUP_GROUP, "--socket-dir", socket_dir]
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.output
+        done = json.loads(result.stdout)
+        account, group = pwd.getpwnam(SETUP_ACCOUNT), grp.getgrnam(SETUP_GROUP)
+        assert account.pw_shell == "/usr/sbin/nologin"
+        for path in [home.path, *home.path.rglob("*")]:
+            info = path.lstat()
+            assert info.st_uid == account.pw_uid, path
+            assert info.st_mode & 0o077 == 0, f"{path} is open to others: {oct(info.st_mode)}"
+        assert passphrase.stat().st_uid == account.pw_uid and passphrase.stat().st_mode & 0o777 == 0o600
+        info = socket_dir.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (account.pw_uid, group.gr_gid, 0o2750)
+        assert f"User={SETUP_ACCOUNT}" in done["unit"] and f"Group={SETUP_GROUP}" in done["unit"]
+        assert f"--home {home.path} service run --listen {socket_dir}/kinko.sock" in done["unit"]
+        assert "@" not in done["unit"]
+        # Again: nothing to create, nothing changes, exit 0.
+        assert run_cli(*args).exit_code == 0
+        # An officer's account may not run it.
+        code, _out, stderr = as_account(OFFICER, *map(str, args))
+        assert code == 1 and "run it as root" in stderr, stderr
+    finally:
+        _run("userdel", SETUP_ACCOUNT)
+        _run("groupdel", SETUP_ACCOUNT)
+        _run("groupdel", SETUP_GROUP)
+        shutil.rmtree(base, ignore_errors=True)
