@@ -177,7 +177,9 @@ def issue_ocsp_signer(
         keyring, tx, cfg, issuer, issuer_role, now, "ocsp-signer", "OCSP Responder", not_after, f"ocsp:{issuer_role}"
     )
     tx.append_event(
-        "ocsp.signer-issued", serial=record.serial, details={"issuer": issuer_role, "not_after": record.not_after}
+        "ocsp.signer-issued",
+        serial=record.serial,
+        details={"issuer": issuer_role, "not_before": record.not_before, "not_after": record.not_after},
     )
     return record
 
@@ -193,7 +195,17 @@ def issue_audit_signer(
     record, key = _issue_delegated(
         keyring, tx, cfg, issuer, issuer_role, now, "audit-signer", "Ledger Audit", not_after, "audit"
     )
-    tx.append_event("audit.signer-issued", serial=record.serial, details={"not_after": record.not_after})
+    # The appointment the verifiers read (kinko.ca.signers): validity and the certificate's fingerprint,
+    # so a registry row swapped for another certificate with the same serial does not count.
+    tx.append_event(
+        "audit.signer-issued",
+        serial=record.serial,
+        details={
+            "not_before": record.not_before,
+            "not_after": record.not_after,
+            "fingerprint_sha256": record.fingerprint_sha256,
+        },
+    )
     return record, key
 
 

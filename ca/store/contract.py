@@ -49,11 +49,13 @@ from kinko.ca.store.records import (
 
 # Signs a ledger checkpoint: (seq, head hash, time) -> (signature, the signer's serial).
 Sealer = Callable[[int, str, str], tuple[bytes, str]]
+# Told of each checkpoint after its transaction committed: (seq, head hash, time, signature, signer).
+Announcer = Callable[[int, str, str, bytes, str], None]
 
 # (serial, revoked_at or changed_at, reason, invalidity_date) of one CRL entry.
 CRLEntry = tuple[str, str, str | None, str | None]
 
-__all__ = ["AccountReader", "CRLEntry", "Reader", "Sealer", "Store", "UpgradeResult", "Writer"]
+__all__ = ["AccountReader", "Announcer", "CRLEntry", "Reader", "Sealer", "Store", "UpgradeResult", "Writer"]
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,19 @@ class Reader(AccountReader, Protocol):
 
     def checkpoints(self) -> list[tuple[int, str, str, bytes, str]]:
         """(seq, head_hash, time, signature, signer serial) of every checkpoint, in seq order."""
+        ...
+
+    def checkpoint(self, seq: int) -> tuple[int, str, str, bytes, str] | None:
+        """(seq, head_hash, time, signature, signer serial) of the checkpoint at a seq, or None."""
+        ...
+
+    def last_checkpoint_seq(self) -> int:
+        """The seq of the newest checkpoint; 0 when there is none."""
+        ...
+
+    def signer_events(self) -> Iterator[ledger.Event]:
+        """In seq order, the events that appoint, retire, revoke, hold or release an audit signer
+        (`kinko.ca.signers.ACTIONS`, the certificate ones only for audit signers' serials)."""
         ...
 
     def count(self, table: str) -> int:
@@ -394,6 +409,8 @@ class Store(Reader, Protocol):
 
     # Seals each transaction that appends events; None only while a home is being created.
     sealer: Sealer | None
+    # Hears of each sealed checkpoint once it is committed (the home sends it to syslog); may be None.
+    announcer: Announcer | None
 
     def transaction(self, actor: str, time: str) -> AbstractContextManager[Writer]:
         """One serialized write transaction: its changes, events and checkpoint commit together or not at all."""

@@ -188,6 +188,7 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "ledger verify": ["ledger", "verify"],
         "ledger export": ["ledger", "export", "--format", "csv", "--out", work / "ledger.csv"],
         "ledger checkpoint": ["ledger", "checkpoint"],
+        "ledger signer rotate": ["ledger", "signer", "rotate"],
         "db upgrade": ["db", "upgrade"],
     }
     args = table[path]
