@@ -4,6 +4,7 @@ detached signature, and verify an export offline without the database."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -122,6 +123,11 @@ def _check_checkpoints(
                     seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): not in the registry"
                 )
             certificates[signer] = x509.load_der_x509_certificate(record.der)
+            swapped = _legacy_certificate_problem(store, signers, signer, certificates[signer])
+            if swapped is not None:
+                return ledger.ChainProblem(
+                    seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): {swapped}"
+                )
         certificate = certificates[signer]
         if not _verify_signature(certificate, signature, ledger.checkpoint_message(seq, head_hash, time)):
             return ledger.ChainProblem(seq, f"checkpoint {seq}: the signature does not verify (forged or edited)")
@@ -139,6 +145,27 @@ def _check_checkpoints(
             "appended outside Kinko, or the checkpoint was removed",
         )
     return None
+
+
+def _legacy_certificate_problem(
+    store: Reader, signers: AuditSigners, serial: str, certificate: x509.Certificate
+) -> str | None:
+    """For an appointment recorded before the ledger held its fingerprint: the registry's
+    certificate must be issued by a CA certificate whose fingerprint the ledger records, so a
+    row swapped for a certificate of the attacker's own key does not count."""
+    if signers.recorded_fingerprint(serial) is not None:
+        return None  # `standing` compares the fingerprint itself
+    for ca_serial, fingerprint in signers.ca_fingerprints.items():
+        record = store.certificate(ca_serial)
+        # The DER itself, not the row's fingerprint column: both are database content.
+        if record is None or hashlib.sha256(record.der).hexdigest() != fingerprint:
+            continue
+        try:
+            certificate.verify_directly_issued_by(x509.load_der_x509_certificate(record.der))
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return None
+    return "its certificate is not issued by a CA the ledger records"
 
 
 # -- heads: what a signed export says about where the ledger stood --------------------------------

@@ -24,9 +24,10 @@ from kinko.ca import ledger
 
 ISSUED = "audit.signer-issued"
 RETIRED = "audit.signer-retired"
+CA_CREATED = "ca.created"
 # Certificate events that change a signer's standing; the store reads these for audit signers only.
 STATUS_ACTIONS = ("certificate.revoked", "certificate.held", "certificate.released")
-ACTIONS = (ISSUED, RETIRED, *STATUS_ACTIONS)
+ACTIONS = (CA_CREATED, ISSUED, RETIRED, *STATUS_ACTIONS)
 _ENDS = {RETIRED: "retired", "certificate.revoked": "revoked", "certificate.held": "held"}
 
 
@@ -48,6 +49,9 @@ class AuditSigners:
 
     def __init__(self, events: Iterable[ledger.Event] = ()) -> None:
         self.appointments: dict[str, Appointment] = {}
+        # serial -> SHA-256 fingerprint of each CA certificate the ledger records (`ca.created`):
+        # what an appointment made before fingerprints were recorded is checked against.
+        self.ca_fingerprints: dict[str, str] = {}
         self._current: str | None = None
         for event in events:
             self.observe(event)
@@ -55,7 +59,11 @@ class AuditSigners:
     def observe(self, event: ledger.Event) -> None:
         """Takes one event into account (any event: those that do not concern signers are ignored)."""
         action = event.action
-        if action == ISSUED:
+        if action == CA_CREATED:
+            fingerprint = _details(event).get("fingerprint_sha256")
+            if fingerprint:
+                self.ca_fingerprints[event.serial] = str(fingerprint)
+        elif action == ISSUED:
             details = _details(event)
             if self._current is not None and self._current in self.appointments:
                 self.appointments[self._current].changes.append((event.seq, f"replaced by {event.serial}"))
@@ -96,6 +104,11 @@ class AuditSigners:
                 f"({found.not_before} to {found.not_after})"
             )
         return None
+
+    def recorded_fingerprint(self, serial: str) -> str | None:
+        """The fingerprint the ledger recorded when it appointed `serial` (None for older ledgers)."""
+        found = self.appointments.get(serial)
+        return found.fingerprint if found is not None else None
 
     @property
     def current(self) -> str | None:

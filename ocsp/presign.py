@@ -110,12 +110,18 @@ def response_window(context: IssuerContext, now: dt.datetime, days: int) -> tupl
     return now, min(now + dt.timedelta(days=days), context.signer_not_after)
 
 
+def within_validity(context: IssuerContext, now: dt.datetime) -> bool:
+    """True while the delegated signer's certificate is valid."""
+    start = context.signer_not_before if context.signer_not_before is not None else now
+    return start <= now <= context.signer_not_after
+
+
 def require_within_validity(context: IssuerContext, now: dt.datetime) -> None:
     """Refuses to sign with a delegated signer before or after its certificate's validity."""
     from kinko.ca.errors import PolicyError
 
     start = context.signer_not_before if context.signer_not_before is not None else now
-    if not start <= now <= context.signer_not_after:
+    if not within_validity(context, now):
         raise PolicyError(
             f"the OCSP signer of {context.role} is valid from {to_text(start)} to {to_text(context.signer_not_after)}, "
             f"not at {to_text(now)}: nothing was signed; run `kinko ocsp signer rotate`"

@@ -19,7 +19,14 @@ from kinko.ca.clock import Clock, SystemClock, from_text, to_text
 from kinko.ca.home import Home
 from kinko.ca.serials import format_serial
 from kinko.ca.store import Reader
-from kinko.ocsp.presign import IssuerContext, issuer_roles, load_context, response_window, status_for
+from kinko.ocsp.presign import (
+    IssuerContext,
+    issuer_roles,
+    load_context,
+    response_window,
+    status_for,
+    within_validity,
+)
 from kinko.ocsp.protocol import MalformedRequest, Request, build_response, error_response, parse_request
 
 # How often a worker asks the store whether anything was committed since it last looked (its
@@ -48,6 +55,7 @@ class Source(Protocol):
 MALFORMED = Answer(error_response("malformed_request"))
 UNAUTHORIZED = Answer(error_response("unauthorized"))
 INTERNAL_ERROR = Answer(error_response("internal_error"))
+TRY_LATER = Answer(error_response("try_later"))
 
 
 class DatabaseSource:
@@ -142,6 +150,9 @@ class DatabaseSource:
                 and stored.this_update <= now_text < stored.next_update
             ):
                 return Answer(stored.der, from_text(stored.this_update), from_text(stored.next_update), cacheable=True)
+        if not within_validity(context, now):
+            # Never sign with a signer outside its validity (the daily jobs renew it at 2/3 of its life).
+            return TRY_LATER
         this_update, next_update = response_window(context, now, self.days)
         statuses = []
         for cert_id in request.cert_ids:

@@ -235,8 +235,8 @@ class Reader(AccountReader, Protocol):
         ...
 
     def signer_events(self) -> Iterator[ledger.Event]:
-        """In seq order, the events that appoint, retire, revoke, hold or release an audit signer
-        (`kinko.ca.signers.ACTIONS`, the certificate ones only for audit signers' serials)."""
+        """In seq order, the events that create a CA or appoint, retire, revoke, hold or release an
+        audit signer (`kinko.ca.signers.ACTIONS`, the certificate ones only for audit signers' serials)."""
         ...
 
     def count(self, table: str) -> int:

@@ -456,7 +456,7 @@ class SQLiteStore(AccountReads):
         # By the action index: sealing runs this in every transaction, on ledgers of millions of events.
         cursor = self._conn.execute(
             "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
-            "WHERE action IN ('audit.signer-issued', 'audit.signer-retired') OR (action IN "
+            "WHERE action IN ('ca.created', 'audit.signer-issued', 'audit.signer-retired') OR (action IN "
             "('certificate.revoked', 'certificate.held', 'certificate.released') AND serial IN "
             "(SELECT serial FROM ledger WHERE action = 'audit.signer-issued')) ORDER BY seq"
         )

@@ -686,3 +686,87 @@ def test_kinko_never_signs_with_an_ocsp_signer_outside_its_validity(
     assert revoked.exit_code == 0, revoked.output
     current = Home(home.path).ca_certificate("ocsp:issuing")
     assert current.serial_number != signer.serial_number and current.not_valid_before_utc == clock.now()
+
+
+def _swap_audit_certificate(home_path: Path, clock: FixedClock) -> str:
+    """An attacker with the database file replaces the audit signer's registry row with a certificate
+    of their own key (same serial, same names) and re-signs every checkpoint with that key."""
+    conn = sqlite3.connect(home_path / "kinko.db")
+    serial, der = conn.execute(
+        "SELECT c.serial, c.der FROM certificates c JOIN authorities a ON a.serial = c.serial WHERE a.role = 'audit'"
+    ).fetchone()
+    genuine = x509.load_der_x509_certificate(der)
+    key = make_key()
+    fake = (
+        x509.CertificateBuilder()
+        .subject_name(genuine.subject)
+        .issuer_name(genuine.issuer)
+        .public_key(key.public_key())
+        .serial_number(genuine.serial_number)
+        .not_valid_before(genuine.not_valid_before_utc)
+        .not_valid_after(genuine.not_valid_after_utc)
+        .sign(key, hashes.SHA256())
+    )
+    fake_der = fake.public_bytes(serialization.Encoding.DER)
+    conn.execute("UPDATE certificates SET der = ? WHERE serial = ?", (fake_der, serial))
+    for seq, head_hash, when in list(conn.execute("SELECT seq, head_hash, time FROM checkpoints")):
+        signature = key.sign(ledger.checkpoint_message(seq, head_hash, when), ec.ECDSA(hashes.SHA256()))
+        conn.execute("UPDATE checkpoints SET signature = ? WHERE seq = ?", (signature, seq))
+    conn.commit()
+    conn.close()
+    return str(serial)
+
+
+def test_audit_certificate_swapped_in_the_registry_does_not_count(home: Home, kinko: Kinko, clock, run_cli) -> None:
+    some_history(kinko, clock)
+    serial = _swap_audit_certificate(home.path, clock)
+    line = one_line_error(run_cli("--home", home.path, "ledger", "verify"))
+    assert f"is not signed by an audit signer ({serial})" in line
+    assert "not the one the ledger appointed" in line
+
+
+def test_swapped_audit_certificate_of_a_ledger_without_fingerprints_does_not_count(tmp_path: Path, monkeypatch) -> None:
+    """A home made before the ledger recorded the audit signer's fingerprint (the version-1 fixture):
+    the registry's certificate must still be issued by a CA whose fingerprint the ledger records."""
+    import tarfile
+
+    from click.testing import CliRunner
+
+    from kinko import cli
+    from tests.integration.test_migrations import ADMIN, FIXTURE
+
+    with tarfile.open(FIXTURE) as archive:
+        archive.extractall(tmp_path, filter="data")
+    monkeypatch.setenv("KINKO_PASSPHRASE_FILE", str(tmp_path / "pass.txt"))
+    home_path = tmp_path / "home"
+    clock = FixedClock(dt.datetime(2026, 12, 1, 0, 10, tzinfo=dt.UTC))
+
+    def kinko(*args: Any) -> Any:
+        return CliRunner().invoke(
+            cli.cli, ["--home", str(home_path), *map(str, args)], obj={"clock": clock, "actor": ADMIN}
+        )
+
+    assert kinko("db", "upgrade").exit_code == 0
+    assert kinko("ledger", "verify").exit_code == 0, kinko("ledger", "verify").output
+    appointed = query(Home(home_path), "SELECT details FROM ledger WHERE action = 'audit.signer-issued'")
+    assert all("fingerprint_sha256" not in details for (details,) in appointed)
+    serial = _swap_audit_certificate(home_path, clock)
+    result = kinko("ledger", "verify")
+    assert result.exit_code == 1
+    assert f"is not signed by an audit signer ({serial}): its certificate is not issued by a CA" in result.stderr
+
+
+def test_the_responder_never_signs_with_an_expired_signer(home: Home, kinko: Kinko, clock) -> None:
+    from cryptography.x509 import ocsp
+
+    from kinko.ocsp.source import DatabaseSource
+    from tests.integration.test_ocsp_state import request_for
+
+    issued = kinko.issue(make_csr(), name="山田 太郎")
+    source = DatabaseSource(home.path, clock=clock)
+    request = request_for(home, issued.pem, nonce=b"0123456789abcdef")  # a nonce: always signed on demand
+    fresh = ocsp.load_der_ocsp_response(source.response(request).body)
+    assert fresh.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    clock.set(home.ca_certificate("ocsp:issuing").not_valid_after_utc + dt.timedelta(seconds=1))
+    late = ocsp.load_der_ocsp_response(source.response(request).body)
+    assert late.response_status == ocsp.OCSPResponseStatus.TRY_LATER

@@ -799,14 +799,15 @@ def test_every_state_change_is_an_event(tmp_path: Path, passphrase_file: Path, c
     assert verify_database(Home(home)).ok
 
 
-def test_awkward_text_survives_export_and_verification(home, kinko, tmp_path) -> None:
+def test_awkward_text_survives_export_and_verification(home, kinko, tmp_path, clock) -> None:
     """Quotes, commas, newlines, U+2028 and Japanese in an event: SQLite builds the export lines
     and the canonical JSON for verification; both must agree with Python's definition."""
     from kinko.ca import audit, ledger
     from kinko.ca.clock import SystemClock
 
     awkward = 'a "quoted", comma\nnew line \u2028 sep \\ back 山田 \x01 ctl'
-    with home.store.transaction("tester", "2026-11-25T00:00:00Z") as tx:
+    # Issue 10: sealed at the clock's time; a checkpoint dated before the audit signer's validity is refused.
+    with home.store.transaction("tester", to_text(clock.now())) as tx:
         tx.append_event("test.awkward", serial="AB", customer="C,1", details={"note": awkward, "k": [1, "x"]})
     assert audit.verify_database(home).ok
     for fmt in ("csv", "jsonl"):
