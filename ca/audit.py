@@ -112,6 +112,7 @@ def _check_checkpoints(
             last_seq + 1, f"truncated after checkpoint {covered}: events {last_seq + 1}..{covered} are missing"
         )
     certificates: dict[str, x509.Certificate] = {}
+    fingerprints: dict[str, str] = {}
     begins = 1
     for seq, head_hash, time, signature, signer in checkpoints:
         if heads.get(seq) != head_hash:
@@ -128,13 +129,12 @@ def _check_checkpoints(
                 return ledger.ChainProblem(
                     seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): {swapped}"
                 )
+            fingerprints[signer] = certificates[signer].fingerprint(hashes.SHA256()).hex()
         certificate = certificates[signer]
         if not _verify_signature(certificate, signature, ledger.checkpoint_message(seq, head_hash, time)):
             return ledger.ChainProblem(seq, f"checkpoint {seq}: the signature does not verify (forged or edited)")
         # The ledger decides who may seal (the same rule as for exports), not the registry row.
-        standing = signers.standing(
-            signer, begins=begins, head=seq, time=time, fingerprint=certificate.fingerprint(hashes.SHA256()).hex()
-        )
+        standing = signers.standing(signer, begins=begins, head=seq, time=time, fingerprint=fingerprints[signer])
         if standing is not None:
             return ledger.ChainProblem(seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): {standing}")
         begins = seq + 1

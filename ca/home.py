@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from kinko.ca.keys import FileKey, PrivateKey
+    from kinko.ca.signers import AuditSigners
     from kinko.ca.store import Store
 
 PASSPHRASE_ENV = "KINKO_PASSPHRASE_FILE"  # noqa: S105 - a variable name, not a secret
@@ -54,6 +55,9 @@ class Home:
         self._keys: dict[str, FileKey] = {}
         self._certificates: dict[str, x509.Certificate] = {}
         self._syslog_warned = False
+        # The audit signers as of the last committed checkpoint this process looked at: sealing then
+        # reads only the events since (a rolled-back transaction's events never enter it).
+        self._signers: tuple[int, AuditSigners] | None = None
 
     @property
     def config_file(self) -> Path:
@@ -114,6 +118,8 @@ class Home:
     def require_audit_signer(self, *, begins: int, head: int, time: str) -> None:
         """Raises unless the current audit signer may sign over events begins..head at `time`,
         by the ledger's own record (the rule the verifiers apply: `kinko.ca.signers`)."""
+        import copy
+
         from cryptography.hazmat.primitives import hashes
 
         from kinko.ca.errors import PolicyError
@@ -123,9 +129,20 @@ class Home:
         if found is None:
             raise PolicyError("this home has no audit signer")
         fingerprint = self.ca_certificate("audit").fingerprint(hashes.SHA256()).hex()
-        problem = AuditSigners(self.store.signer_events()).standing(
-            found[0], begins=begins, head=head, time=time, fingerprint=fingerprint
-        )
+        committed = begins - 1
+        seen, signers = self._signers or (0, AuditSigners())
+        if seen > committed:
+            seen, signers = 0, AuditSigners()
+        for event in self.store.signer_events(seen):
+            if event.seq > committed:
+                break
+            signers.observe(event)
+        self._signers = (committed, signers)
+        # This transaction's own events (a rotation's appointment) count, on a copy.
+        current = copy.deepcopy(signers)
+        for event in self.store.signer_events(committed):
+            current.observe(event)
+        problem = current.standing(found[0], begins=begins, head=head, time=time, fingerprint=fingerprint)
         if problem is not None:
             raise PolicyError(
                 f"{problem}; nothing was signed or written: an admin appoints a new one with "

@@ -234,7 +234,7 @@ class Reader(AccountReader, Protocol):
         """The seq of the newest checkpoint; 0 when there is none."""
         ...
 
-    def signer_events(self) -> Iterator[ledger.Event]:
+    def signer_events(self, after_seq: int = 0) -> Iterator[ledger.Event]:
         """In seq order, the events that create a CA or appoint, retire, revoke, hold or release an
         audit signer (`kinko.ca.signers.ACTIONS`, the certificate ones only for audit signers' serials)."""
         ...

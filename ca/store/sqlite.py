@@ -451,14 +451,17 @@ class SQLiteStore(AccountReads):
         """The seq of the newest checkpoint; 0 when there is none."""
         return int(self._scalar("SELECT MAX(seq) FROM checkpoints") or 0)
 
-    def signer_events(self) -> Iterator[ledger.Event]:
-        """In seq order, the events that appoint, retire, revoke, hold or release an audit signer."""
-        # By the action index: sealing runs this in every transaction, on ledgers of millions of events.
+    def signer_events(self, after_seq: int = 0) -> Iterator[ledger.Event]:
+        """In seq order, the events after `after_seq` that create a CA or appoint, retire, revoke,
+        hold or release an audit signer."""
+        # By the action index, whose entries are ordered by seq (the rowid) within each action:
+        # sealing asks for the few events since its last look, on ledgers of millions of events.
         cursor = self._conn.execute(
             "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
-            "WHERE action IN ('ca.created', 'audit.signer-issued', 'audit.signer-retired') OR (action IN "
+            "WHERE seq > ? AND (action IN ('ca.created', 'audit.signer-issued', 'audit.signer-retired') OR (action IN "
             "('certificate.revoked', 'certificate.held', 'certificate.released') AND serial IN "
-            "(SELECT serial FROM ledger WHERE action = 'audit.signer-issued')) ORDER BY seq"
+            "(SELECT serial FROM ledger WHERE action = 'audit.signer-issued'))) ORDER BY seq",
+            (after_seq,),
         )
         for row in cursor:
             yield ledger.Event(*row)
