@@ -770,3 +770,45 @@ def test_the_responder_never_signs_with_an_expired_signer(home: Home, kinko: Kin
     clock.set(home.ca_certificate("ocsp:issuing").not_valid_after_utc + dt.timedelta(seconds=1))
     late = ocsp.load_der_ocsp_response(source.response(request).body)
     assert late.response_status == ocsp.OCSPResponseStatus.TRY_LATER
+
+
+def test_export_companions_never_follow_a_planted_symlink(home: Home, kinko: Kinko, clock, run_cli, tmp_path) -> None:
+    some_history(kinko, clock)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", encoding="utf-8")
+    out = tmp_path / "ledger.csv"
+    Path(f"{out}.head.json").symlink_to(victim)
+    Path(f"{out}.sig").symlink_to(victim)
+    export(run_cli, home, out)
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    for companion in (".sig", ".chain.pem", ".head.json"):
+        written = Path(f"{out}{companion}")
+        assert not written.is_symlink() and written.stat().st_mode & 0o777 == 0o644
+    linked = tmp_path / "linked.csv"
+    linked.symlink_to(victim)
+    before = row_counts(home)
+    line = one_line_error(run_cli("--home", home.path, "ledger", "export", "--format", "csv", "--out", linked))
+    assert "cannot write" in line
+    assert victim.read_text(encoding="utf-8") == "keep me" and row_counts(home) == before
+
+
+def test_bad_verify_arguments_are_one_line_each(home: Home, kinko: Kinko, clock, run_cli, tmp_path) -> None:
+    some_history(kinko, clock)
+    out = tmp_path / "ledger.csv"
+    export(run_cli, home, out)
+    assert "does not exist" in one_line_error(
+        run_cli("--home", home.path, "ledger", "verify", "--anchor", tmp_path / "missing.csv")
+    )
+    (tmp_path / "junk.csv.head.json").write_text("{not json", encoding="utf-8")
+    assert "cannot read head file" in one_line_error(
+        run_cli("--home", home.path, "ledger", "verify", "--anchor", tmp_path / "junk.csv")
+    )
+    assert "go with --export" in one_line_error(
+        run_cli("--home", home.path, "ledger", "verify", "--ca-file", root_pem(home))
+    )
+    both = verify_offline(run_cli, out, "--ca-file", root_pem(home), "--root-fingerprint", "AB" * 32)
+    assert "not both" in one_line_error(both)
+    assert "does not exist" in one_line_error(verify_offline(run_cli, out, "--ca-file", tmp_path / "none.pem"))
+    Path(f"{out}.sig").unlink()
+    anchored = verify_offline(run_cli, out, "--ca-file", root_pem(home), "--allow-unsigned", "--anchor", out)
+    assert "needs a signed export" in one_line_error(anchored)
