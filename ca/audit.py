@@ -527,21 +527,12 @@ class Rotation:
 def rotate_signer(home: Home, actor: str, now: dt.datetime) -> Rotation:
     """Appoints a new audit signer (issued by the issuing CA) and retires the current one, in one
     transaction the new signer seals; the retired signer's key file is deleted after the commit."""
-    from kinko.ca.hierarchy import issue_audit_signer
-    from kinko.ca.signer import Issuer
+    from kinko.ca.hierarchy import replace_audit_signer
 
-    role = home.issuing_role
-    ca_certificate = home.ca_certificate(role)
-    issuer = Issuer(name=ca_certificate.subject, not_after=ca_certificate.not_valid_after_utc, key=home.key(role))
+    home.key(home.issuing_role)  # the CA key (a passphrase prompt) before the write lock
     old = home.store.authority("audit")
     with home.store.transaction(actor, to_text(now) or "") as tx:
-        record, _key = issue_audit_signer(home, tx, home.config, issuer, role, now)
-        if old is not None:
-            tx.append_event(
-                "audit.signer-retired",
-                serial=old[0],
-                details={"key_file": old[1], "replaced_by": record.serial},
-            )
+        record = replace_audit_signer(home, tx, home.config, now, old, "rotated")
     # After the commit: a rotation rolled back must leave the signer it kept able to sign.
     deleted = home.delete_signer_key(old[1]) if old is not None else False
     return Rotation(record.serial, record.not_after, old[0] if old else None, deleted)

@@ -209,6 +209,30 @@ def issue_audit_signer(
     return record, key
 
 
+def replace_audit_signer(
+    keyring: keys.KeyRing,
+    tx: Writer,
+    cfg: config_module.Config,
+    now: dt.datetime,
+    old: tuple[str, str] | None,
+    reason: str,
+) -> CertificateRecord:
+    """Appoints a new audit signer under the issuing CA and retires `old` (serial, key file), in
+    the caller's transaction, which the new signer then seals; the caller deletes the old key
+    file once the transaction has committed."""
+    role = keyring.issuing_role
+    certificate = keyring.ca_certificate(role)
+    issuer = Issuer(name=certificate.subject, not_after=certificate.not_valid_after_utc, key=keyring.key(role))
+    record, _key = issue_audit_signer(keyring, tx, cfg, issuer, role, now)
+    if old is not None:
+        tx.append_event(
+            "audit.signer-retired",
+            serial=old[0],
+            details={"key_file": old[1], "replaced_by": record.serial, "reason": reason},
+        )
+    return record
+
+
 def _issue_delegated(
     keyring: keys.KeyRing,
     tx: Writer,

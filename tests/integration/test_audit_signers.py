@@ -514,7 +514,7 @@ def test_ledger_signer_rotate_appoints_and_retires(home: Home, kinko: Kinko, clo
         ("audit.signer-issued", new_serial),
         ("audit.signer-retired", old_serial),
     ]
-    assert json.loads(tail[1][3]) == {"key_file": old_key, "replaced_by": new_serial}
+    assert json.loads(tail[1][3]) == {"key_file": old_key, "replaced_by": new_serial, "reason": "rotated"}
     issued = json.loads(tail[0][3])
     assert issued["fingerprint_sha256"] == Home(home.path).ca_certificate("audit").fingerprint(hashes.SHA256()).hex()
     # The rotation's own checkpoint is the new signer's, and everything still verifies.
@@ -568,15 +568,36 @@ def test_checkpoints_and_exports_signed_by_a_retired_signer_are_rejected(
 
 def test_a_revoked_audit_signer_can_no_longer_seal_or_sign(home: Home, kinko: Kinko, clock, run_cli, tmp_path) -> None:
     some_history(kinko, clock)
-    signer_serial, _ = Home(home.path).store.authority("audit")  # type: ignore[misc]
+    signer_serial, signer_key_file = Home(home.path).store.authority("audit")  # type: ignore[misc]
     key, certificate = audit_key(home), home.ca_certificate("audit")
+    shutil.copy(home.keys_dir / signer_key_file, tmp_path / "stolen.key")
     clock.advance(minutes=1)
-    # The revocation itself is the revoked signer's last seal; publishing its CRL afterwards is
-    # already refused, with the way out in the message.
-    revoked = run_cli("--home", home.path, "revoke", signer_serial, "--reason", "key-compromise")
-    assert "kinko ledger signer rotate" in one_line_error(revoked)
+    start = Home(home.path).store.ledger_head()[0]
+    # The existing revoke path: the revocation appoints a new signer in its own transaction, which
+    # the new one seals, so the CRL naming the revoked signer is published at once.
+    revoked = run_cli("--json", "--home", home.path, "revoke", signer_serial, "--reason", "key-compromise")
+    assert revoked.exit_code == 0, revoked.output
     assert query(home, "SELECT status FROM certificates WHERE serial = ?", (signer_serial,)) == [("revoked",)]
+    new_serial, _ = Home(home.path).store.authority("audit")  # type: ignore[misc]
+    assert new_serial != signer_serial
+    actions = query(home, "SELECT action, serial, details FROM ledger WHERE seq > ? ORDER BY seq", (start,))
+    sequence = [(a, s) for a, s, _d in actions if a.startswith(("certificate.", "audit."))]
+    assert sequence == [
+        ("certificate.revoked", signer_serial),
+        ("audit.signer-issued", new_serial),
+        ("audit.signer-retired", signer_serial),
+    ]
+    assert "crl.published" in [a for a, _s, _d in actions]
+    assert not (home.keys_dir / signer_key_file).exists()
     assert run_cli("--home", home.path, "ledger", "verify").exit_code == 0
+    # The attacker puts the revoked signer back (its stolen key, the authorities row).
+    shutil.copy(tmp_path / "stolen.key", home.keys_dir / signer_key_file)
+    conn = sqlite3.connect(home.db_file)
+    conn.execute(
+        "UPDATE authorities SET serial = ?, key_file = ? WHERE role = 'audit'", (signer_serial, signer_key_file)
+    )
+    conn.commit()
+    conn.close()
     before = table_snapshot(home)
     clock.advance(minutes=1)
     (tmp_path / "a.csr").write_bytes(make_csr())
@@ -597,17 +618,17 @@ def test_a_revoked_audit_signer_can_no_longer_seal_or_sign(home: Home, kinko: Ki
     assert "was revoked" in line
 
 
-def test_rotation_after_a_revocation_restores_sealing(home: Home, kinko: Kinko, clock, run_cli, tmp_path) -> None:
+def test_the_audit_signer_cannot_be_held(home: Home, run_cli) -> None:
+    """A held audit signer could seal nothing, not even its own release: hold is refused."""
     signer_serial, _ = Home(home.path).store.authority("audit")  # type: ignore[misc]
-    run_cli("--home", home.path, "revoke", signer_serial, "--reason", "key-compromise")
-    clock.advance(minutes=1)
-    rotated = run_cli("--home", home.path, "ledger", "signer", "rotate")
-    assert rotated.exit_code == 0, rotated.output
-    assert run_cli("--home", home.path, "crl", "publish").exit_code == 0
-    assert run_cli("--home", home.path, "ledger", "verify").exit_code == 0
-    out = tmp_path / "ledger.csv"
-    export(run_cli, home, out)
-    assert verify_offline(run_cli, out, "--ca-file", root_pem(home)).exit_code == 0
+    before = table_snapshot(home)
+    line = one_line_error(run_cli("--home", home.path, "hold", signer_serial))
+    assert "is the ledger's audit signer: it cannot be held" in line
+    after = table_snapshot(home)
+    assert {t: rows for t, rows in after.items() if t not in ("ledger", "checkpoints")} == {
+        t: rows for t, rows in before.items() if t not in ("ledger", "checkpoints")
+    }
+    assert all(row[3] != "certificate.held" for row in after["ledger"])
 
 
 def test_signer_rotate_needs_admin(home: Home, run_cli) -> None:
