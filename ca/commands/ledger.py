@@ -74,7 +74,7 @@ class VerifyView:
 
 
 def ledger_verify(ctx: Context, p: VerifyParams) -> VerifyView:
-    """Recompute the chain and check every signed checkpoint; exit 0 only when all holds."""
+    """Recompute the chain, check every signed checkpoint and each --anchor; exit 0 only when all holds."""
     from kinko.ca import audit
     from kinko.ca.errors import InputError
 
