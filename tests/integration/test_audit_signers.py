@@ -833,3 +833,17 @@ def test_bad_verify_arguments_are_one_line_each(home: Home, kinko: Kinko, clock,
     Path(f"{out}.sig").unlink()
     anchored = verify_offline(run_cli, out, "--ca-file", root_pem(home), "--allow-unsigned", "--anchor", out)
     assert "needs a signed export" in one_line_error(anchored)
+
+
+def test_an_audit_signer_past_its_validity_seals_nothing(home: Home, clock, run_cli, tmp_path) -> None:
+    signer = home.ca_certificate("audit")
+    clock.set(signer.not_valid_after_utc + dt.timedelta(seconds=1))
+    before = table_snapshot(home)
+    line = one_line_error(run_cli("--home", home.path, "ledger", "checkpoint"))
+    assert "outside its validity" in line and "kinko ledger signer rotate" in line
+    out = tmp_path / "late.csv"
+    assert "outside its validity" in one_line_error(
+        run_cli("--home", home.path, "ledger", "export", "--format", "csv", "--out", out)
+    )
+    assert not out.exists()
+    assert table_snapshot(home) == before
