@@ -4,6 +4,9 @@ detached signature, and verify an export offline without the database."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,8 @@ from kinko.ca import cms, ledger
 from kinko.ca.clock import to_text
 from kinko.ca.errors import InputError, KinkoError, StorageError
 from kinko.ca.home import Home
+from kinko.ca.serials import format_serial
+from kinko.ca.signers import AuditSigners
 from kinko.ca.store import Reader
 
 Progress = Callable[[int], None]
@@ -55,32 +60,59 @@ def _verify_signature(certificate: x509.Certificate, signature: bytes, message: 
     return True
 
 
-def verify_database(home: Home, replay: bool = True) -> Verification:
-    """Recomputes the chain, checks every checkpoint, then replays the events against the tables
-    (`replay=False`: the chain and checkpoints only, as a benchmark's reference): names the first bad seq."""
+def verify_database(home: Home, anchors: tuple[Head, ...] = (), replay: bool = True) -> Verification:
+    """Recomputes the chain, checks every checkpoint (signed by a signer the ledger appoints) and
+    that the ledger extends each anchor unchanged, then replays the events against the tables
+    (`replay=False`: all but the replay, as a benchmark's reference): names the first bad seq."""
     store = home.readonly_store
-    try:
-        checkpoints = store.checkpoints()
-    except StorageError as exc:
-        return Verification(0, 0, ledger.ChainProblem(0, str(exc)))
-    wanted = {seq for seq, *_ in checkpoints}
-    walk = ledger.walk_encoded(store.ledger_chain(), store.ledger_event, wanted)
-    if walk.problem is not None:
-        return Verification(walk.count, len(checkpoints), walk.problem)
-    problem = _check_checkpoints(store, checkpoints, walk.heads or {}, walk.last_seq)
-    if problem is None and replay:
-        # The chain holds: now the tables must hold what its events say.
-        from kinko.ca import replay as replaying
+    with store.reading():
+        try:
+            checkpoints = store.checkpoints()
+        except StorageError as exc:
+            return Verification(0, 0, ledger.ChainProblem(0, str(exc)))
+        wanted = {seq for seq, *_ in checkpoints} | {anchor.seq for anchor in anchors}
+        walk = ledger.walk_encoded(store.ledger_chain(), store.ledger_event, wanted)
+        if walk.problem is not None:
+            return Verification(walk.count, len(checkpoints), walk.problem)
+        problem = check_anchors(anchors, walk.heads or {}, walk.last_seq, "the ledger")
+        if problem is None:
+            signers = AuditSigners(store.signer_events())
+            problem = _check_checkpoints(store, checkpoints, walk.heads or {}, walk.last_seq, signers)
+        if problem is None and replay:
+            # The chain holds: now the tables must hold what its events say (in the same snapshot).
+            from kinko.ca import replay as replaying
 
-        state = replaying.replay(store.ledger_events(), retention_days=home.config.crl.retention_days)
-        mismatch = replaying.compare(store, state)
-        if mismatch is not None:
-            problem = ledger.ChainProblem(mismatch.seq or 0, str(mismatch))
-    return Verification(walk.count, len(checkpoints), problem)
+            state = replaying.replay(store.ledger_events(), retention_days=home.config.crl.retention_days)
+            mismatch = replaying.compare(store, state)
+            if mismatch is not None:
+                problem = ledger.ChainProblem(mismatch.seq or 0, str(mismatch))
+    notes = [f"extends anchor seq {anchor.seq} ({anchor.source})" for anchor in anchors]
+    return Verification(walk.count, len(checkpoints), problem, notes if problem is None else [])
+
+
+def check_anchors(
+    anchors: tuple[Head, ...], heads: dict[int, str], last_seq: int, what: str
+) -> ledger.ChainProblem | None:
+    """The first anchor (an earlier export's head) that the verified chain does not extend unchanged."""
+    for anchor in sorted(anchors, key=lambda a: a.seq):
+        if anchor.seq > last_seq:
+            return ledger.ChainProblem(
+                anchor.seq,
+                f"rolled back: {what} ends at seq {last_seq}, before anchor seq {anchor.seq} ({anchor.source})",
+            )
+        if heads.get(anchor.seq) != anchor.head_hash:
+            return ledger.ChainProblem(
+                anchor.seq, f"rewritten: seq {anchor.seq} differs from anchor {anchor.source} (another past)"
+            )
+    return None
 
 
 def _check_checkpoints(
-    store: Reader, checkpoints: list[tuple[int, str, str, bytes, str]], heads: dict[int, str], last_seq: int
+    store: Reader,
+    checkpoints: list[tuple[int, str, str, bytes, str]],
+    heads: dict[int, str],
+    last_seq: int,
+    signers: AuditSigners,
 ) -> ledger.ChainProblem | None:
     """The first checkpoint that does not hold, or the first event no checkpoint covers."""
     covered = max((seq for seq, *_ in checkpoints), default=0)
@@ -88,19 +120,33 @@ def _check_checkpoints(
         return ledger.ChainProblem(
             last_seq + 1, f"truncated after checkpoint {covered}: events {last_seq + 1}..{covered} are missing"
         )
-    signers: dict[str, x509.Certificate] = {}
-    appointed = store.audit_signers()
+    certificates: dict[str, x509.Certificate] = {}
+    fingerprints: dict[str, str] = {}
+    begins = 1
     for seq, head_hash, time, signature, signer in checkpoints:
         if heads.get(seq) != head_hash:
             return ledger.ChainProblem(seq, f"checkpoint {seq} names a different head hash: the chain was rewritten")
-        if signer not in signers:
+        if signer not in certificates:
             record = store.certificate(signer)
-            # Only the CA's audit signers seal the ledger; any other key Kinko ever certified does not count.
-            if record is None or record.profile != "audit-signer" or signer not in appointed:
-                return ledger.ChainProblem(seq, f"checkpoint {seq} is not signed by an audit signer ({signer})")
-            signers[signer] = x509.load_der_x509_certificate(record.der)
-        if not _verify_signature(signers[signer], signature, ledger.checkpoint_message(seq, head_hash, time)):
+            if record is None:
+                return ledger.ChainProblem(
+                    seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): not in the registry"
+                )
+            certificates[signer] = x509.load_der_x509_certificate(record.der)
+            swapped = _legacy_certificate_problem(store, signers, signer, certificates[signer])
+            if swapped is not None:
+                return ledger.ChainProblem(
+                    seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): {swapped}"
+                )
+            fingerprints[signer] = certificates[signer].fingerprint(hashes.SHA256()).hex()
+        certificate = certificates[signer]
+        if not _verify_signature(certificate, signature, ledger.checkpoint_message(seq, head_hash, time)):
             return ledger.ChainProblem(seq, f"checkpoint {seq}: the signature does not verify (forged or edited)")
+        # The ledger decides who may seal (the same rule as for exports), not the registry row.
+        standing = signers.standing(signer, begins=begins, head=seq, time=time, fingerprint=fingerprints[signer])
+        if standing is not None:
+            return ledger.ChainProblem(seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): {standing}")
+        begins = seq + 1
     if last_seq > covered:
         return ledger.ChainProblem(
             covered + 1,
@@ -108,6 +154,128 @@ def _check_checkpoints(
             "appended outside Kinko, or the checkpoint was removed",
         )
     return None
+
+
+def _legacy_certificate_problem(
+    store: Reader, signers: AuditSigners, serial: str, certificate: x509.Certificate
+) -> str | None:
+    """For an appointment recorded before the ledger held its fingerprint: the registry's
+    certificate must be issued by a CA certificate whose fingerprint the ledger records, so a
+    row swapped for a certificate of the attacker's own key does not count."""
+    if signers.recorded_fingerprint(serial) is not None:
+        return None  # `standing` compares the fingerprint itself
+    for ca_serial, fingerprint in signers.ca_fingerprints.items():
+        record = store.certificate(ca_serial)
+        # The DER itself, not the row's fingerprint column: both are database content.
+        if record is None or hashlib.sha256(record.der).hexdigest() != fingerprint:
+            continue
+        try:
+            certificate.verify_directly_issued_by(x509.load_der_x509_certificate(record.der))
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return None
+    return "its certificate is not issued by a CA the ledger records"
+
+
+# -- heads: what a signed export says about where the ledger stood --------------------------------
+
+HEAD_FORMAT = "kinko-ledger-head/1"
+
+
+@dataclass(frozen=True)
+class Head:
+    """The head of a signed export: its last event and the checkpoint signature covering it."""
+
+    seq: int
+    head_hash: str
+    time: str
+    signature: bytes
+    signer: str
+    certificate: x509.Certificate
+    source: Path
+
+    def message(self) -> bytes:
+        """The bytes the checkpoint signature covers."""
+        return ledger.checkpoint_message(self.seq, self.head_hash, self.time)
+
+
+def head_file(export_file: Path) -> Path:
+    """Where an export's head is written: FILE.head.json beside it."""
+    return export_file.with_name(export_file.name + ".head.json")
+
+
+def read_head(path: Path) -> Head:
+    """Reads an export's head (given the export or its FILE.head.json); one-line errors."""
+    from cryptography.x509 import load_pem_x509_certificate
+
+    source = path if path.name.endswith(".head.json") else head_file(path)
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != HEAD_FORMAT:
+            raise ValueError(f"not a {HEAD_FORMAT} file")
+        checkpoint = data["checkpoint"]
+        seq, head_hash = data["seq"], data["head_hash"]
+        if type(seq) is not int or seq < 1 or not isinstance(head_hash, str) or len(head_hash) != 64:
+            raise ValueError("seq or head_hash is malformed")
+        bytes.fromhex(head_hash)
+        return Head(
+            seq,
+            head_hash,
+            str(checkpoint["time"]),
+            bytes.fromhex(checkpoint["signature"]),
+            str(checkpoint["signer"]),
+            load_pem_x509_certificate(str(checkpoint["certificate"]).encode("ascii")),
+            source,
+        )
+    except FileNotFoundError:
+        raise InputError(f"head file {source} does not exist (a signed export writes FILE.head.json)") from None
+    except (OSError, ValueError, KeyError, TypeError, UnicodeError) as exc:
+        raise InputError(f"cannot read head file {source}: {type(exc).__name__}: {exc}") from None
+
+
+def read_anchors(paths: tuple[Path, ...]) -> tuple[Head, ...]:
+    """The heads of earlier exports an auditor keeps, each checked against its own signature."""
+    heads = tuple(read_head(path) for path in paths)
+    for head in heads:
+        if not _verify_signature(head.certificate, head.signature, head.message()):
+            raise InputError(f"anchor {head.source}: its checkpoint signature does not verify (edited)")
+    return heads
+
+
+def _write_head(
+    path: Path, out: Path, digest: bytes, checkpoint: tuple[int, str, str, bytes, str], cert: bytes
+) -> None:
+    seq, head_hash, time, signature, signer = checkpoint
+    body = {
+        "format": HEAD_FORMAT,
+        "export": out.name,
+        "export_sha256": digest.hex(),
+        "seq": seq,
+        "head_hash": head_hash,
+        "checkpoint": {
+            "time": time,
+            "signer": signer,
+            "signature": signature.hex(),
+            "certificate": cert.decode("ascii"),
+        },
+    }
+    _write_new(path, (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def _no_follow(path: str, flags: int) -> int:
+    # The export itself: written in place (an auditor may overwrite last month's), never through a symlink.
+    descriptor = os.open(path, flags | os.O_NOFOLLOW, 0o644)
+    os.fchmod(descriptor, 0o644)
+    return descriptor
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    # Exports go to places others can write: never follow a planted symlink, whatever the umask.
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    os.fchmod(descriptor, 0o644)  # the mode asked for, whatever the umask
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
 
 
 @dataclass(frozen=True)
@@ -119,6 +287,7 @@ class Export:
     sha256: str
     signature: Path | None
     chain: Path | None
+    head: Path | None = None
 
 
 def export(
@@ -135,49 +304,68 @@ def export(
     excel: bool = False,
     progress: Progress | None = None,
 ) -> Export:
-    """Streams the ledger to CSV or JSON Lines; a full export is also signed (FILE.sig, FILE.chain.pem)."""
+    """Streams the ledger to CSV or JSON Lines; a full export is also signed (FILE.sig, FILE.chain.pem)
+    and records its head (FILE.head.json)."""
     if fmt not in ("csv", "jsonl"):
         raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
     if excel and fmt != "csv":
         raise InputError("--excel writes CSV; use it with --format csv")
     full = since is None and until is None and customer is None and action is None
-    lines = home.readonly_store.ledger_export_lines(fmt, to_text(since), to_text(until), customer, action)
+    reader = home.readonly_store
+    companions = [out.with_name(out.name + suffix) for suffix in (".sig", ".chain.pem", ".head.json")]
     rows = 0
-    try:
-        with open(out, "w", encoding="utf-8-sig" if excel else "utf-8", newline="") as handle:
-            if fmt == "csv":
-                handle.write(ledger.CSV_HEADER)
-            batch: list[str] = []
-            for line in lines:
-                batch.append(line)
-                if len(batch) == 10000:  # one write per batch: per-line writes cost a sixth more
-                    handle.write("".join(batch))
-                    rows += len(batch)
-                    batch.clear()
-                    if progress is not None:
-                        progress(rows)
-            handle.write("".join(batch))
-            rows += len(batch)
-    except OSError as exc:
-        raise InputError(f"cannot write {out}: {exc.strerror}") from None
+    # One snapshot: the rows written and the head recorded are the same ledger.
+    with reader.reading():
+        head_seq, _head_hash = reader.ledger_head()
+        sealed = reader.checkpoint(head_seq) if full else None
+        if full:
+            if sealed is None:
+                raise LedgerBroken(
+                    f"the ledger's head (seq {head_seq}) has no signed checkpoint: nothing was exported; "
+                    "run `kinko ledger verify`"
+                )
+            # Refuse before writing anything: a signer the ledger no longer appoints signs nothing.
+            home.require_audit_signer(begins=head_seq + 1, head=head_seq, time=to_text(now) or "")
+        lines = reader.ledger_export_lines(fmt, to_text(since), to_text(until), customer, action)
+        try:
+            with open(out, "w", encoding="utf-8-sig" if excel else "utf-8", newline="", opener=_no_follow) as handle:
+                if fmt == "csv":
+                    handle.write(ledger.CSV_HEADER)
+                batch: list[str] = []
+                for line in lines:
+                    batch.append(line)
+                    if len(batch) == 10000:  # one write per batch: per-line writes cost a sixth more
+                        handle.write("".join(batch))
+                        rows += len(batch)
+                        batch.clear()
+                        if progress is not None:
+                            progress(rows)
+                handle.write("".join(batch))
+                rows += len(batch)
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror}") from None
     digest = cms.file_sha256(out)
-    signature = chain = None
+    signature = chain = head = None
     if not full:
         # A filtered export is not signed: companions left by an earlier full export would
         # make it look tampered with.
-        for stale in (out.with_name(out.name + ".sig"), out.with_name(out.name + ".chain.pem")):
+        for stale in companions:
             stale.unlink(missing_ok=True)
-    if full:
+    if full and sealed is not None:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
         signer = home.ca_certificate("audit")
         issuers = [
             home.ca_certificate(role) for role in (["root"] if home.config.ca.single_tier else ["issuing", "root"])
         ]
-        signature = out.with_name(out.name + ".sig")
-        signature.write_bytes(cms.sign_detached(digest, home.key("audit"), signer, issuers, now))
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        chain = out.with_name(out.name + ".chain.pem")
-        chain.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in issuers))
+        signature, chain, head = companions
+        _write_new(signature, cms.sign_detached(digest, home.key("audit"), signer, issuers, now))
+        _write_new(chain, b"".join(c.public_bytes(Encoding.PEM) for c in issuers))
+        checkpoint_signer = home.readonly_store.certificate(sealed[4])
+        if checkpoint_signer is None:
+            raise LedgerBroken(f"the checkpoint at seq {head_seq} names signer {sealed[4]}, not in the registry")
+        pem = x509.load_der_x509_certificate(checkpoint_signer.der).public_bytes(Encoding.PEM)
+        _write_head(head, out, digest, sealed, pem)
     with home.store.transaction(actor, to_text(now) or "") as tx:
         tx.append_event(
             "ledger.exported",
@@ -186,6 +374,7 @@ def export(
                 "rows": rows,
                 "sha256": digest.hex(),
                 "signed": full,
+                "head_seq": head_seq if full else None,
                 "since": to_text(since),
                 "until": to_text(until),
                 "customer": customer,
@@ -193,53 +382,138 @@ def export(
                 "file": out.name,
             },
         )
-    return Export(out, rows, digest.hex(), signature, chain)
+    return Export(out, rows, digest.hex(), signature, chain, head)
 
 
-def verify_export(path: Path, ca_file: Path | None = None) -> Verification:
-    """Verifies an export offline: its detached signature (if any) and the chain's own hashes.
+def trust_anchors(
+    ca_file: Path | None, root_fingerprint: str | None, pool: list[x509.Certificate]
+) -> list[x509.Certificate]:
+    """The auditor's trust anchors: the certificates of --ca-file, or the one certificate (from
+    the export's companions) whose SHA-256 fingerprint the auditor gave. Never the chain file alone."""
+    if ca_file is None and root_fingerprint is None:
+        raise InputError(
+            "verifying an export needs your own trust anchor: --ca-file ROOT.pem or --root-fingerprint SHA256 "
+            "(the chain file beside the export is not trusted)"
+        )
+    if ca_file is not None and root_fingerprint is not None:
+        raise InputError("give --ca-file or --root-fingerprint, not both")
+    if ca_file is not None:
+        try:
+            anchors = x509.load_pem_x509_certificates(ca_file.read_bytes())
+        except FileNotFoundError:
+            raise InputError(f"CA file {ca_file} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read CA file {ca_file}: {exc}") from None
+        return anchors
+    assert root_fingerprint is not None
+    wanted = root_fingerprint.replace(":", "").strip().lower()
+    if len(wanted) != 64 or any(c not in "0123456789abcdef" for c in wanted):
+        raise InputError("--root-fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed")
+    found = [c for c in pool if c.fingerprint(hashes.SHA256()).hex() == wanted and c.issuer == c.subject]
+    if not found:
+        raise LedgerBroken(f"no self-signed certificate with SHA-256 fingerprint {wanted} signs this export")
+    return found[:1]
 
-    The signature is checked against `ca_file` (the bank's CA chain, obtained on its own) or,
-    without it, against the FILE.chain.pem written beside the export: then the auditor should
-    compare that root's fingerprint with the bank's published one."""
-    notes = []
+
+def verify_export(
+    path: Path,
+    ca_file: Path | None = None,
+    *,
+    root_fingerprint: str | None = None,
+    anchors: tuple[Head, ...] = (),
+    allow_unsigned: bool = False,
+) -> Verification:
+    """Verifies an export offline against the auditor's own trust anchor: its detached signature,
+    by a signer the exported ledger appoints; the chain's hashes; its head; and each anchor.
+
+    An unsigned export fails unless `allow_unsigned` (then each row is checked against its own hash)."""
+    notes: list[str] = []
     signature = path.with_name(path.name + ".sig")
-    chain_file = ca_file or path.with_name(path.name + ".chain.pem")
+    chain_file = path.with_name(path.name + ".chain.pem")
     try:
-        if signature.exists():
-            if not chain_file.exists():
-                raise LedgerBroken(f"{chain_file} is missing: it holds the CA chain the signature is checked against")
-            trusted = x509.load_pem_x509_certificates(chain_file.read_bytes())
-            try:
-                signer = cms.verify_detached(signature.read_bytes(), cms.file_sha256(path), trusted)
-            except ValueError as exc:
-                return Verification(0, 0, ledger.ChainProblem(0, f"signature: {exc}"))
-            notes.append(f"signed by {signer.subject.rfc4514_string()}")
-        else:
-            notes.append("no .sig file: a filtered export is checked row by row, not as a whole")
-        with open(path, encoding="utf-8", newline="") as handle:
-            events = ledger.read_export(handle)
-            if signature.exists():
-                count = 0
+        if not signature.exists():
+            if ca_file is None and root_fingerprint is None:
+                trust_anchors(None, None, [])  # the same one-line refusal as for a signed export
+            if not allow_unsigned:
+                raise LedgerBroken(
+                    f"export {path} is unsigned (no {signature.name}): nothing proves who wrote it; "
+                    "--allow-unsigned checks it row by row"
+                )
+            return _verify_unsigned(path, anchors)
+        untrusted = x509.load_pem_x509_certificates(chain_file.read_bytes()) if chain_file.exists() else []
+        signature_der = signature.read_bytes()
+        trusted = trust_anchors(ca_file, root_fingerprint, untrusted + cms.certificates_in(signature_der))
+        try:
+            verified = cms.verify_detached(signature_der, cms.file_sha256(path), trusted, untrusted)
+        except ValueError as exc:
+            return Verification(0, 0, ledger.ChainProblem(0, f"signature: {exc}"))
+        notes.append(f"signed by {verified.signer.subject.rfc4514_string()} at {verified.signing_time}")
+        signers = AuditSigners()
+        heads: dict[int, str] = {}
+        wanted = {anchor.seq for anchor in anchors}
+        count, last = 0, (0, ledger.GENESIS)
 
-                def counted(items: Iterator[ledger.Event]) -> Iterator[ledger.Event]:
-                    nonlocal count
-                    for item in items:
-                        count += 1
-                        yield item
-
-                problem = ledger.verify_chain(counted(events))
-                return Verification(count, 0, problem, notes)
-            count = 0
-            for event in events:
+        def observed(items: Iterator[ledger.Event]) -> Iterator[ledger.Event]:
+            nonlocal count, last
+            for item in items:
                 count += 1
-                if ledger.event_hash(event.prev_hash, event) != event.hash:
-                    return Verification(
-                        count, 0, ledger.ChainProblem(event.seq, "edited: fields do not match hash"), notes
-                    )
-            return Verification(count, 0, None, notes)
+                signers.observe(item)
+                if item.seq in wanted:
+                    heads[item.seq] = item.hash
+                last = (item.seq, item.hash)
+                yield item
+
+        with open(path, encoding="utf-8", newline="") as handle:
+            problem = ledger.verify_chain(observed(ledger.read_export(handle)))
+        if problem is not None:
+            return Verification(count, 0, problem, notes)
+        last_seq, last_hash = last
+        serial = format_serial(verified.signer.serial_number)
+        standing = signers.standing(
+            serial,
+            begins=last_seq + 1,
+            head=last_seq,
+            time=verified.signing_time,
+            fingerprint=verified.signer.fingerprint(hashes.SHA256()).hex(),
+        )
+        if standing is not None:
+            return Verification(count, 0, ledger.ChainProblem(last_seq, f"signature does not count: {standing}"))
+        problem = _check_head(path, last_seq, last_hash, verified.signer)
+        checkpoints = 0 if problem is not None else 1
+        if problem is None:
+            notes.append(f"head seq {last_seq} sealed by the same signer ({path.name}.head.json)")
+            problem = check_anchors(anchors, heads, last_seq, "the export")
+            notes += [f"extends anchor seq {anchor.seq} ({anchor.source})" for anchor in anchors]
+        return Verification(count, checkpoints, problem, notes if problem is None else [])
     except (OSError, ValueError, UnicodeDecodeError, TypeError, KeyError) as exc:
         raise InputError(f"cannot read export {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _check_head(path: Path, seq: int, head_hash: str, signer: x509.Certificate) -> ledger.ChainProblem | None:
+    """The export's head must name its last event and carry a checkpoint signature by its own signer."""
+    head = read_head(path)
+    if (head.seq, head.head_hash) != (seq, head_hash):
+        return ledger.ChainProblem(
+            head.seq, f"the head file names seq {head.seq}, the export ends at seq {seq}: they do not belong together"
+        )
+    if head.certificate != signer or head.signer != format_serial(signer.serial_number):
+        return ledger.ChainProblem(seq, "the head's checkpoint is not sealed by the export's signer")
+    if not _verify_signature(head.certificate, head.signature, head.message()):
+        return ledger.ChainProblem(seq, "the head's checkpoint signature does not verify (forged or edited)")
+    return None
+
+
+def _verify_unsigned(path: Path, anchors: tuple[Head, ...]) -> Verification:
+    notes = ["unsigned: checked row by row against each row's own hash; nothing proves who wrote it"]
+    if anchors:
+        raise InputError("--anchor needs a signed export (or the database) to compare with")
+    count = 0
+    with open(path, encoding="utf-8", newline="") as handle:
+        for event in ledger.read_export(handle):
+            count += 1
+            if ledger.event_hash(event.prev_hash, event) != event.hash:
+                return Verification(count, 0, ledger.ChainProblem(event.seq, "edited: fields do not match hash"), notes)
+    return Verification(count, 0, None, notes)
 
 
 def checkpoint(home: Home, actor: str, now: dt.datetime) -> dict[str, Any]:
@@ -247,3 +521,27 @@ def checkpoint(home: Home, actor: str, now: dt.datetime) -> dict[str, Any]:
     with home.store.transaction(actor, to_text(now) or "") as tx:
         event = tx.append_event("ledger.checkpoint", details={})
     return {"seq": event.seq, "head_hash": event.hash, "time": event.time}
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """An audit signer rotation: the signer appointed and the one retired."""
+
+    appointed: str
+    not_after: str
+    retired: str | None
+    key_deleted: bool
+
+
+def rotate_signer(home: Home, actor: str, now: dt.datetime) -> Rotation:
+    """Appoints a new audit signer (issued by the issuing CA) and retires the current one, in one
+    transaction the new signer seals; the retired signer's key file is deleted after the commit."""
+    from kinko.ca.hierarchy import replace_audit_signer
+
+    home.key(home.issuing_role)  # the CA key (a passphrase prompt) before the write lock
+    old = home.store.authority("audit")
+    with home.store.transaction(actor, to_text(now) or "") as tx:
+        record = replace_audit_signer(home, tx, home.config, now, old, "rotated")
+    # After the commit: a rotation rolled back must leave the signer it kept able to sign.
+    deleted = home.delete_signer_key(old[1]) if old is not None else False
+    return Rotation(record.serial, record.not_after, old[0] if old else None, deleted)

@@ -3,13 +3,14 @@
 The digest is computed while streaming, so a large export is never held in memory;
 `cryptography`'s PKCS7 builder needs the whole content, so SignedData is assembled with
 asn1crypto. `openssl cms -verify -binary -content FILE -inform DER -in FILE.sig
--CAfile chain.pem` accepts the result (tests/interop check that).
+-CAfile root.pem -untrusted FILE.chain.pem` accepts the result (tests check that).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -93,10 +94,24 @@ def sign_detached(
     return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
 
 
-def verify_detached(signature_der: bytes, digest: bytes, trusted: list[x509.Certificate]) -> x509.Certificate:
-    """Checks a detached signature against a content digest and a chain ending in a trusted root.
+@dataclass(frozen=True)
+class Verified:
+    """A detached signature that holds: its signer's certificate and its signingTime (as text)."""
 
-    Returns the signer's certificate; raises ValueError saying what does not hold."""
+    signer: x509.Certificate
+    signing_time: str
+
+
+def verify_detached(
+    signature_der: bytes,
+    digest: bytes,
+    trusted: list[x509.Certificate],
+    untrusted: list[x509.Certificate] | None = None,
+) -> Verified:
+    """Checks a detached signature against a content digest and a chain ending in a `trusted`
+    certificate (the auditor's own); `untrusted` may supply intermediates, never an anchor.
+
+    Raises ValueError saying what does not hold."""
     try:
         info = cms.ContentInfo.load(signature_der)
         signed_data = info["content"]
@@ -129,8 +144,21 @@ def verify_detached(signature_der: bytes, digest: bytes, trusted: list[x509.Cert
             raise ValueError("unsupported signer key type")
     except InvalidSignature:
         raise ValueError("the signature does not verify with its signer's certificate") from None
-    _check_chain(signer, certificates + trusted, trusted)
-    return signer
+    # Trusted certificates first: a look-alike root in the signature must not be picked before the real one.
+    _check_chain(signer, trusted + certificates + (untrusted or []), trusted)
+    signed_at = attributes.get("signing_time")
+    if not isinstance(signed_at, dt.datetime):
+        raise ValueError("the signature has no signingTime")
+    return Verified(signer, signed_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def certificates_in(signature_der: bytes) -> list[x509.Certificate]:
+    """The certificates a CMS SignedData carries (none when it cannot be read)."""
+    try:
+        signed_data = cms.ContentInfo.load(signature_der)["content"]
+        return [x509.load_der_x509_certificate(c.chosen.dump()) for c in signed_data["certificates"]]
+    except (ValueError, TypeError, KeyError):
+        return []
 
 
 def _check_chain(leaf: x509.Certificate, pool: list[x509.Certificate], trusted: list[x509.Certificate]) -> None:

@@ -94,8 +94,16 @@ class OCSPSettings:
     """The [ocsp] section."""
 
     next_update_days: int = 4
-    signer_validity_days: int = 90
+    # Short: a signer with id-pkix-ocsp-nocheck cannot be revoked, only outlived. Renewed at 2/3 of its life.
+    signer_validity_days: int = 30
     nonces: bool = True
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The [audit] section: where each checkpoint head is also sent (a syslog datagram socket)."""
+
+    syslog_socket: str = "/dev/log"
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,7 @@ class Config:
     ocsp: OCSPSettings = field(default_factory=OCSPSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     api: APISettings = field(default_factory=APISettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     profiles: dict[str, Profile] = field(default_factory=dict)
 
     def profile(self, name: str) -> Profile:
@@ -172,14 +181,17 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     ocsp = _section(data, "ocsp", OCSPSettings)
     lifecycle = _section(data, "lifecycle", LifecycleSettings)
     api = _section(data, "api", APISettings)
+    audit = _section(data, "audit", AuditSettings)
+    if ocsp.signer_validity_days < 1:
+        raise ConfigError("ocsp.signer_validity_days must be at least 1")
     for section in (crl, ocsp, lifecycle):
         for name, value in vars(section).items():
             if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 1_000_000:
                 raise ConfigError(f"{name} must be between 0 and 1000000 (got {value})")
-    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api"}
+    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api", "audit"}
     if unknown:
         raise ConfigError(f"kinko.toml has unknown section(s): {', '.join(sorted(unknown))}")
-    return Config(ca=ca, crl=crl, ocsp=ocsp, lifecycle=lifecycle, api=api, profiles=profiles)
+    return Config(ca=ca, crl=crl, ocsp=ocsp, lifecycle=lifecycle, api=api, audit=audit, profiles=profiles)
 
 
 def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:

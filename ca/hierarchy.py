@@ -195,8 +195,34 @@ def issue_audit_signer(
     record, key, key_name = _issue_delegated(
         keyring, tx, cfg, issuer, issuer_role, now, "audit-signer", "Ledger Audit", not_after, "audit"
     )
+    # The appointment the verifiers read (kinko.ca.signers): validity and the certificate's fingerprint,
+    # so a registry row swapped for another certificate with the same serial does not count.
     tx.append_event("audit.signer-issued", serial=record.serial, details=_signer_details(record, key_name))
     return record, key
+
+
+def replace_audit_signer(
+    keyring: keys.KeyRing,
+    tx: Writer,
+    cfg: config_module.Config,
+    now: dt.datetime,
+    old: tuple[str, str] | None,
+    reason: str,
+) -> CertificateRecord:
+    """Appoints a new audit signer under the issuing CA and retires `old` (serial, key file), in
+    the caller's transaction, which the new signer then seals; the caller deletes the old key
+    file once the transaction has committed."""
+    role = keyring.issuing_role
+    certificate = keyring.ca_certificate(role)
+    issuer = Issuer(name=certificate.subject, not_after=certificate.not_valid_after_utc, key=keyring.key(role))
+    record, _key = issue_audit_signer(keyring, tx, cfg, issuer, role, now)
+    if old is not None:
+        tx.append_event(
+            "audit.signer-retired",
+            serial=old[0],
+            details={"key_file": old[1], "replaced_by": record.serial, "reason": reason},
+        )
+    return record
 
 
 def _issue_delegated(

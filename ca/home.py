@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from kinko.ca.keys import FileKey, PrivateKey
+    from kinko.ca.signers import AuditSigners
     from kinko.ca.store import Store
 
 PASSPHRASE_ENV = "KINKO_PASSPHRASE_FILE"  # noqa: S105 - a variable name, not a secret
@@ -56,6 +57,10 @@ class Home:
         self._passphrase: bytes | None = passphrase
         self._keys: dict[str, FileKey] = {}
         self._certificates: dict[str, x509.Certificate] = {}
+        self._syslog_warned = False
+        # The audit signers as of the last committed checkpoint this process looked at: sealing then
+        # reads only the events since (a rolled-back transaction's events never enter it).
+        self._signers: tuple[int, AuditSigners] | None = None
 
     @property
     def config_file(self) -> Path:
@@ -106,15 +111,68 @@ class Home:
         store = open_store(self.db_file, upgrading=self.upgrading)
         if store.authority("audit") is not None:
             store.sealer = self.seal_checkpoint
+            store.announcer = self.announce_checkpoint
         return store
 
     def seal_checkpoint(self, seq: int, head_hash: str, time: str) -> tuple[bytes, str]:
-        """Signs a ledger checkpoint with the audit key: (signature, the signer's serial)."""
+        """Signs a ledger checkpoint with the audit key: (signature, the signer's serial).
+
+        Refuses when the ledger no longer appoints that signer (revoked, retired, expired)."""
         from kinko.ca.ledger import checkpoint_message
 
         found = self.store.authority("audit")
         assert found is not None
+        self.require_audit_signer(begins=self.store.last_checkpoint_seq() + 1, head=seq, time=time)
         return self.key("audit").sign_data(checkpoint_message(seq, head_hash, time)), found[0]
+
+    def require_audit_signer(self, *, begins: int, head: int, time: str) -> None:
+        """Raises unless the current audit signer may sign over events begins..head at `time`,
+        by the ledger's own record (the rule the verifiers apply: `kinko.ca.signers`)."""
+        import copy
+
+        from cryptography.hazmat.primitives import hashes
+
+        from kinko.ca.errors import PolicyError
+        from kinko.ca.signers import AuditSigners
+
+        found = self.store.authority("audit")
+        if found is None:
+            raise PolicyError("this home has no audit signer")
+        fingerprint = self.ca_certificate("audit").fingerprint(hashes.SHA256()).hex()
+        committed = begins - 1
+        seen, signers = self._signers or (0, AuditSigners())
+        if seen > committed:
+            seen, signers = 0, AuditSigners()
+        for event in self.store.signer_events(seen):
+            if event.seq > committed:
+                break
+            signers.observe(event)
+        self._signers = (committed, signers)
+        # This transaction's own events (a rotation's appointment) count, on a copy.
+        current = copy.deepcopy(signers)
+        for event in self.store.signer_events(committed):
+            current.observe(event)
+        problem = current.standing(found[0], begins=begins, head=head, time=time, fingerprint=fingerprint)
+        if problem is not None:
+            raise PolicyError(
+                f"{problem}; nothing was signed or written: an admin appoints a new one with "
+                "`kinko ledger signer rotate`"
+            )
+
+    def announce_checkpoint(self, seq: int, head_hash: str, time: str, signature: bytes, signer: str) -> None:
+        """Sends a committed checkpoint head to syslog ([audit] syslog_socket): an anchor the bank's
+        log server keeps outside the CA. Never fails a change: a problem is one warning on stderr."""
+        from kinko.ca.syslog import send_head
+
+        path = self.config.audit.syslog_socket
+        if not path:
+            return
+        warning = send_head(path, seq, head_hash, time, signature, signer)
+        if warning is not None and not self._syslog_warned:
+            self._syslog_warned = True
+            import sys
+
+            print(f"kinko: warning: {warning}", file=sys.stderr)
 
     @cached_property
     def readonly_store(self) -> Store:
@@ -175,6 +233,27 @@ class Home:
         name = f"{authority.replace(':', '-')}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
         write_private_key(self.keys_dir / name, key, None)
         return name
+
+    def delete_signer_key(self, reference: str) -> bool:
+        """Deletes a retired delegated signer's key file from keys/; False when it was already gone.
+
+        Only a plain file name that no role still uses: a reference is database content, and
+        `../` in it must not reach outside keys/."""
+        from kinko.ca.errors import PolicyError
+
+        if not reference or "/" in reference or reference in (".", "..") or "\0" in reference:
+            raise PolicyError(f"refusing to delete key {reference!r}: not a file name under keys/")
+        if reference in {key_file for _serial, key_file in self.store.authorities().values()}:
+            raise PolicyError(f"refusing to delete key {reference}: a role still uses it")
+        self._keys.pop(reference, None)
+        directory = os.open(self.keys_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.unlink(reference, dir_fd=directory)  # unlink never follows a symlink: it removes the link
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(directory)
+        return True
 
     def passphrase(self) -> bytes:
         """The CA key passphrase: $KINKO_PASSPHRASE_FILE, then kinko.toml, then a TTY prompt."""

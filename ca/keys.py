@@ -65,6 +65,10 @@ class KeyRing(Protocol):
         """Keeps a new delegated signer's key; returns the reference recorded in `authorities`."""
         ...
 
+    def delete_signer_key(self, reference: str) -> bool:
+        """Destroys a retired delegated signer's key; False when it was already gone."""
+        ...
+
 
 def certificate_key(certificate: x509.Certificate) -> CertificateIssuerPublicKeyTypes:
     """A CA certificate's public key, as a type that can issue (RSA or EC: what Kinko makes)."""

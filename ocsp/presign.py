@@ -37,6 +37,7 @@ class IssuerContext:
     key_der: bytes
     responder: Responder
     signer_not_after: dt.datetime
+    signer_not_before: dt.datetime | None = None
 
     @cached_property
     def hashes(self) -> dict[str, tuple[bytes, bytes]]:
@@ -70,6 +71,7 @@ def load_context(home: Home, role: str) -> IssuerContext:
             home.key(f"ocsp:{role}"), signer_certificate.public_bytes(serialization.Encoding.DER)
         ),
         signer_not_after=signer_certificate.not_valid_after_utc,
+        signer_not_before=signer_certificate.not_valid_before_utc,
     )
 
 
@@ -108,6 +110,24 @@ def status_for(
 def response_window(context: IssuerContext, now: dt.datetime, days: int) -> tuple[dt.datetime, dt.datetime]:
     """thisUpdate = now; nextUpdate = now + days, but never after the signer certificate ends."""
     return now, min(now + dt.timedelta(days=days), context.signer_not_after)
+
+
+def within_validity(context: IssuerContext, now: dt.datetime) -> bool:
+    """True while the delegated signer's certificate is valid."""
+    start = context.signer_not_before if context.signer_not_before is not None else now
+    return start <= now <= context.signer_not_after
+
+
+def require_within_validity(context: IssuerContext, now: dt.datetime) -> None:
+    """Refuses to sign with a delegated signer before or after its certificate's validity."""
+    from kinko.ca.errors import PolicyError
+
+    start = context.signer_not_before if context.signer_not_before is not None else now
+    if not within_validity(context, now):
+        raise PolicyError(
+            f"the OCSP signer of {context.role} is valid from {to_text(start)} to {to_text(context.signer_not_after)}, "
+            f"not at {to_text(now)}: nothing was signed; run `kinko ocsp signer rotate`"
+        )
 
 
 class Presigner:
@@ -154,6 +174,7 @@ class Presigner:
         stored = 0
         for record in records:
             context = self.context(record.issuer)
+            require_within_validity(context, now)
             this_update, next_update = response_window(context, now, days)
             for algorithm in PRESIGNED_HASHES:
                 cert_id = encode_cert_id(algorithm, *context.hashes[algorithm], parse_serial(record.serial))

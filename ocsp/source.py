@@ -21,7 +21,14 @@ from kinko.ca.home import Home
 from kinko.ca.replay import confirm
 from kinko.ca.serials import format_serial
 from kinko.ca.store import Reader, RevocationState
-from kinko.ocsp.presign import IssuerContext, issuer_roles, load_context, response_window, status_for
+from kinko.ocsp.presign import (
+    IssuerContext,
+    issuer_roles,
+    load_context,
+    response_window,
+    status_for,
+    within_validity,
+)
 from kinko.ocsp.protocol import (
     CertID,
     MalformedRequest,
@@ -159,6 +166,9 @@ class DatabaseSource:
                 and self._agrees(stored.der, cert_id, self.store.revocation_status(serial))
             ):
                 return Answer(stored.der, from_text(stored.this_update), from_text(stored.next_update), cacheable=True)
+        if not within_validity(context, now):
+            # Never sign with a signer outside its validity (the daily jobs renew it at 2/3 of its life).
+            return TRY_LATER
         this_update, next_update = response_window(context, now, self.days)
         statuses = []
         for cert_id in request.cert_ids:

@@ -28,6 +28,24 @@ ROOT = Path(__file__).resolve().parent.parent
 ORG = "興産信用金庫"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_syslog_by_default() -> Any:
+    """Homes made in tests send no checkpoint heads: this machine has no /dev/log, and a warning on
+    every command's stderr would hide what the tests read. tests/integration/test_audit_signers.py
+    gives its homes a socket it listens on, and checks the warning when there is none."""
+    from kinko.ca import config
+
+    shipped = config.default_text
+
+    def without_syslog(name: str) -> str:
+        text = shipped(name)
+        return config.set_value(text, "syslog_socket", "") if name == "kinko.toml" else text
+
+    with pytest.MonkeyPatch.context() as patch:  # session-wide: module fixtures make homes too
+        patch.setattr(config, "default_text", without_syslog)
+        yield
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     """A clock standing at the real current second, so real clients accept what we sign."""

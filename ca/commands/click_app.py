@@ -234,7 +234,9 @@ def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter
     from kinko.ca.commands.registry import param_info, unwrap_hint
 
     info = param_info(item)
-    base, optional = unwrap_hint(hint)
+    # tuple[X, ...]: a repeatable option (--anchor A --anchor B).
+    multiple = typing.get_origin(hint) is tuple
+    base, optional = (typing.get_args(hint)[0], True) if multiple else unwrap_hint(hint)
     has_default = item.default is not dataclasses.MISSING
     kind: Any
     if info.reads is not None or base is Path:
@@ -256,6 +258,7 @@ def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter
         required=not has_default and info.hidden_prompt is None,
         show_default=info.show_default,
         help=info.help,
+        multiple=multiple,
     )
     # Click 8.2+ takes an explicit default=None as a value: a required option gets no default at all.
     if has_default:

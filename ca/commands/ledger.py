@@ -11,22 +11,36 @@ from kinko.ca.commands.registry import Context, NoParams, Operation, param
 from kinko.ca.commands.render import Output
 
 if TYPE_CHECKING:
-    from kinko.ca.audit import Export, Verification
+    from kinko.ca.audit import Export, Rotation, Verification
 
-GROUPS = {"ledger": "The hash-chained ledger: verify it, export it, checkpoint it."}
+GROUPS = {
+    "ledger": "The hash-chained ledger: verify it, export it, checkpoint it.",
+    "ledger signer": "The audit signer that seals checkpoints and signs exports.",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyParams:
     export_file: Path | None = param(
-        "Verify an exported file offline (with FILE.sig and FILE.chain.pem beside it).",
+        "Verify an exported file offline (FILE.sig, FILE.head.json beside it), against your own trust anchor.",
         None,
         flag="--export",
         file_only=True,
     )
     ca_file: Path | None = param(
-        "The bank's CA chain to trust for --export, instead of the FILE.chain.pem beside it.", None, file_only=True
+        "Your trust anchor for --export: the bank's root certificate (PEM), obtained on its own.",
+        None,
+        file_only=True,
     )
+    root_fingerprint: str | None = param(
+        "Your trust anchor for --export: the SHA-256 fingerprint of the bank's root (hex, colons allowed).", None
+    )
+    anchor: tuple[Path, ...] = param(
+        "An earlier signed export (or its FILE.head.json) the ledger must extend unchanged; repeatable.",
+        (),
+        file_only=True,
+    )
+    allow_unsigned: bool = param("Accept an unsigned (filtered) export, checked row by row, with exit 0.", False)
 
 
 def auditor_unless_offline(p: VerifyParams) -> list[tuple[str, str]]:
@@ -60,16 +74,25 @@ class VerifyView:
 
 
 def ledger_verify(ctx: Context, p: VerifyParams) -> VerifyView:
-    """Recompute the chain and check every signed checkpoint; exit 0 only when all holds."""
+    """Recompute the chain, check every signed checkpoint and each --anchor; exit 0 only when all holds."""
     from kinko.ca import audit
     from kinko.ca.errors import InputError
 
+    anchors = audit.read_anchors(p.anchor)
     if p.export_file is not None:
         if not p.export_file.exists():
             raise InputError(f"export file {p.export_file} does not exist")
-        result = audit.verify_export(p.export_file, p.ca_file)
+        result = audit.verify_export(
+            p.export_file,
+            p.ca_file,
+            root_fingerprint=p.root_fingerprint,
+            anchors=anchors,
+            allow_unsigned=p.allow_unsigned,
+        )
     else:
-        result = audit.verify_database(ctx.home())
+        if p.ca_file is not None or p.root_fingerprint is not None or p.allow_unsigned:
+            raise InputError("--ca-file, --root-fingerprint and --allow-unsigned go with --export")
+        result = audit.verify_database(ctx.home(), anchors)
     view = VerifyView.of(result)
     if not view.ok:
         raise audit.LedgerBroken(f"seq {view.first_bad_seq}: {view.problem}")
@@ -101,6 +124,7 @@ class ExportView:
     sha256: str
     signature: str | None
     chain: str | None
+    head: str | None
 
     @classmethod
     def of(cls, result: Export) -> ExportView:
@@ -111,6 +135,7 @@ class ExportView:
             result.sha256,
             str(result.signature) if result.signature else None,
             str(result.chain) if result.chain else None,
+            str(result.head) if result.head else None,
         )
 
 
@@ -151,7 +176,29 @@ def ledger_checkpoint(ctx: Context, _p: NoParams) -> Checkpoint:
     return Checkpoint(**audit.checkpoint(ctx.home(), ctx.login(), ctx.now()))
 
 
-def _emit(result: ExportView | Checkpoint, out: Output, _p: object) -> None:
+@dataclass(frozen=True)
+class RotationView:
+    """The audit signer appointed, and the one retired."""
+
+    appointed: str
+    not_after: str
+    retired: str | None
+    key_deleted: bool
+
+    @classmethod
+    def of(cls, result: Rotation) -> RotationView:
+        """The view of a rotation."""
+        return cls(result.appointed, result.not_after, result.retired, result.key_deleted)
+
+
+def ledger_signer_rotate(ctx: Context, _p: NoParams) -> RotationView:
+    """Appoint a new audit signer and retire the current one (its key file is deleted)."""
+    from kinko.ca import audit
+
+    return RotationView.of(audit.rotate_signer(ctx.home(), ctx.login(), ctx.now()))
+
+
+def _emit(result: ExportView | Checkpoint | RotationView, out: Output, _p: object) -> None:
     out.emit(dataclasses.asdict(result))
 
 
@@ -159,4 +206,5 @@ OPERATIONS: list[Operation[Any, Any]] = [
     Operation("ledger verify", VerifyParams, ledger_verify, render_verify, None, extra_roles=auditor_unless_offline),
     Operation("ledger export", ExportParams, ledger_export, _emit, "auditor"),
     Operation("ledger checkpoint", NoParams, ledger_checkpoint, _emit, "officer"),
+    Operation("ledger signer rotate", NoParams, ledger_signer_rotate, _emit, "admin"),
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import importlib
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -98,7 +99,17 @@ def build_params(params_type: type[D], values: object) -> D:
             if item.default is dataclasses.MISSING:
                 raise InputError(f"parameter {name} is required")
             continue
-        value, (base, optional) = values[name], unwrap_hint(hints[name])
+        value, hint = values[name], hints[name]
+        if typing.get_origin(hint) is tuple:  # a repeatable option: a list of one type
+            (member,) = typing.get_args(hint)[:1]
+            if not isinstance(value, list | tuple):
+                raise InputError(f"parameter {name} must be a list")
+            converted = [Path(v) if member is Path and isinstance(v, str) else v for v in value]
+            if not all(isinstance(v, member) for v in converted):
+                raise InputError(f"parameter {name} must be a list of {member.__name__}")
+            checked[name] = tuple(converted)
+            continue
+        base, optional = unwrap_hint(hint)
         info = param_info(item)
         if value is None and (optional or item.default is None):
             checked[name] = None

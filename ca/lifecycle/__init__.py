@@ -59,6 +59,9 @@ class Kinko:
         self.service_end = service_end = ServiceEnd(session, revocation)
         self.reports = reports = Reports(session)
         self.certificates = certificates = Certificates(session, issuance, upkeep=service_end.upkeep)
+        # The daily jobs' upkeep: scheduled service ends, lapsed enrollments, OCSP signers due for renewal.
+        certificates.upkeep = self._upkeep
+        session.before_signing.append(certificates.renew_due_ocsp_signers)
 
         self.issue = certificates.issue
         self.publish_crl = certificates.publish_crl
@@ -84,10 +87,16 @@ class Kinko:
         self.terminate_customer = service_end.terminate_customer
         self.apply_due_terminations = service_end.apply_due_terminations
         self.note_lapsed_enrollments = service_end.note_lapsed_enrollments
-        self.upkeep = service_end.upkeep
+        self.upkeep = self._upkeep
+        self.renew_due_ocsp_signers = certificates.renew_due_ocsp_signers
 
         self.certificate_status = reports.certificate_status
         self.subscriber_status = reports.subscriber_status
         self.customer_overview = reports.customer_overview
         self.expiring = reports.expiring
         self.enrollments_expiring = reports.enrollments_expiring
+
+    def _upkeep(self) -> None:
+        """What the daily jobs (crl publish, ocsp refresh) do first."""
+        self.service_end.upkeep()
+        self.certificates.renew_due_ocsp_signers()

@@ -119,25 +119,55 @@ class Certificates:
         ]
         return OCSPRefresh(len(records), signed, expiring)
 
-    def rotate_ocsp_signers(self) -> list[CertificateRecord]:
-        """Issues new delegated OCSP signers and re-signs every unexpired certificate's responses."""
+    def rotate_ocsp_signers(self, roles: list[str] | None = None) -> list[CertificateRecord]:
+        """Issues new delegated OCSP signers, re-signs every unexpired certificate's responses with
+        them, and retires the old ones: their key files are deleted once the commit is done."""
         from kinko.ca.hierarchy import issue_ocsp_signer
 
         now = self.s.clock.now()
         now_text = self.s.text(now)
         issued = []
-        roles = self.s.presigner.roles()
+        retired: list[str] = []
+        roles = roles if roles is not None else self.s.presigner.roles()
         with (
             integrity.recorded(self.s.store, self.s.actor, now_text),
             self.s.store.transaction(self.s.actor, now_text) as tx,
         ):
             for role in roles:
+                old = self.s.store.authority(f"ocsp:{role}")
                 certificate = self.s.keys.ca_certificate(role)
                 issuer = Issuer(
                     name=certificate.subject, not_after=certificate.not_valid_after_utc, key=self.s.keys.key(role)
                 )
-                issued.append(issue_ocsp_signer(self.s.keys, tx, self.s.config, issuer, role, now))
+                record = issue_ocsp_signer(self.s.keys, tx, self.s.config, issuer, role, now)
+                issued.append(record)
+                if old is not None:
+                    tx.append_event(
+                        "ocsp.signer-retired",
+                        serial=old[0],
+                        details={"issuer": role, "key_file": old[1], "replaced_by": record.serial},
+                    )
+                    retired.append(old[1])
             self.s.presigner.forget()
             records = [r for role in roles for r in self.s.store.unexpired_certificates(role, now_text)]
             self.s.presigner.refresh(tx, records, now)
+        # After the commit: until then the old signer's responses are what the responder serves.
+        for key_file in retired:
+            self.s.keys.delete_signer_key(key_file)
         return issued
+
+    def renew_due_ocsp_signers(self) -> list[CertificateRecord]:
+        """Rotates each OCSP signer past two-thirds of its life (id-pkix-ocsp-nocheck: it cannot
+        be revoked, only outlived), so none is ever used near or past its end."""
+        now = self.s.clock.now()
+        due = []
+        for role in self.s.presigner.roles():
+            signer = self.s.keys.ca_certificate(f"ocsp:{role}")
+            start, end = signer.not_valid_before_utc, signer.not_valid_after_utc
+            if now >= start + (end - start) * 2 / 3:
+                due.append(role)
+        if not due:
+            return []
+        for role in due:  # the CA keys before the write lock (not load_signing_keys: it calls this)
+            self.s.keys.key(role)
+        return self.rotate_ocsp_signers(due)

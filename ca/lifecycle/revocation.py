@@ -34,6 +34,8 @@ class Revocation:
             raise InputError(f"unknown revocation reason {reason!r}; use one of: {', '.join(allowed)}")
         check_report_times(now, invalidity_date, reported_at)
         self.s.load_signing_keys({record.issuer})
+        audit_signer = self.s.store.authority("audit")
+        replaces_signer = audit_signer is not None and audit_signer[0] == record.serial
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             if record.status == "revoked":
                 if reason != "key-compromise" or record.revocation_reason == "key-compromise":
@@ -46,6 +48,14 @@ class Revocation:
                 self.revoke_in(
                     tx, record, reason, now, invalidity_date=invalidity_date, reported_at=reported_at, note=note
                 )
+            if replaces_signer:
+                # The ledger's own audit signer: a revoked one may seal nothing more, so a new one is
+                # appointed in this transaction and seals it (and the CRLs that follow).
+                from kinko.ca.hierarchy import replace_audit_signer
+
+                replace_audit_signer(self.s.keys, tx, self.s.config, now, audit_signer, "revoked")
+        if replaces_signer and audit_signer is not None:
+            self.s.keys.delete_signer_key(audit_signer[1])
         return self._after_status_change(record, now)
 
     def hold(self, serial: str, *, note: str | None = None) -> StatusChange:
@@ -54,6 +64,13 @@ class Revocation:
         record = self._live_certificate(serial, now)
         if record.status != "valid":
             raise Conflict(f"certificate {record.serial} is {record.status}; only a valid certificate can be held")
+        audit_signer = self.s.store.authority("audit")
+        if audit_signer is not None and audit_signer[0] == record.serial:
+            # A held audit signer could seal nothing, not even its own release.
+            raise PolicyError(
+                f"certificate {record.serial} is the ledger's audit signer: it cannot be held; "
+                "replace it with `kinko ledger signer rotate`, or revoke it"
+            )
         self.s.load_signing_keys({record.issuer})
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             self.hold_in(tx, record, now, origin="officer", note=note)

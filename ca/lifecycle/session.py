@@ -9,8 +9,8 @@ another backend (PostgreSQL, PKCS#11) plugs in without the parts knowing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from kinko.ca.clock import Clock, SystemClock, to_text
@@ -105,6 +105,9 @@ class Session:
     config: Config
     clock: Clock
     actor: str
+    # Run by load_signing_keys before a change that signs: Kinko renews the OCSP signers due for
+    # renewal here too, so a change never finds its delegated signer past its end.
+    before_signing: list[Callable[[], object]] = field(default_factory=list)
 
     @classmethod
     def for_home(
@@ -136,6 +139,8 @@ class Session:
         """Loads (and, on a terminal, asks the passphrase for) the CA keys a change will need,
         before the write lock is taken: never while other writers wait, and never after the
         change has committed (a revocation whose CRL then cannot be signed)."""
+        for check in self.before_signing:
+            check()
         for role in sorted(roles or {self.keys.issuing_role}):
             self.keys.key(role)
 

@@ -50,6 +50,8 @@ from kinko.ca.store.records import (
 
 # Signs a ledger checkpoint: (seq, head hash, time) -> (signature, the signer's serial).
 Sealer = Callable[[int, str, str], tuple[bytes, str]]
+# Told of each checkpoint after its transaction committed: (seq, head hash, time, signature, signer).
+Announcer = Callable[[int, str, str, bytes, str], None]
 
 # (serial, revoked_at or changed_at, reason, invalidity_date) of one CRL entry.
 CRLEntry = tuple[str, str, str | None, str | None]
@@ -57,7 +59,17 @@ CRLEntry = tuple[str, str, str | None, str | None]
 # (serial, its revocation columns by name, its newest status event) of one certificate, for a signing check.
 StatusCheck = tuple[str, dict[str, object], ledger.Event | None]
 
-__all__ = ["AccountReader", "CRLEntry", "Reader", "Sealer", "StatusCheck", "Store", "UpgradeResult", "Writer"]
+__all__ = [
+    "AccountReader",
+    "Announcer",
+    "CRLEntry",
+    "Reader",
+    "Sealer",
+    "StatusCheck",
+    "Store",
+    "UpgradeResult",
+    "Writer",
+]
 
 
 @dataclass(frozen=True)
@@ -236,6 +248,19 @@ class Reader(AccountReader, Protocol):
 
     def checkpoints(self) -> list[tuple[int, str, str, bytes, str]]:
         """(seq, head_hash, time, signature, signer serial) of every checkpoint, in seq order."""
+        ...
+
+    def checkpoint(self, seq: int) -> tuple[int, str, str, bytes, str] | None:
+        """(seq, head_hash, time, signature, signer serial) of the checkpoint at a seq, or None."""
+        ...
+
+    def last_checkpoint_seq(self) -> int:
+        """The seq of the newest checkpoint; 0 when there is none."""
+        ...
+
+    def signer_events(self, after_seq: int = 0) -> Iterator[ledger.Event]:
+        """In seq order, the events that create a CA or appoint, retire, revoke, hold or release an
+        audit signer (`kinko.ca.signers.ACTIONS`, the certificate ones only for audit signers' serials)."""
         ...
 
     def count(self, table: str) -> int:
@@ -472,6 +497,8 @@ class Store(Reader, Protocol):
 
     # Seals each transaction that appends events; None only while a home is being created.
     sealer: Sealer | None
+    # Hears of each sealed checkpoint once it is committed (the home sends it to syslog); may be None.
+    announcer: Announcer | None
 
     def transaction(self, actor: str, time: str) -> AbstractContextManager[Writer]:
         """One serialized write transaction: its changes, events and checkpoint commit together or not at all."""

@@ -26,7 +26,7 @@ from kinko.ca.store.sqlite_writer import SQLiteWriter
 
 if TYPE_CHECKING:
     from kinko.ca.store import contract
-    from kinko.ca.store.contract import CRLEntry, Sealer, StatusCheck, UpgradeResult
+    from kinko.ca.store.contract import Announcer, CRLEntry, Sealer, StatusCheck, UpgradeResult
 
 BUSY_TIMEOUT_MS = 30_000
 BACKEND = "sqlite"
@@ -89,6 +89,7 @@ class SQLiteStore(AccountReads):
         # Signs (seq, head hash, time) so that an event appended behind Kinko's back, or the
         # tail cut off, shows at verification: every transaction ends with a checkpoint.
         self.sealer: Sealer | None = None
+        self.announcer: Announcer | None = None
 
     @classmethod
     def create(cls, path: Path) -> SQLiteStore:
@@ -139,6 +140,7 @@ class SQLiteStore(AccountReads):
         except sqlite3.Error as exc:
             raise StorageError(f"cannot start a transaction: {exc}") from None
         writer = SQLiteWriter(self._conn, actor, time)
+        sealed: tuple[int, str, str, bytes, str] | None = None
         try:
             yield writer
             writer.check_complete()
@@ -147,14 +149,17 @@ class SQLiteStore(AccountReads):
             if writer.head is not None and self.sealer is not None:
                 self._refuse_unsealed_events(writer.first_seq)
                 signature, signer = self.sealer(writer.head.seq, writer.head.hash, time)
+                sealed = (writer.head.seq, writer.head.hash, time, signature, signer)
                 self._conn.execute(
-                    "INSERT INTO checkpoints (seq, head_hash, time, signature, signer) VALUES (?, ?, ?, ?, ?)",
-                    (writer.head.seq, writer.head.hash, time, signature, signer),
+                    "INSERT INTO checkpoints (seq, head_hash, time, signature, signer) VALUES (?, ?, ?, ?, ?)", sealed
                 )
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        # Only a committed head is announced: one rolled back would look like a rewritten past.
+        if sealed is not None and self.announcer is not None:
+            self.announcer(*sealed)
 
     def _count_change(self) -> None:
         # Inside the transaction, so that the token moves exactly when the change becomes visible.
@@ -481,6 +486,32 @@ class SQLiteStore(AccountReads):
             )
         except sqlite3.Error as exc:
             raise StorageError(f"the checkpoints table cannot be read: {exc}") from None
+
+    def checkpoint(self, seq: int) -> tuple[int, str, str, bytes, str] | None:
+        """(seq, head_hash, time, signature, signer serial) of the checkpoint at a seq, or None."""
+        row = self._conn.execute(
+            "SELECT seq, head_hash, time, signature, signer FROM checkpoints WHERE seq = ?", (seq,)
+        ).fetchone()
+        return (row[0], row[1], row[2], row[3], row[4]) if row else None
+
+    def last_checkpoint_seq(self) -> int:
+        """The seq of the newest checkpoint; 0 when there is none."""
+        return int(self._scalar("SELECT MAX(seq) FROM checkpoints") or 0)
+
+    def signer_events(self, after_seq: int = 0) -> Iterator[ledger.Event]:
+        """In seq order, the events after `after_seq` that create a CA or appoint, retire, revoke,
+        hold or release an audit signer."""
+        # By the action index, whose entries are ordered by seq (the rowid) within each action:
+        # sealing asks for the few events since its last look, on ledgers of millions of events.
+        cursor = self._conn.execute(
+            "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
+            "WHERE seq > ? AND (action IN ('ca.created', 'audit.signer-issued', 'audit.signer-retired') OR (action IN "
+            "('certificate.revoked', 'certificate.held', 'certificate.released') AND serial IN "
+            "(SELECT serial FROM ledger WHERE action = 'audit.signer-issued'))) ORDER BY seq",
+            (after_seq,),
+        )
+        for row in cursor:
+            yield ledger.Event(*row)
 
     def _scalar(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         row = self._conn.execute(sql, params).fetchone()

@@ -77,7 +77,8 @@ def test_export_checked_against_another_cas_chain_fails(
     )
     foreign = tmp_path / "other-chain.pem"
     foreign.write_text(chain_pem(other))
-    ours = run_cli("ledger", "verify", "--export", out)
+    # Issue 10: the auditor's own root is the anchor, never the chain file beside the export.
+    ours = run_cli("ledger", "verify", "--export", out, "--ca-file", home.public_dir / "ca" / "root.pem")
     assert ours.exit_code == 0, ours.output
     theirs = run_cli("ledger", "verify", "--export", out, "--ca-file", foreign)
     assert theirs.exit_code == 1 and "signature" in theirs.output

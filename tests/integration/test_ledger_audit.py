@@ -215,9 +215,12 @@ def openssl_verify(path: Path) -> subprocess.CompletedProcess:
     )
 
 
-def verify_export(home: Home, path: Path) -> subprocess.CompletedProcess:
-    """`kinko ledger verify --export FILE` as a real process, run by the home's admin."""
-    return run_kinko("--home", home.path, "ledger", "verify", "--export", path)
+def verify_export(home: Home, path: Path, *options: str) -> subprocess.CompletedProcess:
+    """`kinko ledger verify --export FILE --ca-file ROOT` as a real process, run by the home's admin.
+
+    Issue 10: the auditor names its own trust anchor (the root); the chain beside the export is not one."""
+    root = home.public_dir / "ca" / "root.pem"
+    return run_kinko("--home", home.path, "ledger", "verify", "--export", path, "--ca-file", root, *options)
 
 
 def export(home: Home, path: Path, *options: str) -> dict[str, Any]:
@@ -511,9 +514,11 @@ def test_export_verifies_offline_without_a_home(home: Home, history: dict[str, A
     export(home, out, "--format", "csv")
     elsewhere = tmp_path / "auditor"
     elsewhere.mkdir()
+    # Issue 10: the auditor brings the bank's root, obtained on its own.
+    (elsewhere / "root.pem").write_bytes((home.public_dir / "ca" / "root.pem").read_bytes())
     environment = {k: v for k, v in os.environ.items() if k != "KINKO_HOME"}
     result = subprocess.run(
-        [sys.executable, "-m", "kinko.cli", "ledger", "verify", "--export", out],
+        [sys.executable, "-m", "kinko.cli", "ledger", "verify", "--export", out, "--ca-file", "root.pem"],
         capture_output=True,
         text=True,
         cwd=elsewhere,
@@ -625,7 +630,8 @@ def test_filtered_export_holds_only_matching_rows(
     assert not Path(f"{out}.sig").exists() and not Path(f"{out}.chain.pem").exists()
     recompute_chain(rows, linked=False)  # each row still matches its own hash
 
-    offline = verify_export(home, out)
+    # Issue 10: an unsigned export passes only when the auditor accepts that it is unsigned.
+    offline = verify_export(home, out, "--allow-unsigned")
     assert offline.returncode == 0, offline.stderr
     assert "row by row" in offline.stdout
 
@@ -643,7 +649,7 @@ def test_filtered_export_over_a_signed_one_leaves_no_stale_signature(
     export(home, out, "--format", "csv")
     export(home, out, "--format", "csv", "--customer", CUSTOMER)
     assert not Path(f"{out}.sig").exists(), "a stale .sig of the earlier full export is left beside the filtered one"
-    offline = verify_export(home, out)
+    offline = verify_export(home, out, "--allow-unsigned")  # issue 10: unsigned needs --allow-unsigned
     assert offline.returncode == 0, offline.stderr
     assert "row by row" in offline.stdout
 
@@ -793,14 +799,15 @@ def test_every_state_change_is_an_event(tmp_path: Path, passphrase_file: Path, c
     assert verify_database(Home(home)).ok
 
 
-def test_awkward_text_survives_export_and_verification(home, kinko, tmp_path) -> None:
+def test_awkward_text_survives_export_and_verification(home, kinko, tmp_path, clock) -> None:
     """Quotes, commas, newlines, U+2028 and Japanese in an event: SQLite builds the export lines
     and the canonical JSON for verification; both must agree with Python's definition."""
     from kinko.ca import audit, ledger
     from kinko.ca.clock import SystemClock
 
     awkward = 'a "quoted", comma\nnew line \u2028 sep \\ back 山田 \x01 ctl'
-    with home.store.transaction("tester", "2026-11-25T00:00:00Z") as tx:
+    # Issue 10: sealed at the clock's time; a checkpoint dated before the audit signer's validity is refused.
+    with home.store.transaction("tester", to_text(clock.now())) as tx:
         tx.append_event("test.awkward", serial="AB", customer="C,1", details={"note": awkward, "k": [1, "x"]})
     assert audit.verify_database(home).ok
     for fmt in ("csv", "jsonl"):
@@ -809,4 +816,4 @@ def test_awkward_text_survives_export_and_verification(home, kinko, tmp_path) ->
         audit.export(home, out, fmt=fmt, actor="tester", now=SystemClock().now())
         with open(out, encoding="utf-8", newline="") as handle:
             assert list(ledger.read_export(handle)) == stored
-        assert audit.verify_export(out).ok
+        assert audit.verify_export(out, home.public_dir / "ca" / "root.pem").ok  # issue 10: the auditor's root

@@ -188,6 +188,7 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "ledger verify": ["ledger", "verify"],
         "ledger export": ["ledger", "export", "--format", "csv", "--out", work / "ledger.csv"],
         "ledger checkpoint": ["ledger", "checkpoint"],
+        "ledger signer rotate": ["ledger", "signer", "rotate"],
         "db upgrade": ["db", "upgrade"],
         "service run": ["service", "run", "--listen", work / "kinko.sock"],
         # A name refused before anything is created: the matrix must not add accounts to the machine.
