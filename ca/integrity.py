@@ -17,10 +17,11 @@ from kinko.ca.replay import Mismatch
 from kinko.ca.store import Store
 
 
-def refuse(mismatch: Mismatch, signing: str) -> IntegrityError:
-    """The error a signing path raises for a contradiction it found."""
+def refuse(mismatch: Mismatch, signing: str, doing: str = "sign the") -> IntegrityError:
+    """The error a signing path (or a decision made from a table) raises for a contradiction it found."""
+    done = "signed" if doing.startswith("sign") else "done"
     return IntegrityError(
-        f"refused to sign the {signing}: {mismatch}; nothing was signed: run `kinko ledger verify`",
+        f"refused to {doing} {signing}: {mismatch}; nothing was {done}: run `kinko ledger verify`",
         mismatch.table,
         mismatch.key,
         mismatch.what,

@@ -14,7 +14,10 @@ import pwd
 import re
 from typing import TYPE_CHECKING
 
+from kinko.ca import integrity
 from kinko.ca.errors import Conflict, Forbidden, InputError, NotFound
+from kinko.ca.ledger import Event
+from kinko.ca.replay import Mismatch
 
 if TYPE_CHECKING:
     from kinko.ca.home import Home
@@ -43,6 +46,11 @@ def authorize(home: Home, login: str, command: str, needed: str, time: str) -> s
     role = home.store.officer_role(login)
     if allows(role, needed):
         assert role is not None
+        # A role grants power only as the ledger granted it: a row edited behind Kinko's back does not.
+        with integrity.recorded(home.store, login, time):
+            mismatch = confirm_role(login, role, home.store.officer_event(login))
+            if mismatch is not None:
+                raise integrity.refuse(mismatch, f"`kinko {command}`", doing="run")
         return role
     with home.store.transaction(login, time) as tx:
         tx.append_event("command.refused", details={"command": command, "needs": needed, "role": role})
@@ -52,6 +60,17 @@ def authorize(home: Home, login: str, command: str, needed: str, time: str) -> s
             "(an admin adds accounts with `kinko officer add`)"
         )
     raise Forbidden(f"`kinko {command}` needs the {needed} role; {login} is {role}")
+
+
+def confirm_role(login: str, role: str | None, event: Event | None) -> Mismatch | None:
+    """Checks an officer's role against its newest officer event."""
+    import json
+
+    expected = json.loads(event.details).get("role") if event is not None and event.action == "officer.added" else None
+    if role == expected:
+        return None
+    said = f"seq {event.seq} ({event.action}) says {expected!r}" if event is not None else "no ledger event made it"
+    return Mismatch("officers", login, f"role is {role!r}, but {said}", event.seq if event is not None else None)
 
 
 def add_officer(home: Home, login: str, role: str, actor: str, time: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from kinko.ca.enrollments import code_commitment
 from kinko.ca.ledger import Event
-from kinko.ca.store import Reader
+from kinko.ca.store import EnrollmentRecord, Reader
 
 # What one certificate's events decide, by registry column.
 Facts = dict[str, object]
@@ -379,6 +379,33 @@ def confirm(serial: str, row: Mapping[str, object], event: Event | None) -> Mism
                 f"{column} is {row.get(column)!r}, but seq {event.seq} ({event.action}) says {expected!r}",
                 event.seq,
             )
+    return None
+
+
+def confirm_enrollment(row: EnrollmentRecord, events: list[Event]) -> Mismatch | None:
+    """Checks an enrollment about to be redeemed against its events: made by Kinko, its code hash
+    the one committed to, and not redeemed before."""
+    key = str(row.id)
+    created = [e for e in events if e.action == "enrollment.created"]
+    if not created:
+        return Mismatch("enrollments", key, "no ledger event made this enrollment")
+    committed = json.loads(created[0].details).get("code_commitment")
+    if committed is not None and committed != code_commitment(row.lookup, row.code_hash):
+        return Mismatch(
+            "enrollments",
+            key,
+            f"code hash is not the one seq {created[0].seq} (enrollment.created) committed to",
+            created[0].seq,
+        )
+    redeemed = [e for e in events if e.action == "enrollment.redeemed"]
+    if redeemed:
+        last = redeemed[-1]
+        return Mismatch(
+            "enrollments",
+            key,
+            f"redeemed_at is None, but seq {last.seq} (enrollment.redeemed) says {last.time!r}",
+            last.seq,
+        )
     return None
 
 

@@ -8,13 +8,14 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from kinko.ca import enrollments, profiles, windows
+from kinko.ca import enrollments, integrity, profiles, windows
 from kinko.ca.clock import to_text
 from kinko.ca.csr import AcceptedCSR, load_csr
 from kinko.ca.errors import InputError, NotFound, PolicyError
 from kinko.ca.lifecycle.issuing import Issuance, require_active_customer
 from kinko.ca.lifecycle.revocation import Revocation
 from kinko.ca.lifecycle.session import Issued, Session
+from kinko.ca.replay import confirm_enrollment
 from kinko.ca.store import CustomerRecord, Store, SubscriberRecord, Writer
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
@@ -207,11 +208,18 @@ class Accounts:
             raise PolicyError(windows.BAD_CODE)
         accepted = load_csr(csr_data)
         self.s.load_signing_keys()
-        with self.s.store.transaction(self.s.actor, now_text) as tx:
+        with (
+            integrity.recorded(self.s.store, self.s.actor, now_text),
+            self.s.store.transaction(self.s.actor, now_text) as tx,
+        ):
             customer = require_active_customer(tx.customer(subscriber.customer_id), subscriber.customer_id)
             fresh = tx.enrollment_by_lookup(enrollment.lookup)
             if fresh is None or fresh.redeemed_at is not None or fresh.closed_at is not None:
                 raise PolicyError(windows.BAD_CODE)
+            # A code is redeemed only as the ledger made it: not again, and not with a hash swapped in.
+            mismatch = confirm_enrollment(fresh, tx.enrollment_events(fresh.id))
+            if mismatch is not None:
+                raise integrity.refuse(mismatch, f"certificate for enrollment {fresh.id}", doing="issue a")
             current = [r for r in tx.subscriber_certificates(subscriber.id) if windows.is_active(r, now_text)]
             if current and enrollment.kind != "reissue":
                 raise PolicyError(f"subscriber {subscriber.id} already has an active certificate ({current[0].serial})")

@@ -156,3 +156,23 @@ class AccountReads:
             (serial, *STATUS_ACTIONS),
         ).fetchone()
         return ledger.Event(*row) if row else None
+
+    def officer_event(self, login: str) -> ledger.Event | None:
+        """The newest officer.added or officer.removed event of a login: what its role must be."""
+        row = self._conn.execute(
+            "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
+            "WHERE action IN ('officer.added', 'officer.removed') AND json_extract(details, '$.login') = ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (login,),
+        ).fetchone()
+        return ledger.Event(*row) if row else None
+
+    def enrollment_events(self, enrollment_id: int) -> list[ledger.Event]:
+        """The events that made and redeemed an enrollment, in order."""
+        rows = self._conn.execute(
+            "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
+            "WHERE action IN ('enrollment.created', 'enrollment.redeemed') "
+            "AND json_extract(details, '$.enrollment') = ? ORDER BY seq",
+            (enrollment_id,),
+        )
+        return [ledger.Event(*row) for row in rows]

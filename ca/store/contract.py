@@ -156,6 +156,14 @@ class AccountReader(Protocol):
         """The newest event that set a certificate's revocation status (issued, revoked, held, released, reason)."""
         ...
 
+    def officer_event(self, login: str) -> ledger.Event | None:
+        """The newest officer.added or officer.removed event of a login: what its role must be."""
+        ...
+
+    def enrollment_events(self, enrollment_id: int) -> list[ledger.Event]:
+        """The events that made and redeemed an enrollment, in order."""
+        ...
+
 
 class Reader(AccountReader, Protocol):
     """Every read Kinko runs outside a transaction; none of them writes."""

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from kinko import cli
 from kinko.ca import enrollments
 from kinko.ca.clock import FixedClock
 from kinko.ca.home import Home
@@ -361,3 +363,66 @@ def test_crl_publish_refuses_every_kind_of_edited_row(
     assert result.exit_code == 1, result.output
     assert "refused to sign the full CRL of issuing: certificates " + words.format(**history) in result.stderr
     assert crl_rows(home) == before
+
+
+# ---------------------------------------------------------------- decisions are made from what the ledger says
+
+
+def run_cli_as(clock: FixedClock, actor: str, *args: Any) -> Any:
+    return CliRunner().invoke(cli.cli, [str(a) for a in args], obj={"clock": clock, "actor": actor})
+
+
+def test_an_auditor_made_admin_in_the_table_gets_no_admin_power(
+    home: Home, history: dict[str, Any], clock: FixedClock
+) -> None:
+    sql(home, f"UPDATE officers SET role = 'admin' WHERE login = '{OTHER_LOGIN}'")  # noqa: S608
+    before = scalar(home, "SELECT COUNT(*) FROM officers")
+    result = run_cli_as(clock, OTHER_LOGIN, "--home", home.path, "officer", "add", "nobody", "--role", "admin")
+    seq = event_seq(home, "officer.added")
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        f"kinko: error: refused to run `kinko officer add`: officers {OTHER_LOGIN}: role is 'admin', "
+        f"but seq {seq} (officer.added) says 'auditor'; nothing was done: run `kinko ledger verify`\n"
+    )
+    assert scalar(home, "SELECT COUNT(*) FROM officers") == before
+    action, details = last_event(home)
+    assert action == "integrity.refused" and details["table"] == "officers"
+
+
+def test_a_redeemed_code_made_redeemable_again_issues_nothing(
+    run_cli, home: Home, kinko: Kinko, history: dict[str, Any], clock: FixedClock
+) -> None:
+    admin = kinko.enroll_administrator("C001", "管理者 三郎", "ADM3")
+    clock.advance(minutes=1)
+    first = kinko.acquire(admin.code, make_csr()).record.serial
+    kinko.revoke(first, "superseded")  # so that one-active-certificate is not what refuses
+    enrollment = scalar(home, "SELECT id FROM enrollments WHERE redeemed_serial = ?", (first,))
+    sql(home, f"UPDATE enrollments SET redeemed_at = NULL, redeemed_serial = NULL WHERE id = {enrollment}")  # noqa: S608
+    certificates = scalar(home, "SELECT COUNT(*) FROM certificates")
+    csr = home.path.parent / "again.csr"
+    csr.write_bytes(make_csr())
+    result = run_cli("--home", home.path, "acquire", "--code", admin.code, "--csr", csr)
+    assert result.exit_code == 1, result.output
+    words = f"refused to issue a certificate for enrollment {enrollment}: enrollments {enrollment}: redeemed_at is None"
+    assert words in result.stderr
+    assert scalar(home, "SELECT COUNT(*) FROM certificates") == certificates
+
+
+def test_an_open_code_with_a_swapped_hash_issues_nothing(run_cli, home: Home, history: dict[str, Any]) -> None:
+    normalized = enrollments.normalize(enrollments.new_code())
+    assert normalized is not None
+    lookup = scalar(home, "SELECT lookup FROM enrollments WHERE subscriber_id = 'ADM2'")
+    # The attacker's own code under ADM2's lookup: the row now matches a code they know.
+    forged = lookup + normalized[len(lookup) :]
+    sql(
+        home,
+        "UPDATE enrollments SET code_hash = ? WHERE subscriber_id = 'ADM2'",
+        params=(enrollments.code_hash(forged),),
+    )
+    certificates = scalar(home, "SELECT COUNT(*) FROM certificates")
+    csr = home.path.parent / "forged.csr"
+    csr.write_bytes(make_csr())
+    result = run_cli("--home", home.path, "acquire", "--code", forged, "--csr", csr)
+    assert result.exit_code == 1, result.output
+    assert "code hash is not the one seq" in result.stderr
+    assert scalar(home, "SELECT COUNT(*) FROM certificates") == certificates
