@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GROUPS = 7
@@ -21,6 +20,8 @@ _TYPOS = str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V"})
 
 def new_code() -> str:
     """A fresh code, grouped for reading aloud and typing."""
+    import secrets  # here: every command checks roles through the ledger, only enrolling makes codes
+
     characters = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP_SIZE))
     return "-".join(characters[i : i + GROUP_SIZE] for i in range(0, len(characters), GROUP_SIZE))
 

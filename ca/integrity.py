@@ -11,10 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kinko.ca.errors import IntegrityError, KinkoError
-from kinko.ca.replay import Mismatch
-from kinko.ca.store import Store
+
+if TYPE_CHECKING:
+    from kinko.ca.store import Store
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The first place the tables contradict the ledger."""
+
+    table: str
+    key: str
+    what: str
+    seq: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.key}: {self.what}"
 
 
 def refuse(mismatch: Mismatch, signing: str, doing: str = "sign the") -> IntegrityError:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from kinko.ca import integrity
 from kinko.ca.errors import Conflict, Forbidden, InputError, NotFound
+from kinko.ca.integrity import Mismatch
 from kinko.ca.ledger import Event
-from kinko.ca.replay import Mismatch
 
 if TYPE_CHECKING:
     from kinko.ca.home import Home

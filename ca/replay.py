@@ -14,26 +14,17 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kinko.ca.enrollments import code_commitment
+from kinko.ca.integrity import Mismatch
 from kinko.ca.ledger import Event
-from kinko.ca.store import EnrollmentRecord, Reader
+
+if TYPE_CHECKING:
+    from kinko.ca.store import EnrollmentRecord, Reader
 
 # What one certificate's events decide, by registry column.
 Facts = dict[str, object]
-
-
-@dataclass(frozen=True)
-class Mismatch:
-    """The first place the tables contradict the ledger."""
-
-    table: str
-    key: str
-    what: str
-    seq: int | None = None
-
-    def __str__(self) -> str:
-        return f"{self.table} {self.key}: {self.what}"
 
 
 @dataclass

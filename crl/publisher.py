@@ -23,9 +23,10 @@ from kinko.ca import integrity
 from kinko.ca.clock import to_text
 from kinko.ca.errors import Conflict
 from kinko.ca.home import Home
+from kinko.ca.integrity import Mismatch
 from kinko.ca.keys import certificate_key
 from kinko.ca.profiles import issuer_urls
-from kinko.ca.replay import Mismatch, confirm
+from kinko.ca.replay import confirm
 from kinko.ca.store import CRLRecord, Store
 from kinko.crl.builder import CRLBuilder, pem
 
