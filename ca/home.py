@@ -148,9 +148,10 @@ class Home:
                 break
             signers.observe(event)
         self._signers = (committed, signers)
-        # This transaction's own events (a rotation's appointment) count, on a copy.
-        current = copy.deepcopy(signers)
-        for event in self.store.signer_events(committed):
+        # This transaction's own events (a rotation's appointment) count, on a copy: most have none.
+        own = list(self.store.signer_events(committed))
+        current = copy.deepcopy(signers) if own else signers
+        for event in own:
             current.observe(event)
         problem = current.standing(found[0], begins=begins, head=head, time=time, fingerprint=fingerprint)
         if problem is not None:
