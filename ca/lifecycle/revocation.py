@@ -86,6 +86,7 @@ class Revocation:
         customer: str = "",
         **details: object,
     ) -> None:
+        check_times_within(record, invalidity_date, reported_at)
         event = tx.append_event(
             "certificate.revoked",
             serial=record.serial,
@@ -120,6 +121,7 @@ class Revocation:
         reported_at: dt.datetime | None,
         note: str | None,
     ) -> None:
+        check_times_within(record, invalidity_date, reported_at)
         event = tx.append_event(
             "certificate.reason-changed",
             serial=record.serial,
@@ -199,3 +201,15 @@ def check_report_times(now: dt.datetime, invalidity_date: dt.datetime | None, re
         raise InputError(f"reported-at {to_text(reported_at)} is in the future")
     if invalidity_date is not None and invalidity_date > now:
         raise InputError(f"invalidity date {to_text(invalidity_date)} is in the future (after the revocation)")
+
+
+def check_times_within(
+    record: CertificateRecord, invalidity_date: dt.datetime | None, reported_at: dt.datetime | None
+) -> None:
+    """Refuses report and compromise times before the certificate's notBefore."""
+    # Such a date is meaningless for this certificate, and one at the calendar's edge (year 1)
+    # would be signed into every CRL of the issuer until the certificate expires.
+    for label, when in (("invalidity date", invalidity_date), ("reported-at", reported_at)):
+        text = to_text(when)
+        if text is not None and text < record.not_before:
+            raise InputError(f"{label} {text} is before certificate {record.serial} was issued ({record.not_before})")

@@ -853,6 +853,7 @@ def test_incident_revokes_for_key_compromise_and_the_ledger_shows_the_procedure(
 @pytest.mark.parametrize("kind", ["disposed-without-deletion", "stolen", "compromised"])
 def test_every_incident_kind_revokes_for_key_compromise(home: Home, bank: Kinko, clock, kind: str) -> None:
     admin = admin_holder(bank)
+    clock.advance(days=2)  # a compromise before the certificate's notBefore is refused
     incident = bank.report_incident(
         admin.id, kind, received_at=clock.now(), suspected_since=clock.now() - dt.timedelta(days=1)
     )

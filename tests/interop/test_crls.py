@@ -209,7 +209,10 @@ def revocations(home: Home, kinko: Kinko, clock: FixedClock, run_cli: Callable[.
     invalidity: dict[str, dt.datetime] = {}
     typed_by_serial: dict[str, str] = {}
     for reason in ("unspecified", *OPENSSL_REASONS, "hold"):
+        # Issued before the invalidity dates: a compromise before notBefore is refused.
+        clock.set(now - dt.timedelta(days=3))
         serial, _ = issue(kinko)
+        clock.set(now)
         if reason == "hold":
             args: tuple[str, ...] = ("hold", serial)
         else:
@@ -441,9 +444,12 @@ def test_pkilint_delta_crl_with_remove_from_crl(home: Home, delta_case: DeltaCas
 
 def test_pkilint_delta_crl_with_every_reason(home: Home, clock: FixedClock) -> None:
     kinko = with_delta_threshold(home, clock, 0)  # every change after the first full CRL is a delta
-    since = clock.now() - dt.timedelta(hours=5)
+    now = clock.now()
+    since = now - dt.timedelta(hours=5)
     for reason in ("unspecified", *OPENSSL_REASONS):
+        clock.set(now - dt.timedelta(hours=6))  # issued before the invalidity date
         serial, _ = issue(kinko)
+        clock.set(now)
         crls = kinko.revoke(serial, reason, invalidity_date=since if reason == "key-compromise" else None).crls
         assert [p.kind for p in crls] == ["delta"], crls
     serial, _ = issue(kinko)
