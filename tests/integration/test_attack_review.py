@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 import pytest
 from cryptography import x509
 
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
-from tests.conftest import make_csr, row_counts
+from tests.conftest import ROOT, make_csr, row_counts
 
 
 @pytest.mark.parametrize("option", ["--invalidity-date", "--reported-at"])
@@ -48,3 +50,34 @@ def test_incident_with_a_compromise_before_not_before_is_refused(home: Home, kin
         )
     assert row_counts(home) == before
     assert home.store.incidents() == []
+
+
+def _kinko_bytes(home: Home, *args: bytes) -> subprocess.CompletedProcess[bytes]:
+    """A real `kinko` process with raw argv bytes (a terminal that is not UTF-8)."""
+    return subprocess.run(
+        [sys.executable.encode(), b"-m", b"kinko.cli", b"--home", bytes(home.path), *args],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "named"),
+    [
+        ("山田\u202etxt.exe", "RIGHT-TO-LEFT OVERRIDE"),
+        ("山田\u200b太郎", "ZERO WIDTH SPACE"),
+        ("山田\u0085太郎", "U+0085"),
+        ("山田\u2066太郎", "LEFT-TO-RIGHT ISOLATE"),
+        ("\ufeff山田", "ZERO WIDTH NO-BREAK SPACE"),
+    ],
+)
+def test_invisible_characters_in_names_are_refused_by_name(home: Home, name: str, named: str) -> None:
+    before = row_counts(home)
+    result = _kinko_bytes(home, b"customer", b"add", b"C1", b"--name", name.encode())
+    assert result.returncode == 1, result.stderr
+    message = result.stderr.decode()
+    assert message.startswith("kinko: error: ") and named in message and "Traceback" not in message
+    assert len(message.strip().splitlines()) == 1
+    assert row_counts(home) == before
