@@ -152,11 +152,19 @@ def _checked(label: str, value: str) -> str:
     value = value.strip()
     if not value:
         raise InputError(f"{label} must not be empty")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 reach us from argv as lone surrogates (surrogateescape).
+        raise InputError(f"{label} is not valid UTF-8 text") from None
     for ch in value:
         if unicodedata.category(ch) in _INVISIBLE:
             # By name: a right-to-left override or a zero-width space is invisible in the message too.
             what = unicodedata.name(ch, "a control character")
             raise InputError(f"{label} contains U+{ord(ch):04X} {what}; control and formatting characters are refused")
-    if len(value) > MAX_NAME:
-        raise InputError(f"{label} is {len(value)} characters; at most {MAX_NAME} fit in a certificate")
+    if size > MAX_NAME:
+        raise InputError(
+            f"{label} is {len(value)} characters ({size} bytes in UTF-8); a certificate holds at most "
+            f"{MAX_NAME} bytes: {MAX_NAME} ASCII characters or {MAX_NAME // 3} kanji or kana"
+        )
     return value

@@ -81,3 +81,27 @@ def test_invisible_characters_in_names_are_refused_by_name(home: Home, name: str
     assert message.startswith("kinko: error: ") and named in message and "Traceback" not in message
     assert len(message.strip().splitlines()) == 1
     assert row_counts(home) == before
+
+
+@pytest.mark.parametrize("name", ["あ" * 22, "x" * 65, "株式会社" + "y" * 53])
+def test_a_name_over_64_utf8_bytes_ends_with_exit_1_and_the_limit(home: Home, name: str) -> None:
+    before = row_counts(home)
+    result = _kinko_bytes(home, b"customer", b"add", b"C1", b"--name", name.encode())
+    assert result.returncode == 1, result.stderr
+    message = result.stderr.decode()
+    assert message.startswith("kinko: error: name is ") and "64 ASCII characters or 21 kanji" in message
+    assert row_counts(home) == before
+
+
+def test_names_of_exactly_64_bytes_are_accepted(kinko: Kinko) -> None:
+    assert kinko.add_customer("C1", "あ" * 21 + "x").name == "あ" * 21 + "x"
+    assert kinko.add_customer("C2", "x" * 64).name == "x" * 64
+
+
+def test_a_name_that_is_not_utf8_ends_with_exit_1(home: Home) -> None:
+    before = row_counts(home)
+    result = _kinko_bytes(home, b"customer", b"add", b"C1", b"--name", "山田".encode("shift_jis"))
+    assert result.returncode == 1, result.stderr
+    message = result.stderr.decode(errors="replace")
+    assert message.startswith("kinko: error: name is not valid UTF-8") and "Traceback" not in message
+    assert row_counts(home) == before
