@@ -193,7 +193,7 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         state = click.get_current_context().find_object(CLIState)
         assert state is not None
         params = operation.params(**{item.name: _value(item, values[item.name]) for item in fields})
-        for label, needed in operation.extra_roles(params):
+        for label, needed in [*operation.extra_roles(params), *operation.state_roles(state.context, params)]:
             require_role(state, needed, label)
         result = operation.run(state.context, params)
         operation.render(result, state.output, params)
