@@ -67,7 +67,17 @@ class Revocation:
             raise Conflict(f"certificate {record.serial} is not on hold (it is {record.status})")
         self.s.load_signing_keys({record.issuer})
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
-            self.release_in(tx, record, now, note=note)
+            # Under the write lock: the hold and the customer's status are those being changed.
+            current = tx.certificate(record.serial)
+            assert current is not None
+            customer_id = suspended_customer(current.hold_origin)
+            customer = tx.customer(customer_id) if customer_id else None
+            if customer is not None and customer.status == "suspended":
+                raise PolicyError(
+                    f"certificate {record.serial} is held by the suspension of customer {customer.id}; "
+                    f"only `kinko customer resume {customer.id}` releases it"
+                )
+            self.release_in(tx, current, now, note=note)
         return self._after_status_change(record, now)
 
     # -- steps, each inside the caller's transaction ----------------------------------------------
@@ -193,6 +203,21 @@ class Revocation:
         after = self.s.store.certificate(before.serial)
         assert after is not None
         return StatusChange(after, crls)
+
+
+def suspension_origin(customer_id: str) -> str:
+    """The hold origin of a customer's suspension."""
+    return f"{_SUSPENSION}{customer_id}"
+
+
+def suspended_customer(origin: str | None) -> str | None:
+    """The customer whose suspension made a hold, or None for an officer's hold."""
+    if origin is None or not origin.startswith(_SUSPENSION):
+        return None
+    return origin[len(_SUSPENSION) :]
+
+
+_SUSPENSION = "suspension:"
 
 
 def check_report_times(now: dt.datetime, invalidity_date: dt.datetime | None, reported_at: dt.datetime | None) -> None:

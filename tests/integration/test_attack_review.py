@@ -105,3 +105,33 @@ def test_a_name_that_is_not_utf8_ends_with_exit_1(home: Home) -> None:
     message = result.stderr.decode(errors="replace")
     assert message.startswith("kinko: error: name is not valid UTF-8") and "Traceback" not in message
     assert row_counts(home) == before
+
+
+def test_release_does_not_lift_a_suspension_hold(home: Home, kinko: Kinko, run_cli) -> None:
+    kinko.add_customer("C1", "株式会社テスト")
+    enrolled = kinko.enroll_administrator("C1", "管理 者")
+    serial = kinko.acquire(enrolled.code, make_csr()).record.serial
+    kinko.suspend_customer("C1")
+    crl = (home.public_dir / "crl" / "issuing.crl").read_bytes()
+    before = row_counts(home)
+    result = run_cli("--home", home.path, "release", serial)
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        f"kinko: error: certificate {serial} is held by the suspension of customer C1; "
+        "only `kinko customer resume C1` releases it\n"
+    )
+    assert row_counts(home) == before
+    assert home.store.certificate(serial).status == "held"
+    assert (home.public_dir / "crl" / "issuing.crl").read_bytes() == crl
+    kinko.resume_customer("C1")
+    assert home.store.certificate(serial).status == "valid"
+
+
+def test_release_still_lifts_an_officers_hold_of_a_suspended_customers_certificate(kinko: Kinko, home: Home) -> None:
+    kinko.add_customer("C1", "株式会社テスト")
+    enrolled = kinko.enroll_administrator("C1", "管理 者")
+    serial = kinko.acquire(enrolled.code, make_csr()).record.serial
+    kinko.hold(serial)
+    kinko.suspend_customer("C1")
+    kinko.release(serial)
+    assert home.store.certificate(serial).status == "valid"
