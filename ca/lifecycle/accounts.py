@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from kinko.ca import enrollments, profiles, windows
 from kinko.ca.clock import to_text
 from kinko.ca.csr import AcceptedCSR, load_csr
-from kinko.ca.errors import InputError, NotFound, PolicyError
+from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
 from kinko.ca.lifecycle.issuing import Issuance, require_active_customer
 from kinko.ca.lifecycle.revocation import Revocation
 from kinko.ca.lifecycle.session import Issued, Session
-from kinko.ca.store import CustomerRecord, Store, SubscriberRecord, Writer
+from kinko.ca.store import CustomerRecord, EnrollmentRecord, Store, SubscriberRecord, Writer
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MAX_CODE_FAILURES = 5
+# Attempts at a free random id or lookup before giving up: with 40 bits each, a real clash
+# is already rare, and a loop that never ends would hold the write lock for ever.
+MAX_DRAWS = 16
 LOCKOUT = dt.timedelta(minutes=15)
 
 
@@ -105,10 +108,11 @@ class Accounts:
 
     @staticmethod
     def _new_subscriber_id(tx: Writer) -> str:
-        while True:
+        for _ in range(MAX_DRAWS):
             candidate = "S" + "".join(secrets.choice(enrollments.ALPHABET) for _ in range(8))
             if tx.subscriber(candidate) is None:
                 return candidate
+        raise Conflict(f"no free subscriber id after {MAX_DRAWS} random draws; give one with --id")
 
     def _new_enrollment(
         self,
@@ -121,12 +125,14 @@ class Accounts:
         now: dt.datetime,
         by: str | None,
     ) -> Enrolled:
-        while True:
+        for _ in range(MAX_DRAWS):
             code = enrollments.new_code()
             normalized = enrollments.normalize(code)
             assert normalized is not None
-            if tx.enrollment_by_lookup(enrollments.lookup_key(normalized)) is None:
+            if not any(tx.enrollment_by_lookup(key) for key in enrollments.lookup_keys(normalized)):
                 break
+        else:
+            raise Conflict(f"no free enrollment code after {MAX_DRAWS} random draws; nothing was changed")
         expires = to_text(windows.enrollment_expiry(now, self.s.config.lifecycle)) or ""
         enrollment_id = tx.add_enrollment(
             subscriber_id,
@@ -180,7 +186,7 @@ class Accounts:
         now = self.s.clock.now()
         now_text = self.s.text(now)
         normalized = enrollments.normalize(code)
-        enrollment = self.s.store.enrollment_by_lookup(enrollments.lookup_key(normalized)) if normalized else None
+        enrollment = self._find_enrollment(normalized)
         if normalized is None or enrollment is None:
             raise PolicyError(windows.BAD_CODE)
         subscriber = self.s.store.subscriber(enrollment.subscriber_id)
@@ -231,6 +237,13 @@ class Accounts:
         if current:
             self.s.publish_after({old.issuer for old in current}, now)
         return issued
+
+    def _find_enrollment(self, normalized: str | None) -> EnrollmentRecord | None:
+        if normalized is None:
+            return None
+        # Both queries always: which one finds the row must not show in the time taken.
+        found = [self.s.store.enrollment_by_lookup(key) for key in enrollments.lookup_keys(normalized)]
+        return found[0] or found[1]
 
     def _count_code_failure(self, subscriber: SubscriberRecord, now: dt.datetime) -> None:
         # Recorded even though the command is refused: rate limiting needs the count to persist.

@@ -135,3 +135,58 @@ def test_release_still_lifts_an_officers_hold_of_a_suspended_customers_certifica
     kinko.suspend_customer("C1")
     kinko.release(serial)
     assert home.store.certificate(serial).status == "valid"
+
+
+def test_enroll_gives_up_when_no_lookup_is_free(home: Home, kinko: Kinko, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kinko.ca import enrollments
+    from kinko.ca.errors import Conflict
+
+    kinko.add_customer("C1", "株式会社テスト")
+    taken = kinko.enroll_administrator("C1", "管理 一郎").code
+    # Every fresh code collides with the enrollment made above (as once every lookup is used).
+    draws: list[str] = []
+
+    def colliding() -> str:
+        draws.append(taken)
+        if len(draws) > 1000:
+            raise AssertionError("enroll kept drawing codes under the write lock")
+        return taken
+
+    monkeypatch.setattr(enrollments, "new_code", colliding)
+    before = row_counts(home)
+    with pytest.raises(Conflict, match="no free enrollment code"):
+        kinko.enroll_administrator("C1", "管理 二郎")
+    assert len(draws) <= 16
+    assert row_counts(home) == before
+
+
+def test_the_lookup_is_two_groups(kinko: Kinko) -> None:
+    from kinko.ca import enrollments
+    from kinko.ca.errors import PolicyError
+
+    kinko.add_customer("C1", "株式会社テスト")
+    code = kinko.enroll_administrator("C1", "管理 一郎").code
+    normalized = enrollments.normalize(code)
+    assert normalized is not None and len(enrollments.lookup_key(normalized)) == 8
+    # Same first group, another second: no longer finds the row (a 20-bit lookup did).
+    groups = code.split("-")
+    groups[1] = "0000" if groups[1] != "0000" else "1111"
+    with pytest.raises(PolicyError, match="code"):
+        kinko.acquire("-".join(groups), make_csr())
+
+
+def test_a_code_stored_under_the_old_one_group_lookup_still_redeems(home: Home, kinko: Kinko, clock) -> None:
+    from kinko.ca import enrollments
+    from kinko.ca.clock import to_text
+
+    kinko.add_customer("C1", "株式会社テスト")
+    subscriber = kinko.enroll_administrator("C1", "管理 一郎").subscriber_id
+    code = enrollments.new_code()
+    normalized = enrollments.normalize(code)
+    assert normalized is not None
+    expires = to_text(clock.now() + dt.timedelta(days=80)) or ""
+    with home.store.transaction("test", to_text(clock.now()) or "") as tx:
+        tx.close_enrollments(subscriber)
+        tx.add_enrollment(subscriber, "new", normalized[:4], enrollments.code_hash(normalized), expires, "test")
+        tx.append_event("enrollment.created", subscriber=subscriber, customer="C1", details={"legacy": True})
+    assert kinko.acquire(code, make_csr()).record.subscriber_id == subscriber
