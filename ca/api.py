@@ -94,6 +94,9 @@ class API:
             return 408, problem(408, "request body too slow")
         except (ValueError, UnicodeDecodeError):
             raise InputError("the request body is not JSON") from None
+        except RecursionError:
+            # json.loads recurses once per nesting level: [[[[...]]]] within 64 KiB overflows it.
+            raise InputError("the request body nests too deeply; send a flat JSON object") from None
         if not isinstance(body, dict):
             raise InputError("the request body must be a JSON object")
         return await routes[path](body)

@@ -126,6 +126,8 @@ def test_refusals_are_problems_and_change_nothing(api: int, home: Home, admin) -
         ("POST", "/v1/acquire", {"code": 5}, 400, "field 'code' is required"),
         ("POST", "/v1/acquire", b"{not json", 400, "not JSON"),
         ("POST", "/v1/acquire", [1, 2], 400, "JSON object"),
+        ("POST", "/v1/acquire", b"[" * 60000, 400, "nests too deeply"),
+        ("POST", "/v1/acquire", b'{"code": ' + b"[" * 30000 + b"]" * 30000 + b"}", 400, "nests too deeply"),
         ("POST", "/v1/acquire", b"x" * (65 * 1024), 413, "64 KiB"),
         ("GET", "/v1/acquire", None, 405, "not allowed"),
         ("POST", f"/v1/certificates/{admin[1]}/status", {}, 405, "not allowed"),
