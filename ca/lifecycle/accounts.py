@@ -12,6 +12,7 @@ from kinko.ca import enrollments, profiles, windows
 from kinko.ca.clock import to_text
 from kinko.ca.csr import AcceptedCSR, load_csr
 from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
+from kinko.ca.lifecycle import proofs
 from kinko.ca.lifecycle.issuing import Issuance, require_active_customer
 from kinko.ca.lifecycle.revocation import Revocation
 from kinko.ca.lifecycle.session import Issued, Session
@@ -75,7 +76,23 @@ class Accounts:
         """Creates a user and its enrollment on behalf of that customer's administrator."""
         return self._enroll(customer_id, name, "user", subscriber_id, by=by)
 
-    def _enroll(self, customer_id: str, name: str, role: str, subscriber_id: str | None, by: str | None) -> Enrolled:
+    def enroll_user_by_administrator(self, presented: bytes, customer_id: str, name: str) -> Enrolled:
+        """A user's enrollment asked for by the administrator whose client certificate (verified by
+        the front end's TLS layer) is `presented`: the administrator is that certificate's holder."""
+        now_text = self.s.text(self.s.clock.now())
+        record = proofs.presented_record(self.s.store, presented, now_text)
+        assert record.subscriber_id is not None
+        return self._enroll(customer_id, name, "user", None, by=record.subscriber_id, by_serial=record.serial)
+
+    def _enroll(
+        self,
+        customer_id: str,
+        name: str,
+        role: str,
+        subscriber_id: str | None,
+        by: str | None,
+        by_serial: str | None = None,
+    ) -> Enrolled:
         if subscriber_id is not None and not _ID.match(subscriber_id):
             raise InputError(f"subscriber id {subscriber_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
         profiles.subject_name(name)
@@ -83,7 +100,7 @@ class Accounts:
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = require_active_customer(tx.customer(customer_id), customer_id)
             if by is not None:
-                self._require_acting_administrator(tx, by, customer.id, now)
+                self._require_acting_administrator(tx, by, customer.id, now, by_serial)
             new_id = subscriber_id or self._new_subscriber_id(tx)
             tx.add_subscriber(new_id, customer.id, role, name.strip(), by or self.s.actor)
             tx.append_event(
@@ -95,8 +112,11 @@ class Accounts:
             enrolled = self._new_enrollment(tx, new_id, customer.id, role, name.strip(), "new", now, by)
         return enrolled
 
-    def _require_acting_administrator(self, tx: Writer, admin_id: str, customer_id: str, now: dt.datetime) -> None:
-        """A user's enrollment or reissue needs an administrator of the same customer with a valid certificate."""
+    def _require_acting_administrator(
+        self, tx: Writer, admin_id: str, customer_id: str, now: dt.datetime, presented_serial: str | None = None
+    ) -> None:
+        """A user's enrollment or reissue needs an administrator of the same customer with a valid
+        certificate (the presented one, when the caller proved the administrator by it)."""
         admin = tx.subscriber(admin_id)
         if admin is None or admin.role != "administrator":
             raise PolicyError(f"{admin_id} is not an administrator; only a customer's administrator acts for users")
@@ -105,6 +125,8 @@ class Accounts:
         current = next(iter(tx.subscriber_certificates(admin_id)), None)
         if current is None or current.status != "valid" or current.not_after < self.s.text(now):
             raise PolicyError(f"administrator {admin_id} holds no valid certificate; refused")
+        if presented_serial is not None and current.serial != presented_serial:
+            raise PolicyError(f"the client certificate {presented_serial} is not its holder's current certificate")
 
     @staticmethod
     def _new_subscriber_id(tx: Writer) -> str:
@@ -257,6 +279,12 @@ class Accounts:
                 details={"attempts": attempts, "locked_until": locked},
             )
 
+    def renew_by_holder(self, presented: bytes, csr_data: bytes) -> Issued:
+        """Renews the client certificate the holder logged in with (verified by the front end's TLS
+        layer and presented here): it must be the holder's current, valid certificate."""
+        record = proofs.presented_record(self.s.store, presented, self.s.text(self.s.clock.now()))
+        return self.renew(record.serial, csr_data)
+
     def renew(self, serial: str, csr_data: bytes) -> Issued:
         """Renews within notAfter - renewal_days .. notAfter with a new key; the old one is superseded."""
         now = self.s.clock.now()
@@ -288,8 +316,16 @@ class Accounts:
         self.s.publish_after({old.issuer}, now)
         return issued
 
+    def reacquire_by_holder(self, subscriber_id: str, csr_data: bytes, signature: bytes) -> Issued:
+        """Re-acquires for a holder who proves itself by a signature over the new CSR's DER made
+        with the expired certificate's key."""
+        return self._reacquire(subscriber_id, csr_data, signature)
+
     def reacquire(self, subscriber_id: str, csr_data: bytes) -> Issued:
-        """Re-acquires after an unrevoked expiry, within notAfter .. notAfter + grace_days."""
+        """Re-acquires after an unrevoked expiry, within notAfter .. notAfter + grace_days (an officer's act)."""
+        return self._reacquire(subscriber_id, csr_data, None)
+
+    def _reacquire(self, subscriber_id: str, csr_data: bytes, signature: bytes | None) -> Issued:
         now = self.s.clock.now()
         subscriber = self._subscriber(self.s.store, subscriber_id)
         history = self.s.store.subscriber_certificates(subscriber.id)
@@ -299,12 +335,17 @@ class Accounts:
             )
         windows.check_reacquire(history[0], subscriber.role, now, self.s.config.lifecycle)
         accepted = load_csr(csr_data)
+        if signature is not None:
+            proofs.verify_by_old_key(history[0], accepted.der, signature)
         self.s.load_signing_keys()
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = require_active_customer(tx.customer(subscriber.customer_id), subscriber.customer_id)
             # Again under the write lock: a second re-acquisition may have committed meanwhile.
+            proved = history[0].serial
             history = tx.subscriber_certificates(subscriber.id)
             windows.check_reacquire(history[0], subscriber.role, now, self.s.config.lifecycle)
+            if signature is not None and history[0].serial != proved:
+                raise PolicyError(f"subscriber {subscriber.id} has a newer certificate; the signature proves nothing")
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.append_event(
                 "certificate.reacquired",

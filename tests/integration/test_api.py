@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import datetime as dt
 import http.client
 import json
 import os
@@ -10,10 +13,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
@@ -22,42 +29,63 @@ from tests.conftest import ROOT, free_port, make_csr, row_counts, run_kinko
 TOKEN = "s3cret-token-for-the-login-front-end"
 
 
-@pytest.fixture
-def api(home: Home, tmp_path: Path):
+@contextlib.contextmanager
+def serving(home: Home, tmp_path: Path, *extra: str) -> Iterator[int]:
+    """`kinko api serve` for a home on a free loopback port, stopped afterwards."""
     token_file = tmp_path / "api.token"
     token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
     text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', f'token_file = "{token_file}"')
     home.config_file.write_text(text, encoding="utf-8")
     port = free_port()
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "kinko.cli", "--home", str(home.path), "api", "serve"),
-            *("--port", str(port), "--workers", "1"),
+            *("--port", str(port), "--workers", "1", *extra),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/")
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(process.stderr.read().decode()) from None
-            time.sleep(0.1)
-    yield port
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(process.stderr.read().decode()) from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
 
 
-def call(port: int, method: str, path: str, body: object = None, token: str | None = TOKEN) -> tuple[int, dict, str]:
+@pytest.fixture
+def api(home: Home, tmp_path: Path) -> Iterator[int]:
+    with serving(home, tmp_path) as port:
+        yield port
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: object = None,
+    token: str | None = TOKEN,
+    certificate: bytes | None = None,
+) -> tuple[int, dict, str]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
+    if certificate is not None:
+        # As nginx passes $ssl_client_escaped_cert: the verified client certificate, URL-escaped PEM.
+        headers["X-Client-Certificate"] = urllib.parse.quote(certificate.decode())
     payload = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
     connection.request(method, path, body=payload, headers=headers)
     response = connection.getresponse()
@@ -95,9 +123,14 @@ def test_status(api: int, admin) -> None:
     assert status == 404 and body["detail"] == "no certificate with serial DEADBEEF in this CA's registry"
 
 
+def pem_of(home: Home, serial: str) -> bytes:
+    """A certificate of the registry as PEM, as the login's TLS layer received it."""
+    return x509.load_der_x509_certificate(home.store.certificate(serial).der).public_bytes(Encoding.PEM)
+
+
 def test_enrollment_and_acquisition(api: int, home: Home, admin) -> None:
     status, enrolled, _ = call(
-        api, "POST", "/v1/enrollments", {"customer": "C0001", "name": "佐藤 花子", "by": "C0001-A1"}
+        api, "POST", "/v1/enrollments", {"customer": "C0001", "name": "佐藤 花子"}, certificate=pem_of(home, admin[1])
     )
     assert status == 201 and enrolled["role"] == "user" and enrolled["code"]
     csr = make_csr().decode()
@@ -119,9 +152,16 @@ def test_enrollment_and_acquisition(api: int, home: Home, admin) -> None:
 def test_refusals_are_problems_and_change_nothing(api: int, home: Home, admin) -> None:
     before = row_counts(home)
     cases = [
-        ("POST", "/v1/renew", {"serial": admin[1], "csr": make_csr().decode()}, 403, "renewal of"),
-        ("POST", "/v1/reacquire", {"subscriber": admin[0], "csr": make_csr().decode()}, 403, "renew it instead"),
-        ("POST", "/v1/enrollments", {"customer": "C0001", "name": "x", "by": "nobody"}, 403, "not an administrator"),
+        ("POST", "/v1/renew", {"serial": admin[1], "csr": make_csr().decode()}, 403, "client certificate"),
+        ("POST", "/v1/reacquire", {"subscriber": admin[0], "csr": make_csr().decode()}, 400, "'signature'"),
+        (
+            "POST",
+            "/v1/reacquire",
+            {"subscriber": admin[0], "csr": make_csr().decode(), "signature": "AAAA"},
+            403,
+            "renew it instead",
+        ),
+        ("POST", "/v1/enrollments", {"customer": "C0001", "name": "x", "by": admin[0]}, 403, "client certificate"),
         ("POST", "/v1/acquire", {"code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "csr": "x"}, 403, "not valid"),
         ("POST", "/v1/acquire", {"code": 5}, 400, "field 'code' is required"),
         ("POST", "/v1/acquire", b"{not json", 400, "not JSON"),
@@ -163,3 +203,128 @@ def test_a_stalled_body_gets_a_408_problem(api: int, home: Home) -> None:
     assert b"content-type: application/problem+json" in head_part.lower(), answer
     assert json.loads(body)["detail"] == "request body too slow"
     assert row_counts(home) == before
+
+
+def past_holder(tmp_path: Path, passphrase_file: Path, days_ago: int) -> tuple[Home, Kinko, str, str, object]:
+    """A home whose administrator acquired `days_ago` days ago: (home, kinko, id, serial, key)."""
+    from kinko.ca.clock import FixedClock
+    from kinko.ca.hierarchy import InitOptions, create_home
+    from kinko.ca.officers import current_login
+    from tests.conftest import make_key
+
+    clock = FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=days_ago))
+    options = InitOptions(organization="X", passphrase_file=passphrase_file)
+    home = create_home(tmp_path / "home", options, clock, current_login())
+    kinko = Kinko(home, clock=clock, actor=current_login())
+    kinko.add_customer("C0001", "株式会社テスト")
+    enrolled = kinko.enroll_administrator("C0001", "山田 太郎", "C0001-A1")
+    key = make_key()
+    serial = kinko.acquire(enrolled.code, make_csr(key)).record.serial
+    return home, kinko, "C0001-A1", serial, key
+
+
+def forged_like(home: Home, serial: str) -> bytes:
+    """A self-made certificate with the same serial and subject as a real one."""
+    from tests.conftest import make_key
+
+    real = x509.load_der_x509_certificate(home.store.certificate(serial).der)
+    key = make_key()
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(real.subject)
+        .issuer_name(real.issuer)
+        .serial_number(real.serial_number)
+        .public_key(key.public_key())
+        .not_valid_before(real.not_valid_before_utc)
+        .not_valid_after(real.not_valid_after_utc)
+        .sign(key, hashes.SHA256())
+    )
+    return forged.public_bytes(Encoding.PEM)
+
+
+def test_renewal_is_proved_by_the_holders_current_certificate(tmp_path: Path, passphrase_file: Path) -> None:
+    # Acquired 340 days ago: the renewal window (30 days before expiry) is open now.
+    home, _, subscriber, serial, _ = past_holder(tmp_path, passphrase_file, 340)
+    with serving(home, tmp_path) as port:
+        body = {"serial": serial, "csr": make_csr().decode()}
+        before = row_counts(home)
+        for certificate, message in [
+            (None, "proved by the holder's client certificate"),
+            (forged_like(home, serial), "not issued by this CA"),
+            (b"-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n", "not a PEM or DER"),
+        ]:
+            status, problem, content_type = call(port, "POST", "/v1/renew", body, certificate=certificate)
+            assert status in (400, 403) and content_type == "application/problem+json", problem
+            assert message in problem["detail"], problem
+        assert row_counts(home) == before
+        assert home.store.certificate(serial).status == "valid"
+
+        status, issued, _ = call(port, "POST", "/v1/renew", body, certificate=pem_of(home, serial))
+        assert status == 201, issued
+        assert issued["subscriber"] == subscriber
+        assert home.store.certificate(serial).status == "revoked"
+        # The superseded certificate proves nothing any more.
+        status, problem, _ = call(port, "POST", "/v1/renew", body, certificate=pem_of(home, serial))
+        assert status == 403 and "not valid now" in problem["detail"], problem
+
+
+def test_renewal_outside_the_window_is_refused_with_a_valid_certificate(api: int, home: Home, admin) -> None:
+    before = row_counts(home)
+    status, problem, _ = call(
+        api, "POST", "/v1/renew", {"csr": make_csr().decode()}, certificate=pem_of(home, admin[1])
+    )
+    assert status == 403 and "renewal of" in problem["detail"], problem
+    assert row_counts(home) == before
+
+
+def test_reacquisition_is_proved_by_the_expired_certificates_key(tmp_path: Path, passphrase_file: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.conftest import make_key
+
+    # Acquired 370 days ago: expired 5 days ago, within the 90-day grace.
+    home, _, subscriber, serial, old_key = past_holder(tmp_path, passphrase_file, 370)
+    csr = make_csr()
+    der = x509.load_pem_x509_csr(csr).public_bytes(Encoding.DER)
+    wrong = base64.b64encode(make_key().sign(der, ec.ECDSA(hashes.SHA256()))).decode()
+    right = base64.b64encode(old_key.sign(der, ec.ECDSA(hashes.SHA256()))).decode()
+    other_csr = make_csr()
+    with serving(home, tmp_path) as port:
+        before = row_counts(home)
+        cases = [
+            ({"subscriber": subscriber, "csr": csr.decode()}, 400, "field 'signature' is required"),
+            ({"subscriber": subscriber, "csr": csr.decode(), "signature": wrong}, 403, "does not verify"),
+            ({"subscriber": subscriber, "csr": other_csr.decode(), "signature": right}, 403, "does not verify"),
+            ({"subscriber": subscriber, "csr": csr.decode(), "signature": "not base64!"}, 400, "base64"),
+        ]
+        for body, expected, message in cases:
+            status, problem, _ = call(port, "POST", "/v1/reacquire", body)
+            assert status == expected and message in problem["detail"], problem
+        assert row_counts(home) == before
+        status, issued, _ = call(
+            port, "POST", "/v1/reacquire", {"subscriber": subscriber, "csr": csr.decode(), "signature": right}
+        )
+        assert status == 201, issued
+        assert issued["subscriber"] == subscriber and issued["serial"] != serial
+
+
+def test_a_users_enrollment_is_proved_by_the_administrators_certificate(
+    api: int, home: Home, kinko: Kinko, admin
+) -> None:
+    # A user of the same customer holds a certificate too: it is no administrator's proof.
+    user = kinko.enroll_user("C0001", "利用者 一郎", admin[0])
+    user_serial = kinko.acquire(user.code, make_csr()).record.serial
+    before = row_counts(home)
+    body = {"customer": "C0001", "name": "佐藤 花子", "by": admin[0]}
+    for certificate, message in [
+        (None, "client certificate"),
+        (pem_of(home, user_serial), "not an administrator"),
+        (forged_like(home, admin[1]), "not issued by this CA"),
+    ]:
+        status, problem, _ = call(api, "POST", "/v1/enrollments", body, certificate=certificate)
+        assert status == 403 and message in problem["detail"], problem
+    assert row_counts(home) == before
+    status, enrolled, _ = call(api, "POST", "/v1/enrollments", body, certificate=pem_of(home, admin[1]))
+    assert status == 201, enrolled
+    added = [e for e in home.store.ledger_events() if e.action == "subscriber.added"][-1]
+    assert json.loads(added.details)["on_behalf_of"] == admin[0]
