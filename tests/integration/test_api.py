@@ -328,3 +328,111 @@ def test_a_users_enrollment_is_proved_by_the_administrators_certificate(
     assert status == 201, enrolled
     added = [e for e in home.store.ledger_events() if e.action == "subscriber.added"][-1]
     assert json.loads(added.details)["on_behalf_of"] == admin[0]
+
+
+def _tls_material(directory: Path) -> dict[str, Path]:
+    """A test CA, a server certificate for 127.0.0.1 and a front end's client certificate, as files."""
+    import ipaddress
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, text)])
+
+    def certificate(subject: str, key, issuer_key, issuer: str, *, ca: bool, extra=()) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(issuer))
+            .serial_number(x509.random_serial_number())
+            .public_key(key.public_key())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        for extension in extra:
+            builder = builder.add_extension(extension, critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca = certificate("Test CA", ca_key, ca_key, "Test CA", ca=True)
+    server = certificate(
+        "127.0.0.1",
+        server_key,
+        ca_key,
+        "Test CA",
+        ca=False,
+        extra=[x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])],
+    )
+    client = certificate("login front end", client_key, ca_key, "Test CA", ca=False)
+    files: dict[str, Path] = {}
+    for label, item in (("ca", ca), ("server", server), ("client", client)):
+        files[label] = directory / f"{label}.pem"
+        files[label].write_bytes(item.public_bytes(Encoding.PEM))
+    for label, key in (("server-key", server_key), ("client-key", client_key)):
+        files[label] = directory / f"{label}.pem"
+        files[label].write_bytes(
+            key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+        files[label].chmod(0o600)
+    return files
+
+
+def _tls_get(port: int, context, path: str) -> int:
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    connection.request("GET", path, headers={"Authorization": f"Bearer {TOKEN}"})
+    return connection.getresponse().status
+
+
+def test_api_serves_tls_and_can_require_the_front_ends_certificate(home: Home, tmp_path: Path, admin) -> None:
+    import ssl
+
+    material = _tls_material(tmp_path)
+    trusting = ssl.create_default_context(cafile=str(material["ca"]))
+    with_client = ssl.create_default_context(cafile=str(material["ca"]))
+    with_client.load_cert_chain(material["client"], material["client-key"])
+    status_path = f"/v1/certificates/{admin[1]}/status"
+    with serving(
+        home, tmp_path, "--tls-cert", str(material["server"]), "--tls-key", str(material["server-key"])
+    ) as port:
+        assert _tls_get(port, trusting, status_path) == 200
+        with pytest.raises((http.client.HTTPException, ConnectionError)):  # plain HTTP gets no answer
+            call(port, "GET", status_path)
+    with serving(
+        home,
+        tmp_path,
+        *("--tls-cert", str(material["server"]), "--tls-key", str(material["server-key"])),
+        *("--tls-client-ca", str(material["ca"])),
+    ) as port:
+        assert _tls_get(port, with_client, status_path) == 200
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _tls_get(port, trusting, status_path)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tls-cert", "{server}"], "--tls-cert and --tls-key go together"),
+        (["--tls-client-ca", "{ca}"], "--tls-client-ca needs --tls-cert and --tls-key"),
+        (["--tls-cert", "{server}", "--tls-key", "{client-key}"], "cannot use the TLS files"),
+        (["--tls-cert", "{server}", "--tls-key", "{open-key}"], "group and others may read it"),
+    ],
+)
+def test_api_serve_refuses_bad_tls_options(home: Home, tmp_path: Path, args: list[str], message: str) -> None:
+    material = _tls_material(tmp_path)
+    material["open-key"] = tmp_path / "open-key.pem"
+    material["open-key"].write_bytes(material["server-key"].read_bytes())
+    material["open-key"].chmod(0o644)
+    token = tmp_path / "api.token"
+    token.write_text(TOKEN)
+    token.chmod(0o600)
+    text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', f'token_file = "{token}"')
+    home.config_file.write_text(text, encoding="utf-8")
+    filled = [a.format(**{k: str(v) for k, v in material.items()}) for a in args]
+    result = run_kinko("--home", home.path, "api", "serve", "--port", str(free_port()), *filled)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("kinko: error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1
