@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from kinko.ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
+from kinko.ca.files import read_secret
 from kinko.ca.home import Home, resolve_home
 from kinko.ca.http import JSON, MAX_BODY, PROBLEM, Receive, Scope, Send, TooLarge, lifespan, problem, read_body, respond
 
 _STATUS_PATH = re.compile(r"^/v1/certificates/([0-9A-Fa-f:]{1,64})/status$")
+MAX_TOKEN_BYTES = 1024
 CLIENT_CERTIFICATE_HEADER = b"x-client-certificate"
 _STATUSES = {InputError: 400, PolicyError: 403, NotFound: 404, Conflict: 409}
 
@@ -43,10 +45,9 @@ def load_token(home: Home) -> bytes:
     name = home.config.api.token_file
     if not name:
         raise ConfigError("no API token: set [api] token_file in kinko.toml (no token, no service)")
-    try:
-        token = Path(name).read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read API token file {name}: {exc.strerror}") from None
+    token = read_secret(Path(name), "API token", MAX_TOKEN_BYTES).strip()
+    if len(token) > MAX_TOKEN_BYTES:
+        raise ConfigError(f"API token in {name} is longer than {MAX_TOKEN_BYTES} bytes")
     if len(token) < 16:
         raise ConfigError(f"API token in {name} is shorter than 16 characters")
     return token

@@ -429,6 +429,7 @@ def test_api_serve_refuses_bad_tls_options(home: Home, tmp_path: Path, args: lis
     token = tmp_path / "api.token"
     token.write_text(TOKEN)
     token.chmod(0o600)
+    token.chmod(0o600)
     text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', f'token_file = "{token}"')
     home.config_file.write_text(text, encoding="utf-8")
     filled = [a.format(**{k: str(v) for k, v in material.items()}) for a in args]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -190,3 +191,75 @@ def test_a_code_stored_under_the_old_one_group_lookup_still_redeems(home: Home, 
         tx.add_enrollment(subscriber, "new", normalized[:4], enrollments.code_hash(normalized), expires, "test")
         tx.append_event("enrollment.created", subscriber=subscriber, customer="C1", details={"legacy": True})
     assert kinko.acquire(code, make_csr()).record.subscriber_id == subscriber
+
+
+def _point_config_at(home: Home, key: str, path: Path) -> None:
+    text = home.config_file.read_text(encoding="utf-8")
+    home.config_file.write_text(
+        "\n".join(f'{key} = "{path}"' if line.startswith(f"{key} =") else line for line in text.splitlines()) + "\n",
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_passphrase_file_others_can_read_is_refused(home: Home, passphrase_file: Path, mode: int) -> None:
+    from tests.conftest import run_kinko
+
+    passphrase_file.chmod(mode)
+    before = row_counts(home)
+    result = run_kinko("--home", home.path, "issue", "--csr", _csr_file(home), "--name", "山田 太郎")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"kinko: error: passphrase file {passphrase_file} is mode {mode:04o}: group and others may read it; "
+        f"chmod 600 {passphrase_file}\n"
+    )
+    assert row_counts(home) == before
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_a_passphrase_path_that_is_a_device_or_fifo_is_refused_at_once(
+    home: Home, tmp_path: Path, special: str
+) -> None:
+    import os
+
+    from tests.conftest import run_kinko
+
+    path = Path(special)
+    if special == "fifo":
+        path = tmp_path / "pass.fifo"
+        os.mkfifo(path, 0o600)
+    before = row_counts(home)
+    # A hang (reading /dev/zero for ever, or waiting for a FIFO's writer) ends in the timeout.
+    result = run_kinko(
+        "--home",
+        home.path,
+        "issue",
+        "--csr",
+        _csr_file(home),
+        "--name",
+        "x",
+        env={"KINKO_PASSPHRASE_FILE": str(path)},
+        timeout=20,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "is not a regular file" in result.stderr and result.stderr.count("\n") == 1
+    assert row_counts(home) == before
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o660])
+def test_an_api_token_file_others_can_read_is_refused(home: Home, tmp_path: Path, mode: int) -> None:
+    from tests.conftest import free_port, run_kinko
+
+    token = tmp_path / "api.token"
+    token.write_text("s3cret-token-for-the-login-front-end\n")
+    token.chmod(mode)
+    _point_config_at(home, "token_file", token)
+    result = run_kinko("--home", home.path, "api", "serve", "--port", str(free_port()))
+    assert result.returncode == 1, result.stderr
+    assert f"API token file {token} is mode {mode:04o}" in result.stderr and result.stderr.count("\n") == 1
+
+
+def _csr_file(home: Home) -> Path:
+    path = home.path.parent / "request.csr"
+    path.write_bytes(make_csr())
+    return path

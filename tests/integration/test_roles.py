@@ -116,8 +116,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("roles")
     passphrase = base / "pass.txt"
     passphrase.write_text("correct horse battery staple\n", encoding="utf-8")
+    passphrase.chmod(0o600)
     token = base / "api-token"
     token.write_text("0123456789abcdef0123456789abcdef\n", encoding="ascii")
+    token.chmod(0o600)
     clock = FixedClock(START)
     home = create_home(base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), clock, LOGINS["admin"])
     config = home.config_file.read_text(encoding="utf-8")
