@@ -6,7 +6,9 @@
     POST /v1/reacquire    {"subscriber", "csr", "signature"}
     POST /v1/enrollments  {"customer", "name"}             + the administrator's client certificate
 
-Every request carries `Authorization: Bearer <token>` (compared in constant time). The front
+Every request carries `Authorization: Bearer <token>` (compared in constant time). Wrong
+enrollment codes are rate-limited per client, the address in the front end's
+`X-Forwarded-For` (its right-most entry). The front
 end is not trusted to speak for a holder: renewal and a user's enrollment are proved by the
 client certificate its TLS layer verified, passed URL-escaped in `X-Client-Certificate`
 (nginx: `proxy_set_header X-Client-Certificate $ssl_client_escaped_cert;`), which must be
@@ -23,6 +25,7 @@ import base64
 import binascii
 import dataclasses
 import hmac
+import ipaddress
 import json
 import re
 import urllib.parse
@@ -112,8 +115,9 @@ class API:
             raise InputError("the request body must be a JSON object")
         return await routes[path](scope, body)
 
-    async def acquire(self, _scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
-        return 201, _issued(self.kinko.acquire(_field(body, "code"), _field(body, "csr").encode()))
+    async def acquire(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
+        issued = self.kinko.acquire(_field(body, "code"), _field(body, "csr").encode(), client=_client_address(scope))
+        return 201, _issued(issued)
 
     async def renew(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
         presented = _client_certificate(scope, "renewal")
@@ -142,6 +146,20 @@ def _field(body: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InputError(f"field {name!r} is required (a string)")
     return value
+
+
+def _client_address(scope: Scope) -> str:
+    """Who typed a code, for the rate limit: the address the front end forwards, else the peer's."""
+    forwarded = next((v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"), b"")
+    # The right-most entry is the one the front end itself added; those before it the client may forge.
+    text = forwarded.decode("latin-1").rsplit(",", 1)[-1].strip()
+    if not text:
+        peer = scope.get("client") or ("unknown", 0)
+        return f"api:{peer[0]}"
+    try:
+        return f"api:{ipaddress.ip_address(text)}"
+    except ValueError:
+        raise InputError("X-Forwarded-For does not end with an IP address") from None
 
 
 def _client_certificate(scope: Scope, what: str) -> bytes:

@@ -19,7 +19,11 @@ from kinko.ca.lifecycle.session import Issued, Session
 from kinko.ca.store import CustomerRecord, EnrollmentRecord, Store, SubscriberRecord, Writer
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-MAX_CODE_FAILURES = 5
+MAX_CODE_FAILURES = 5  # wrong codes for one holder from one client within LOCKOUT
+MAX_CLIENT_FAILURES = 20  # wrong codes from one client within LOCKOUT, whoever they were for
+# Compared when no enrollment was found, so that path costs the same hash comparison.
+_NO_CODE = "0" * enrollments.GROUPS * enrollments.GROUP_SIZE
+_NO_HASH = enrollments.code_hash(_NO_CODE[:-1] + "1")
 # Attempts at a free random id or lookup before giving up: with 40 bits each, a real clash
 # is already rare, and a loop that never ends would hold the write lock for ever.
 MAX_DRAWS = 16
@@ -203,27 +207,34 @@ class Accounts:
 
     # -- the holder's actions -----------------------------------------------------------------------
 
-    def acquire(self, code: str, csr_data: bytes) -> Issued:
-        """Redeems an enrollment code within its window: a one-year certificate for its subscriber."""
+    def acquire(self, code: str, csr_data: bytes, client: str | None = None) -> Issued:
+        """Redeems an enrollment code within its window: a one-year certificate for its subscriber.
+
+        `client` names who typed the code (the API: the front end's forwarded address) for the rate limit."""
         now = self.s.clock.now()
         now_text = self.s.text(now)
+        client = client or f"cli:{self.s.actor}"
+        # Locked: the same reply whatever the code, before it is even looked up.
+        locked_until = self._locked_until(self.s.store, client, now)
+        if locked_until is not None:
+            raise PolicyError(f"too many wrong codes; try again after {locked_until}")
         normalized = enrollments.normalize(code)
         enrollment = self._find_enrollment(normalized)
-        if normalized is None or enrollment is None:
-            raise PolicyError(windows.BAD_CODE)
-        subscriber = self.s.store.subscriber(enrollment.subscriber_id)
-        assert subscriber is not None
-        if subscriber.locked_until is not None and subscriber.locked_until > now_text:
-            raise PolicyError(f"too many wrong codes; try again after {subscriber.locked_until}")
+        # The same work whether or not a row was found: a hash comparison, then one recorded
+        # refusal (a write, an fsync and a checkpoint signature), so time tells nothing.
+        matches = enrollments.matches(normalized or _NO_CODE, enrollment.code_hash if enrollment else _NO_HASH)
         usable = (
-            enrollments.matches(normalized, enrollment.code_hash)
+            enrollment is not None
+            and matches
             and enrollment.redeemed_at is None
             and enrollment.closed_at is None
             and now_text <= enrollment.expires_at
         )
-        if not usable:
-            self._count_code_failure(subscriber, now)
+        if enrollment is None or not usable:
+            self._count_code_failure(client, enrollment, now)
             raise PolicyError(windows.BAD_CODE)
+        subscriber = self.s.store.subscriber(enrollment.subscriber_id)
+        assert subscriber is not None
         accepted = load_csr(csr_data)
         self.s.load_signing_keys()
         with self.s.store.transaction(self.s.actor, now_text) as tx:
@@ -236,7 +247,6 @@ class Accounts:
                 raise PolicyError(f"subscriber {subscriber.id} already has an active certificate ({current[0].serial})")
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.redeem_enrollment(enrollment.id, issued.record.serial)
-            tx.reset_code_failures(subscriber.id)
             tx.append_event(
                 "enrollment.redeemed",
                 serial=issued.record.serial,
@@ -267,16 +277,26 @@ class Accounts:
         found = [self.s.store.enrollment_by_lookup(key) for key in enrollments.lookup_keys(normalized)]
         return found[0] or found[1]
 
-    def _count_code_failure(self, subscriber: SubscriberRecord, now: dt.datetime) -> None:
-        # Recorded even though the command is refused: rate limiting needs the count to persist.
+    def _locked_until(self, reader: Store | Writer, client: str, now: dt.datetime) -> str | None:
+        """Until when a client is locked out of trying codes, or None."""
+        # A lock lasts LOCKOUT from the refusal that set it: any lock still running was set within it.
+        now_text = self.s.text(now)
+        ends = [until for _, _, until in reader.code_refusals(client, self.s.text(now - LOCKOUT)) if until]
+        latest = max(ends, default=None)
+        return latest if latest is not None and latest > now_text else None
+
+    def _count_code_failure(self, client: str, enrollment: EnrollmentRecord | None, now: dt.datetime) -> None:
+        # Recorded even though the command is refused: the rate limit counts these events.
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
-            attempts = tx.record_code_failure(subscriber.id, MAX_CODE_FAILURES, to_text(now + LOCKOUT) or "")
-            locked = to_text(now + LOCKOUT) if attempts >= MAX_CODE_FAILURES else None
+            subscriber = tx.subscriber(enrollment.subscriber_id) if enrollment else None
+            holder = subscriber.id if subscriber else ""
+            earlier = tx.code_refusals(client, self.s.text(now - LOCKOUT))
+            attempts, locked = _attempts(earlier, holder, now)
             tx.append_event(
                 "enrollment.code-refused",
-                subscriber=subscriber.id,
-                customer=subscriber.customer_id,
-                details={"attempts": attempts, "locked_until": locked},
+                subscriber=holder,
+                customer=subscriber.customer_id if subscriber else "",
+                details={"client": client, "attempts": attempts, "locked_until": locked},
             )
 
     def renew_by_holder(self, presented: bytes, csr_data: bytes) -> Issued:
@@ -377,3 +397,20 @@ class Accounts:
         # end can map a certificate to its account.
         subject = profiles.subject_name(subscriber.name, customer.name, serial_number=subscriber.id)
         return self.issuance.issue_in(tx, accepted, subject=subject, now=now, subscriber_id=subscriber.id)
+
+
+def _attempts(earlier: list[tuple[str, str, str | None]], holder: str, now: dt.datetime) -> tuple[int, str | None]:
+    """A new wrong code's count (this client's, for this holder) and the lock it sets, if any:
+    at MAX_CODE_FAILURES for one holder or MAX_CLIENT_FAILURES in all within LOCKOUT."""
+    # Only the client is ever locked, never the holder: someone guessing a holder's codes
+    # locks out their own address, while the holder's own attempts from elsewhere go on.
+    counted = []
+    for refusal in earlier:  # newest first; those before the last lock were paid for by it
+        if refusal[2] is not None:
+            break
+        counted.append(refusal)
+    total = len(counted) + 1
+    for_holder = 1 + sum(1 for _, subscriber, _ in counted if subscriber == holder) if holder else 0
+    if for_holder >= MAX_CODE_FAILURES or total >= MAX_CLIENT_FAILURES:
+        return max(total, for_holder), to_text(now + LOCKOUT)
+    return (for_holder or total), None

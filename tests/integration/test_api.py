@@ -78,11 +78,14 @@ def call(
     body: object = None,
     token: str | None = TOKEN,
     certificate: bytes | None = None,
+    forwarded_for: str | None = None,
 ) -> tuple[int, dict, str]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     headers = {"Content-Type": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
     if certificate is not None:
         # As nginx passes $ssl_client_escaped_cert: the verified client certificate, URL-escaped PEM.
         headers["X-Client-Certificate"] = urllib.parse.quote(certificate.decode())
@@ -162,7 +165,6 @@ def test_refusals_are_problems_and_change_nothing(api: int, home: Home, admin) -
             "renew it instead",
         ),
         ("POST", "/v1/enrollments", {"customer": "C0001", "name": "x", "by": admin[0]}, 403, "client certificate"),
-        ("POST", "/v1/acquire", {"code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "csr": "x"}, 403, "not valid"),
         ("POST", "/v1/acquire", {"code": 5}, 400, "field 'code' is required"),
         ("POST", "/v1/acquire", b"{not json", 400, "not JSON"),
         ("POST", "/v1/acquire", [1, 2], 400, "JSON object"),
@@ -178,6 +180,12 @@ def test_refusals_are_problems_and_change_nothing(api: int, home: Home, admin) -
         assert (status, content_type) == (expected, "application/problem+json"), (path, problem)
         assert message in problem["detail"], problem
     assert row_counts(home) == before
+    # A code of no enrollment is counted for the rate limit like any wrong code: one ledger event.
+    code = {"code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "csr": "x"}
+    status, problem, _ = call(api, "POST", "/v1/acquire", code)
+    assert status == 403 and "not valid" in problem["detail"], problem
+    assert row_counts(home) == {**before, "ledger": before["ledger"] + 1}
+    assert list(home.store.ledger_events())[-1].action == "enrollment.code-refused"
 
 
 def _write(home: Home, data: bytes) -> Path:
@@ -437,3 +445,29 @@ def test_api_serve_refuses_bad_tls_options(home: Home, tmp_path: Path, args: lis
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("kinko: error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_wrong_codes_lock_out_the_guessing_client_not_the_holder(api: int, home: Home, kinko: Kinko) -> None:
+    kinko.add_customer("C0001", "株式会社テスト")
+    enrolled = kinko.enroll_administrator("C0001", "山田 太郎")
+    other = kinko.enroll_administrator("C0001", "佐藤 花子")
+    wrong = enrolled.code[:-1] + ("X" if enrolled.code[-1] != "X" else "Y")
+    attacker, holder = "203.0.113.7", "198.51.100.20"
+    for _ in range(5):
+        status, problem, _ = call(
+            api, "POST", "/v1/acquire", {"code": wrong, "csr": "x"}, forwarded_for=f"{holder}, {attacker}"
+        )
+        assert status == 403 and "not valid" in problem["detail"], problem
+    # Locked: one reply whatever the code (right, wrong, of another holder, of no enrollment).
+    replies = set()
+    for code in (enrolled.code, wrong, other.code, "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "garbage"):
+        status, problem, _ = call(
+            api, "POST", "/v1/acquire", {"code": code, "csr": make_csr().decode()}, forwarded_for=attacker
+        )
+        replies.add((status, problem["detail"]))
+    assert len(replies) == 1 and next(iter(replies))[1].startswith("too many wrong codes; try again after ")
+    # The holder, from its own address, is not locked out by the attacker's guesses.
+    status, issued, _ = call(
+        api, "POST", "/v1/acquire", {"code": enrolled.code, "csr": make_csr().decode()}, forwarded_for=holder
+    )
+    assert status == 201, issued

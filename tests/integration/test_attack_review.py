@@ -263,3 +263,62 @@ def _csr_file(home: Home) -> Path:
     path = home.path.parent / "request.csr"
     path.write_bytes(make_csr())
     return path
+
+
+def _checkpoints(home: Home) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(home.db_file)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_wrong_code_costs_the_same_whether_or_not_its_enrollment_exists(home: Home, kinko: Kinko) -> None:
+    from kinko.ca.errors import PolicyError
+
+    kinko.add_customer("C1", "株式会社テスト")
+    code = kinko.enroll_administrator("C1", "管理 一郎").code
+    found_wrong = code[:-1] + ("X" if code[-1] != "X" else "Y")
+    costs = []
+    for wrong in (found_wrong, "ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", "garbage"):
+        before = (row_counts(home)["ledger"], _checkpoints(home))
+        with pytest.raises(PolicyError) as refused:
+            kinko.acquire(wrong, make_csr(), client="api:192.0.2.1")
+        after = (row_counts(home)["ledger"], _checkpoints(home))
+        costs.append((after[0] - before[0], after[1] - before[1], str(refused.value)))
+    # One event and one signed checkpoint each (a write, an fsync and a signature), one message.
+    assert costs[0] == costs[1] == costs[2] and costs[0][:2] == (1, 1), costs
+
+
+def test_only_the_guessing_client_is_locked_and_for_15_minutes(home: Home, kinko: Kinko, clock) -> None:
+    from kinko.ca.errors import PolicyError
+
+    kinko.add_customer("C1", "株式会社テスト")
+    code = kinko.enroll_administrator("C1", "管理 一郎").code
+    for _ in range(20):  # codes of no enrollment: the per-client limit, whoever they were for
+        with pytest.raises(PolicyError, match="not valid"):
+            kinko.acquire("ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ-ZZZZ", make_csr(), client="api:192.0.2.66")
+    locked_at = clock.now()
+    before = row_counts(home)
+    with pytest.raises(PolicyError, match="too many wrong codes") as refused:
+        kinko.acquire(code, make_csr(), client="api:192.0.2.66")
+    assert f"after {(locked_at + dt.timedelta(minutes=15)).strftime('%Y-%m-%dT%H:%M:%SZ')}" in str(refused.value)
+    assert row_counts(home) == before  # a locked client costs nothing more
+    clock.advance(minutes=15)
+    assert kinko.acquire(code, make_csr(), client="api:192.0.2.66").record.status == "valid"
+
+
+def test_guesses_from_one_client_never_lock_the_holder_out_elsewhere(kinko: Kinko) -> None:
+    from kinko.ca.errors import PolicyError
+
+    kinko.add_customer("C1", "株式会社テスト")
+    code = kinko.enroll_administrator("C1", "管理 一郎").code
+    wrong = code[:-1] + ("X" if code[-1] != "X" else "Y")
+    for _ in range(5):
+        with pytest.raises(PolicyError, match="not valid"):
+            kinko.acquire(wrong, make_csr(), client="api:203.0.113.9")
+    with pytest.raises(PolicyError, match="too many wrong codes"):
+        kinko.acquire(code, make_csr(), client="api:203.0.113.9")
+    assert kinko.acquire(code, make_csr(), client="api:198.51.100.3").record.status == "valid"
