@@ -21,6 +21,7 @@ from cryptography import x509
 
 from kinko.ca.clock import to_text
 from kinko.ca.errors import Conflict
+from kinko.ca.files import make_dir, write_atomically
 from kinko.ca.home import Home
 from kinko.ca.keys import certificate_key
 from kinko.ca.profiles import issuer_urls
@@ -161,8 +162,9 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
             },
         )
     der_path, pem_path = crl_paths(home, issuer, kind)
-    write_atomically(der_path, der)
-    write_atomically(pem_path, pem(der))
+    make_dir(der_path.parent, 0o755)
+    write_atomically(der_path, der, 0o644)
+    write_atomically(pem_path, pem(der), 0o644)
     return Published(
         issuer,
         kind,
@@ -226,34 +228,12 @@ def _idp(
 def _publication_lock(home: Home, issuer: str) -> Iterator[None]:
     # flock, not a row lock: it is released by the kernel if the process dies mid-publication.
     path = home.path / f".crl-{issuer}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replaces a published file so that a reader sees the old or the new bytes, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.chmod(0o644)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
 
 
 def latest(home: Home) -> list[CRLRecord]:

@@ -322,3 +322,28 @@ def test_guesses_from_one_client_never_lock_the_holder_out_elsewhere(kinko: Kink
     with pytest.raises(PolicyError, match="too many wrong codes"):
         kinko.acquire(code, make_csr(), client="api:203.0.113.9")
     assert kinko.acquire(code, make_csr(), client="api:198.51.100.3").record.status == "valid"
+
+
+def test_crl_publish_never_writes_through_a_planted_symlink(home: Home, kinko: Kinko, tmp_path: Path) -> None:
+    import os
+
+    # A local user plants symlinks where the publisher's temporary files used to be named
+    # (.NAME.PID.tmp, the PID of this process) and at the published names themselves.
+    victim = tmp_path / "root-only.conf"
+    victim.write_bytes(b"secret configuration\n")
+    victim.chmod(0o600)
+    crl_dir = home.public_dir / "crl"
+    for name in ("issuing.crl", "issuing.pem", "issuing-delta.crl", "issuing-delta.pem"):
+        (crl_dir / f".{name}.{os.getpid()}.tmp").symlink_to(victim)
+    kinko.publish_crl()
+    assert victim.read_bytes() == b"secret configuration\n"
+    assert victim.stat().st_mode & 0o777 == 0o600
+    crl = crl_dir / "issuing.crl"
+    assert not crl.is_symlink() and crl.stat().st_mode & 0o777 == 0o644
+    x509.load_der_x509_crl(crl.read_bytes())
+    # Nor through one planted at the published name: rename replaces the link itself.
+    (crl_dir / "issuing.crl").unlink()
+    (crl_dir / "issuing.crl").symlink_to(victim)
+    kinko.publish_crl()
+    assert victim.read_bytes() == b"secret configuration\n"
+    assert not (crl_dir / "issuing.crl").is_symlink()
