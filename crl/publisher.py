@@ -3,7 +3,8 @@
 Order, and why: take the issuer's publication lock (so two publishers never race a
 lower number over a higher one); reserve the number in its own transaction (a crash
 after that burns it, so none is ever reused); build and sign from one read snapshot;
-record the publication with its ledger event; then replace the files atomically.
+parse what was built; record the publication with its ledger event; then replace the
+files atomically.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from cryptography import x509
 
 from kinko.ca.clock import to_text
-from kinko.ca.errors import Conflict
+from kinko.ca.errors import Conflict, StorageError
 from kinko.ca.files import make_dir, write_atomically
 from kinko.ca.home import Home
 from kinko.ca.keys import certificate_key
@@ -136,6 +137,7 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
         else:
             rows = store.crl_entries(issuer, keep_after)
         der, count = builder.entries(rows).sign(key)
+    check_built(der, certificate, number)
     digest = hashlib.sha256(der).hexdigest()
 
     with store.transaction(actor, this_update) as tx:
@@ -177,6 +179,21 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
         pem_path,
         digest,
     )
+
+
+def check_built(der: bytes, issuer: x509.Certificate, number: int) -> None:
+    """Parses a CRL just built, every entry included, and checks its signature and number before
+    anything records or serves it: an encoder bug must not publish invalid DER."""
+    try:
+        crl = x509.load_der_x509_crl(der)
+        valid = crl.is_signature_valid(certificate_key(issuer))
+        found = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        for entry in crl:
+            _ = (entry.serial_number, entry.revocation_date_utc, entry.extensions)
+    except (ValueError, x509.ExtensionNotFound) as exc:
+        raise StorageError(f"the CRL #{number} just built does not parse ({exc}); nothing was published") from None
+    if not valid or found != number:
+        raise StorageError(f"the CRL #{number} just built does not verify; nothing was published")
 
 
 def _extensions(

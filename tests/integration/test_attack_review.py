@@ -347,3 +347,32 @@ def test_crl_publish_never_writes_through_a_planted_symlink(home: Home, kinko: K
     kinko.publish_crl()
     assert victim.read_bytes() == b"secret configuration\n"
     assert not (crl_dir / "issuing.crl").is_symlink()
+
+
+def _crl_number(path: Path) -> int:
+    crl = x509.load_der_x509_crl(path.read_bytes())
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+def _published_events(home: Home) -> int:
+    return sum(1 for e in home.store.ledger_events() if e.action == "crl.published")
+
+
+def test_a_crl_that_does_not_parse_is_neither_recorded_nor_served(home: Home, kinko: Kinko) -> None:
+    import sqlite3
+
+    from kinko.ca.errors import StorageError
+
+    serial = kinko.issue(make_csr(), name="山田 太郎").record.serial
+    kinko.revoke(serial, "key-compromise")
+    # A date an older Kinko stored with an unpadded year: the encoder made invalid DER of it.
+    conn = sqlite3.connect(home.db_file)
+    conn.execute("UPDATE certificates SET invalidity_date = '1-01-01T00:00:00Z' WHERE serial = ?", (serial,))
+    conn.commit()
+    conn.close()
+    files = {p: p.read_bytes() for p in (home.public_dir / "crl").iterdir()}
+    events = _published_events(home)
+    with pytest.raises(StorageError, match="nothing was published"):
+        kinko.publish_crl()
+    assert {p: p.read_bytes() for p in (home.public_dir / "crl").iterdir()} == files
+    assert _published_events(home) == events
