@@ -3,8 +3,8 @@
 Order, and why: take the issuer's publication lock (so two publishers never race a
 lower number over a higher one); reserve the number in its own transaction (a crash
 after that burns it, so none is ever reused); build and sign from one read snapshot;
-parse what was built; record the publication with its ledger event; then replace the
-files atomically.
+parse what was built; replace the files atomically; then record the publication with
+its ledger event, so that nothing records a CRL the files do not hold.
 """
 
 from __future__ import annotations
@@ -140,6 +140,19 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
     check_built(der, certificate, number)
     digest = hashlib.sha256(der).hexdigest()
 
+    # The files first, then the record: `crl show` and the ledger never name a CRL that the
+    # files do not hold. A failure burns the reserved number, as a crash does.
+    der_path, pem_path = crl_paths(home, issuer, kind)
+    try:
+        make_dir(der_path.parent, 0o755)
+        # PEM first: should the DER (what clients fetch) fail, the served CRL is the recorded one.
+        write_atomically(pem_path, pem(der), 0o644)
+        write_atomically(der_path, der, 0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write {exc.filename or der_path}: {exc.strerror}; {issuer} {kind} CRL #{number} "
+            "was not published (the last published one is still served)"
+        ) from None
     with store.transaction(actor, this_update) as tx:
         tx.record_crl(
             issuer,
@@ -163,10 +176,6 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
                 "sha256": digest,
             },
         )
-    der_path, pem_path = crl_paths(home, issuer, kind)
-    make_dir(der_path.parent, 0o755)
-    write_atomically(der_path, der, 0o644)
-    write_atomically(pem_path, pem(der), 0o644)
     return Published(
         issuer,
         kind,

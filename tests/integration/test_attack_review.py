@@ -358,6 +358,27 @@ def _published_events(home: Home) -> int:
     return sum(1 for e in home.store.ledger_events() if e.action == "crl.published")
 
 
+def test_a_crl_whose_file_cannot_be_written_is_not_recorded(home: Home, run_cli) -> None:
+    import json as json_module
+    import shutil
+
+    der = home.public_dir / "crl" / "issuing.crl"
+    served = _crl_number(der)
+    saved = der.read_bytes()
+    der.unlink()
+    der.mkdir()  # the rename over it fails, as a full or read-only disk would
+    events = _published_events(home)
+    result = run_cli("--home", home.path, "crl", "publish")
+    assert result.exit_code != 0 and result.output.startswith("kinko: error: cannot write ")
+    assert "was not published" in result.output and result.output.count("\n") == 1
+    assert _published_events(home) == events
+    shutil.rmtree(der)
+    der.write_bytes(saved)
+    shown = json_module.loads(run_cli("--json", "--home", home.path, "crl", "show").output)
+    issuing_full = next(c for c in shown if c["issuer"] == "issuing" and c["kind"] == "full")
+    assert issuing_full["number"] == served == _crl_number(der)
+
+
 def test_a_crl_that_does_not_parse_is_neither_recorded_nor_served(home: Home, kinko: Kinko) -> None:
     import sqlite3
 
