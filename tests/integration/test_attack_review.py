@@ -397,3 +397,34 @@ def test_a_crl_that_does_not_parse_is_neither_recorded_nor_served(home: Home, ki
         kinko.publish_crl()
     assert {p: p.read_bytes() for p in (home.public_dir / "crl").iterdir()} == files
     assert _published_events(home) == events
+
+
+def test_the_responder_serves_no_file_outside_public(home: Home, kinko: Kinko, tmp_path: Path) -> None:
+    import os
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import RunningResponder
+
+    key = next(p for p in home.keys_dir.iterdir() if p.name.startswith("ocsp-"))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.crl").write_bytes(b"not public")
+    (home.public_dir / "ca" / "leak.cer").symlink_to(Path("..") / ".." / "keys" / key.name)
+    (home.public_dir / "ca" / "abs.cer").symlink_to(key)
+    (home.public_dir / "crl").rename(home.public_dir / "crl-real")
+    (home.public_dir / "crl").symlink_to(outside)  # a symlinked folder as well
+    os.mkfifo(home.public_dir / "ca" / "fifo.cer")
+    responder = RunningResponder(home)
+    try:
+        for path in ("/ca/leak.cer", "/ca/abs.cer", "/crl/x.crl", "/ca/fifo.cer"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(responder.url.rstrip("/") + path, timeout=5)  # noqa: S310 - loopback
+            assert refused.value.code == 404, path
+            assert b"PRIVATE KEY" not in refused.value.read()
+        with urllib.request.urlopen(responder.url + "ca/issuing.cer", timeout=5) as reply:  # noqa: S310
+            assert reply.status == 200
+            assert reply.read() == (home.public_dir / "ca" / "issuing.cer").read_bytes()
+        assert responder.alive()
+    finally:
+        responder.stop()
