@@ -115,9 +115,12 @@ def neutralise_cell(value: object) -> object:
     return value
 
 
-def write_output(path: Path, text: str) -> None:
-    """Writes an output file, turning OS errors into one-line messages."""
+def write_output(path: Path, text: str, mode: int = 0o644) -> None:
+    """Writes an output file with an explicit mode (whatever the umask), replacing it atomically and
+    never writing through a symlink; OS errors become one-line messages."""
+    from kinko.ca.files import write_atomically
+
     try:
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text.encode("utf-8"), mode)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}") from None

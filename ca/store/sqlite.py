@@ -7,6 +7,7 @@ ledger chain (see contract.py).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +96,14 @@ class SQLiteStore(AccountReads):
         """Creates a new database with the current schema (sqlite.sql), in one transaction."""
         if path.exists():
             raise Conflict(f"database {path} already exists")
+        # Made here, empty, 0600 whatever the umask and never through a symlink: SQLite would
+        # create it with the umask's mode, and its -wal and -shm copy the database's mode.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise Conflict(f"database {path} already exists") from None
+        os.fchmod(fd, 0o600)
+        os.close(fd)
         conn = _connect(path, readonly=False)
         _prepare_for_writing(conn, path)
         # Statement by statement: executescript() would commit first and leave a half-made schema behind.
@@ -107,7 +116,6 @@ class SQLiteStore(AccountReads):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        path.chmod(0o600)
         return cls(conn, path)
 
     @classmethod

@@ -479,3 +479,51 @@ def test_ledger_csv_neutralises_formula_cells_and_still_verifies(home: Home, tmp
         [sys.executable, "-c", script.group(1), str(out)], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0 and result.stdout.startswith("chain intact"), result.stdout + result.stderr
+
+
+def _umask_000_kinko(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "kinko.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+        env={**os.environ, **(env or {})},
+        preexec_fn=lambda: os.umask(0),  # the point of the test
+    )
+
+
+def test_modes_are_explicit_under_umask_000(tmp_path: Path, passphrase_file: Path) -> None:
+    import stat
+
+    home = tmp_path / "new" / "home"
+    result = _umask_000_kinko("--home", home, "init", "--org", "興産信用金庫", "--passphrase-file", passphrase_file)
+    assert result.returncode == 0, result.stderr
+    csr = tmp_path / "r.csr"
+    csr.write_bytes(make_csr())
+    out = tmp_path / "issued.pem"
+    for args in (
+        ["issue", "--csr", csr, "--name", "山田 太郎", "--out", out],
+        ["crl", "publish"],
+        ["ca", "chain", "--out", tmp_path / "chain.pem"],
+    ):
+        result = _umask_000_kinko("--home", home, *args)
+        assert result.returncode == 0, (args, result.stderr)
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.lstat().st_mode)
+
+    assert mode(home / "kinko.toml") == 0o644 and mode(home / "profiles.toml") == 0o644
+    assert mode(home) == 0o755 and mode(home / "public") == 0o755
+    assert mode(home / "public" / "ca") == 0o755 and mode(home / "public" / "crl") == 0o755
+    assert mode(home / "keys") == 0o700
+    assert mode(home / "kinko.db") == 0o600
+    assert mode(out) == 0o644 and mode(tmp_path / "chain.pem") == 0o644
+    assert mode(tmp_path / "new") == 0o755
+    for path in [home, *home.rglob("*"), out]:
+        assert not mode(path) & 0o002, f"{path} is world-writable ({mode(path):04o})"
+        if path.is_file() and (path.parent.name == "keys" or path.name.startswith("kinko.db")):
+            assert not mode(path) & 0o077, f"{path} is {mode(path):04o}"
