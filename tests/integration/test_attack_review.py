@@ -527,3 +527,24 @@ def test_modes_are_explicit_under_umask_000(tmp_path: Path, passphrase_file: Pat
         assert not mode(path) & 0o002, f"{path} is world-writable ({mode(path):04o})"
         if path.is_file() and (path.parent.name == "keys" or path.name.startswith("kinko.db")):
             assert not mode(path) & 0o077, f"{path} is {mode(path):04o}"
+
+
+def test_a_built_ocsp_response_is_parsed_and_checked_before_it_is_stored(home: Home, kinko: Kinko, clock) -> None:
+    import dataclasses
+
+    from kinko.ca.errors import StorageError
+    from kinko.ca.serials import parse_serial
+    from kinko.ocsp.presign import check_built, load_context, response_window, status_for
+    from kinko.ocsp.protocol import build_response, encode_cert_id
+
+    record = kinko.issue(make_csr(), name="山田 太郎").record
+    context = load_context(home, record.issuer)
+    this_update, next_update = response_window(context, clock.now(), 7)
+    cert_id = encode_cert_id("sha1", *context.hashes["sha1"], parse_serial(record.serial))
+    status = status_for(record, cert_id, this_update, next_update)
+    der = build_response([status], responder=context.responder, produced_at=clock.now())
+    check_built(der, status)  # what the pre-signer stores
+    with pytest.raises(StorageError, match="does not parse"):
+        check_built(der[:-7], status)
+    with pytest.raises(StorageError, match="nothing was stored"):
+        check_built(der, dataclasses.replace(status, status="revoked", revoked_at=this_update))
