@@ -288,7 +288,8 @@ class Accounts:
     def _count_code_failure(self, client: str, enrollment: EnrollmentRecord | None, now: dt.datetime) -> None:
         # Recorded even though the command is refused: the rate limit counts these events.
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
-            subscriber = tx.subscriber(enrollment.subscriber_id) if enrollment else None
+            # The same lookup on both paths (no subscriber has the empty id).
+            subscriber = tx.subscriber(enrollment.subscriber_id if enrollment else "")
             holder = subscriber.id if subscriber else ""
             earlier = tx.code_refusals(client, self.s.text(now - LOCKOUT))
             attempts, locked = _attempts(earlier, holder, now)
