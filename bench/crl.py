@@ -449,6 +449,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kinko-bench-crl-") as tmp:
         passfile = Path(tmp) / "passphrase.txt"
         passfile.write_text(secrets.token_urlsafe(24) + "\n")
+        passfile.chmod(0o600)
         for n in sizes:
             work = Path(tmp) / f"n{n}"
             work.mkdir()

@@ -280,6 +280,7 @@ def main() -> None:
         work = Path(tmp)
         passfile = work / "passphrase.txt"
         passfile.write_text(secrets.token_urlsafe(24) + "\n")
+        passfile.chmod(0o600)
         options = InitOptions(organization="興産信用金庫", passphrase_file=passfile)
         home = create_home(work / "home", options, SystemClock(), current_login())  # the operator of `cert show`
         csrs = make_csrs(args.n)

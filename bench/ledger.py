@@ -531,6 +531,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kinko-bench-ledger-") as tmp:
         passfile = Path(tmp) / "passphrase.txt"
         passfile.write_text(secrets.token_urlsafe(24) + "\n")
+        passfile.chmod(0o600)
         env = {**os.environ, "KINKO_PASSPHRASE_FILE": str(passfile)}
         env.pop("KINKO_HOME", None)
         work = Path(tmp) / "out"

@@ -239,6 +239,7 @@ def openssl(*args: str, data: bytes | None = None) -> str:
 def setup(work: Path, port: int, n: int, revoke: int) -> Setup:
     passfile = work / "passphrase.txt"
     passfile.write_text(secrets.token_urlsafe(24) + "\n")
+    passfile.chmod(0o600)
     options = InitOptions(organization=ORG, passphrase_file=passfile, base_url=f"http://127.0.0.1:{port}")
     # The account running the benchmark becomes the home's admin: `kinko ocsp serve` checks it.
     home = create_home(work / "home", options, SystemClock(), current_login())

@@ -2,29 +2,44 @@
 
     GET  /v1/certificates/{serial}/status
     POST /v1/acquire      {"code", "csr"}
-    POST /v1/renew        {"serial", "csr"}
-    POST /v1/reacquire    {"subscriber", "csr"}
-    POST /v1/enrollments  {"customer", "name", "by"}
+    POST /v1/renew        {"csr"}                          + the holder's client certificate
+    POST /v1/reacquire    {"subscriber", "csr", "signature"}
+    POST /v1/enrollments  {"customer", "name"}             + the administrator's client certificate
 
-Every request carries `Authorization: Bearer <token>` (compared in constant time). Errors
-are RFC 9457 problem+json with the same one-line messages as the CLI. Changes are
-recorded with the actor `api:<client name>`.
+Every request carries `Authorization: Bearer <token>` (compared in constant time). Wrong
+enrollment codes are rate-limited per client, the address in the front end's
+`X-Forwarded-For` (its right-most entry). The front
+end is not trusted to speak for a holder: renewal and a user's enrollment are proved by the
+client certificate its TLS layer verified, passed URL-escaped in `X-Client-Certificate`
+(nginx: `proxy_set_header X-Client-Certificate $ssl_client_escaped_cert;`), which must be
+the holder's current, valid certificate; re-acquisition after expiry by `signature`, the
+base64 of a SHA-256 signature over the new CSR's DER made with the expired certificate's key
+(`openssl dgst -sha256 -sign old.key -out sig.bin new.csr.der`). Errors are RFC 9457
+problem+json with the same one-line messages as the CLI. Changes are recorded with the actor
+`api:<client name>`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hmac
+import ipaddress
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from kinko.ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
+from kinko.ca.files import read_secret
 from kinko.ca.home import Home, resolve_home
 from kinko.ca.http import JSON, MAX_BODY, PROBLEM, Receive, Scope, Send, TooLarge, lifespan, problem, read_body, respond
 
 _STATUS_PATH = re.compile(r"^/v1/certificates/([0-9A-Fa-f:]{1,64})/status$")
+MAX_TOKEN_BYTES = 1024
+CLIENT_CERTIFICATE_HEADER = b"x-client-certificate"
 _STATUSES = {InputError: 400, PolicyError: 403, NotFound: 404, Conflict: 409}
 
 
@@ -33,10 +48,9 @@ def load_token(home: Home) -> bytes:
     name = home.config.api.token_file
     if not name:
         raise ConfigError("no API token: set [api] token_file in kinko.toml (no token, no service)")
-    try:
-        token = Path(name).read_bytes().strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read API token file {name}: {exc.strerror}") from None
+    token = read_secret(Path(name), "API token", MAX_TOKEN_BYTES).strip()
+    if len(token) > MAX_TOKEN_BYTES:
+        raise ConfigError(f"API token in {name} is longer than {MAX_TOKEN_BYTES} bytes")
     if len(token) < 16:
         raise ConfigError(f"API token in {name} is shorter than 16 characters")
     return token
@@ -94,21 +108,29 @@ class API:
             return 408, problem(408, "request body too slow")
         except (ValueError, UnicodeDecodeError):
             raise InputError("the request body is not JSON") from None
+        except RecursionError:
+            # json.loads recurses once per nesting level: [[[[...]]]] within 64 KiB overflows it.
+            raise InputError("the request body nests too deeply; send a flat JSON object") from None
         if not isinstance(body, dict):
             raise InputError("the request body must be a JSON object")
-        return await routes[path](body)
+        return await routes[path](scope, body)
 
-    async def acquire(self, body: dict[str, Any]) -> tuple[int, bytes]:
-        return 201, _issued(self.kinko.acquire(_field(body, "code"), _field(body, "csr").encode()))
+    async def acquire(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
+        issued = self.kinko.acquire(_field(body, "code"), _field(body, "csr").encode(), client=_client_address(scope))
+        return 201, _issued(issued)
 
-    async def renew(self, body: dict[str, Any]) -> tuple[int, bytes]:
-        return 201, _issued(self.kinko.renew(_field(body, "serial"), _field(body, "csr").encode()))
+    async def renew(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
+        presented = _client_certificate(scope, "renewal")
+        return 201, _issued(self.kinko.renew_by_holder(presented, _field(body, "csr").encode()))
 
-    async def reacquire(self, body: dict[str, Any]) -> tuple[int, bytes]:
-        return 201, _issued(self.kinko.reacquire(_field(body, "subscriber"), _field(body, "csr").encode()))
+    async def reacquire(self, _scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
+        signature = _base64_field(body, "signature")
+        issued = self.kinko.reacquire_by_holder(_field(body, "subscriber"), _field(body, "csr").encode(), signature)
+        return 201, _issued(issued)
 
-    async def enrollments(self, body: dict[str, Any]) -> tuple[int, bytes]:
-        enrolled = self.kinko.enroll_user(_field(body, "customer"), _field(body, "name"), _field(body, "by"))
+    async def enrollments(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
+        presented = _client_certificate(scope, "a user's enrollment")
+        enrolled = self.kinko.enroll_user_by_administrator(presented, _field(body, "customer"), _field(body, "name"))
         return 201, _json(dataclasses.asdict(enrolled))
 
 
@@ -124,6 +146,38 @@ def _field(body: dict[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise InputError(f"field {name!r} is required (a string)")
     return value
+
+
+def _client_address(scope: Scope) -> str:
+    """Who typed a code, for the rate limit: the address the front end forwards, else the peer's."""
+    forwarded = next((v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for"), b"")
+    # The right-most entry is the one the front end itself added; those before it the client may forge.
+    text = forwarded.decode("latin-1").rsplit(",", 1)[-1].strip()
+    if not text:
+        peer = scope.get("client") or ("unknown", 0)
+        return f"api:{peer[0]}"
+    try:
+        return f"api:{ipaddress.ip_address(text)}"
+    except ValueError:
+        raise InputError("X-Forwarded-For does not end with an IP address") from None
+
+
+def _client_certificate(scope: Scope, what: str) -> bytes:
+    """The client certificate the front end's TLS layer verified, from its URL-escaped PEM header."""
+    escaped = next((v for k, v in scope.get("headers", ()) if k == CLIENT_CERTIFICATE_HEADER), b"")
+    if not escaped.strip():
+        raise PolicyError(
+            f"{what} is proved by the holder's client certificate: the front end passes the one its TLS "
+            "layer verified in X-Client-Certificate"
+        )
+    return urllib.parse.unquote_to_bytes(escaped)
+
+
+def _base64_field(body: dict[str, Any], name: str) -> bytes:
+    try:
+        return base64.b64decode(_field(body, name), validate=True)
+    except binascii.Error:
+        raise InputError(f"field {name!r} must be base64") from None
 
 
 def _issued(issued: Any) -> bytes:

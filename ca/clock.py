@@ -51,7 +51,9 @@ def to_text(when: dt.datetime | None) -> str | None:
     """Formats a time as ISO 8601 UTC with a Z, the form stored and printed."""
     if when is None:
         return None
-    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = as_utc(when)
+    # Not strftime("%Y"): glibc writes year 1 as "1", and an unpadded year in a CRL is invalid DER.
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}Z"
 
 
 def from_text(text: str | None) -> dt.datetime | None:

@@ -29,6 +29,7 @@ class AcceptedCSR:
 
     public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
     spki_sha256: str
+    der: bytes = b""  # the request as DER: what a holder's signature by its old key covers
 
 
 def load_csr(data: bytes) -> AcceptedCSR:
@@ -48,7 +49,11 @@ def load_csr(data: bytes) -> AcceptedCSR:
     if not valid:
         raise InputError("CSR signature does not verify: no proof of possession of the private key")
     assert isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
-    return AcceptedCSR(public_key=public_key, spki_sha256=spki_sha256(public_key))
+    return AcceptedCSR(
+        public_key=public_key,
+        spki_sha256=spki_sha256(public_key),
+        der=request.public_bytes(serialization.Encoding.DER),
+    )
 
 
 def check_key_policy(public_key: object) -> None:

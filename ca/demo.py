@@ -14,6 +14,7 @@ from kinko.ca import keys
 from kinko.ca.authorities import chain_pem
 from kinko.ca.clock import Clock
 from kinko.ca.errors import Conflict
+from kinko.ca.files import write_new
 from kinko.ca.hierarchy import InitOptions, create_home
 from kinko.ca.lifecycle import Kinko
 
@@ -28,8 +29,7 @@ def build_demo(directory: Path, clock: Clock, actor: str, port: int = 8080) -> d
         raise Conflict(f"{directory} already exists; remove it or pass --dir to build the demo elsewhere")
     directory.mkdir(parents=True, exist_ok=True)
     passphrase_file = directory / "passphrase.txt"
-    passphrase_file.touch(mode=0o600)
-    passphrase_file.write_text(secrets.token_urlsafe(24) + "\n", encoding="ascii")
+    write_new(passphrase_file, (secrets.token_urlsafe(24) + "\n").encode("ascii"), 0o600)
     home = create_home(
         directory / "home",
         InitOptions(organization=DEMO_ORG, passphrase_file=passphrase_file, base_url=f"http://127.0.0.1:{port}"),
@@ -45,8 +45,8 @@ def build_demo(directory: Path, clock: Clock, actor: str, port: int = 8080) -> d
     issued = Kinko(home, clock=clock, actor=actor).issue(
         csr.public_bytes(Encoding.PEM), name=DEMO_HOLDER, organization=DEMO_CUSTOMER
     )
-    (directory / "client.pem").write_text(issued.pem, encoding="ascii")
-    (directory / "chain.pem").write_text(chain_pem(home), encoding="ascii")
+    write_new(directory / "client.pem", issued.pem.encode("ascii"), 0o644)
+    write_new(directory / "chain.pem", chain_pem(home).encode("ascii"), 0o644)
     return {
         "home": str(home.path),
         "passphrase_file": str(passphrase_file),

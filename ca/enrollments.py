@@ -1,8 +1,8 @@
-"""Enrollment codes: one-time, typable, over 100 bits of secret, stored only as a hash.
+"""Enrollment codes: one-time, typable, 100 bits of secret, stored only as a hash.
 
 A code reads like `7K3M-QX9P-2VHD-T8RW-N4JF-6CGB-YE1A`: Crockford base32 (no I, L, O, U;
-typing mistakes between 0/O and 1/I/L are forgiven). The first group is a public lookup
-key that finds the enrollment; the six others carry 120 random bits.
+typing mistakes between 0/O and 1/I/L are forgiven). The first two groups are a 40-bit
+lookup key that finds the enrollment; the five others carry 100 random bits.
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ import hmac
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 GROUPS = 7
 GROUP_SIZE = 4
-LOOKUP_GROUPS = 1
+# Two groups (40 bits), not one: with 20 bits a busy CA ran out of free lookups, and a
+# random guess found some holder's row often enough to time the difference.
+LOOKUP_GROUPS = 2
+# Codes made before the lookup grew (they expire within the acquisition window) are found
+# by their first group.
+LEGACY_LOOKUP_GROUPS = 1
 SECRET_BITS = (GROUPS - LOOKUP_GROUPS) * GROUP_SIZE * 5
 _TYPOS = str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V"})
 
@@ -39,8 +44,13 @@ def lookup_key(normalized: str) -> str:
     return normalized[: LOOKUP_GROUPS * GROUP_SIZE]
 
 
+def lookup_keys(normalized: str) -> tuple[str, str]:
+    """The lookup keys a typed code may have been stored under: today's, then the legacy one."""
+    return lookup_key(normalized), normalized[: LEGACY_LOOKUP_GROUPS * GROUP_SIZE]
+
+
 def code_hash(normalized: str) -> str:
-    """What is stored: SHA-256 of the whole code (120 random bits make a slow hash unnecessary)."""
+    """What is stored: SHA-256 of the whole code (100 random bits make a slow hash unnecessary)."""
     return hashlib.sha256(normalized.encode("ascii")).hexdigest()
 
 

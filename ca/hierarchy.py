@@ -16,6 +16,7 @@ from kinko.ca import config as config_module
 from kinko.ca import issuance, keys, profiles
 from kinko.ca.clock import Clock, to_text
 from kinko.ca.errors import ConfigError, Conflict, InputError
+from kinko.ca.files import make_dir, write_atomically, write_new
 from kinko.ca.home import Home, read_passphrase_file
 from kinko.ca.ledger import checkpoint_message
 from kinko.ca.signer import Issuer
@@ -63,19 +64,22 @@ def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, pass
         config_text = config_module.set_value(config_text, "policy_oid", options.policy_oid)
     profiles_text = config_module.default_text("profiles.toml")
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        make_dir(path.parent, 0o755)
     # Build beside the target and rename at the end, so a failed init leaves no half home.
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.init-", dir=path.parent))
     try:
-        (staging / "kinko.toml").write_text(config_text, encoding="utf-8")
-        (staging / "profiles.toml").write_text(profiles_text, encoding="utf-8")
+        # Explicit modes whatever the umask: the configuration is readable, writable by its owner only.
+        write_new(staging / "kinko.toml", config_text.encode("utf-8"), 0o644)
+        write_new(staging / "profiles.toml", profiles_text.encode("utf-8"), 0o644)
+        make_dir(staging / "public", 0o755)
         home = Home(staging, passphrase=passphrase)
         cfg = home.config  # validates what we just wrote, with the user's values
         profiles.subject_name(f"{options.organization} Root CA", options.organization, options.country)
         _build(home, cfg, passphrase, clock, actor)
         _first_responses(home, clock, actor)
         _first_crls(home, clock, actor)
-        staging.chmod(0o755)
+        make_dir(staging, 0o755)
         if path.exists():
             path.rmdir()
         staging.rename(path)
@@ -295,12 +299,10 @@ def _sign_ca(
 
 def _write_public(home: Home, role: str, certificate: x509.Certificate) -> None:
     target = home.public_dir / "ca"
-    target.mkdir(parents=True, exist_ok=True)
+    make_dir(target, 0o755)
     # DER is what AIA caIssuers serves (RFC 5280 4.2.2.1); the PEM copy is for people and openssl.
-    (target / f"{role}.cer").write_bytes(certificate.public_bytes(serialization.Encoding.DER))
-    (target / f"{role}.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    for suffix in ("cer", "pem"):
-        (target / f"{role}.{suffix}").chmod(0o644)
+    write_atomically(target / f"{role}.cer", certificate.public_bytes(serialization.Encoding.DER), 0o644)
+    write_atomically(target / f"{role}.pem", certificate.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
 def _signer_details(record: CertificateRecord, key_file: str) -> dict[str, str]:

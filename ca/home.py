@@ -274,13 +274,14 @@ class Home:
 
 
 def read_passphrase_file(path: Path) -> bytes:
-    """Reads a passphrase file: its first line, without the newline; must not be empty."""
+    """Reads a passphrase file: its first line, without the newline; must not be empty. The file
+    must be a regular file only its owner can read, and at most a bounded size is read."""
+    from kinko.ca.files import read_secret
+
     try:
-        data = path.read_bytes()[: MAX_PASSPHRASE_BYTES + 1]
-    except FileNotFoundError:
-        raise PassphraseError(f"passphrase file {path} does not exist") from None
-    except (PermissionError, IsADirectoryError):
-        raise PassphraseError(f"passphrase file {path} cannot be read") from None
+        data = read_secret(path, "passphrase", MAX_PASSPHRASE_BYTES + 2)
+    except ConfigError as exc:
+        raise PassphraseError(str(exc)) from None
     line = data.split(b"\n", 1)[0].rstrip(b"\r")
     if not line:
         raise PassphraseError(f"passphrase file {path} is empty")

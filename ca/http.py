@@ -18,6 +18,7 @@ import json
 import os
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -182,6 +183,33 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """The files of a TLS listener: certificate chain, its key, and the CA that client certificates must chain to."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+def load_tls(tls: TLSFiles) -> TLSFiles:
+    """Checks before serving that the files make a TLS context (the key matches, the key file is
+    private), so a mistake is one line rather than a worker that never starts."""
+    import ssl
+
+    from kinko.ca.files import check_private
+
+    check_private(tls.key, "TLS key")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(tls.cert, tls.key)
+        if tls.client_ca is not None:
+            context.load_verify_locations(cafile=tls.client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot use the TLS files {tls.cert}, {tls.key}: {exc.strerror or exc}") from None
+    return TLSFiles(tls.cert.resolve(), tls.key.resolve(), tls.client_ca.resolve() if tls.client_ca else None)
+
+
 def run_app(
     target: str,
     home: Path,
@@ -190,6 +218,7 @@ def run_app(
     workers: int,
     log_level: str = "warning",
     interface: Interface = "asgi",
+    tls: TLSFiles | None = None,
 ) -> None:
     """Runs an app factory (module:function) for a home under Granian until interrupted; first
     raises ConfigError, before any worker starts, when host:port cannot be listened on."""
@@ -215,4 +244,8 @@ def run_app(
         log_access=False,
         log_level=LogLevels(log_level),
         respawn_failed_workers=True,
+        ssl_cert=tls.cert if tls else None,
+        ssl_key=tls.key if tls else None,
+        ssl_ca=tls.client_ca if tls else None,
+        ssl_client_verify=bool(tls and tls.client_ca),
     ).serve()

@@ -7,7 +7,6 @@ methods later. Nothing here prints or logs key material.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 
 from kinko.ca.errors import ConfigError, InputError, PassphraseError
+from kinko.ca.files import make_dir, write_new
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 Digest = hashes.SHA256 | hashes.SHA384
@@ -114,18 +114,13 @@ def write_private_key(path: Path, key: PrivateKey, passphrase: bytes | None) -> 
         encryption = serialization.NoEncryption()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
     make_private_dir(path.parent)
-    # O_EXCL + mode 0600 at creation: the key is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-        handle.flush()
-        os.fsync(handle.fileno())
+    # O_EXCL|O_NOFOLLOW + mode 0600 at creation: the key is never readable by others, not even briefly.
+    write_new(path, pem, 0o600)
 
 
 def make_private_dir(path: Path) -> None:
     """Creates a directory readable only by its owner."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
+    make_dir(path, 0o700)
 
 
 class FileKey:

@@ -155,6 +155,11 @@ COLUMNS = ("seq", "time", "actor", "action", "serial", "subscriber", "customer",
 # hold a comma or a quote. JSON Lines: one object per event with COLUMNS as keys, details as text.
 CSV_QUOTED = ("actor", "subscriber", "customer", "details")
 CSV_HEADER = ",".join(COLUMNS) + "\n"
+# A quoted field whose stored value starts with one of these is written with a leading ' so a
+# spreadsheet shows it rather than running it as a formula (OWASP); a value starting with '
+# gets one too, so the mark is always removable. The chain hashes the stored values:
+# read_export (and anyone recomputing the hashes from the CSV) removes one leading '.
+CSV_MARKED = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def read_export(handle: IO[str]) -> Iterator[Event]:
@@ -174,7 +179,11 @@ def read_export(handle: IO[str]) -> Iterator[Event]:
     header = next(reader, None)
     if header is None or tuple(header) != COLUMNS:
         raise ValueError("not a Kinko ledger export: the CSV header is not " + ",".join(COLUMNS))
+    marked = [COLUMNS.index(name) for name in CSV_QUOTED]
     for row in reader:
+        for index in marked:
+            if row[index].startswith("'"):
+                row[index] = row[index][1:]
         yield Event(int(row[0]), *row[1:])
 
 

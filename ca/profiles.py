@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import unicodedata
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -13,8 +14,12 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from kinko.ca.config import Profile, Validity
 from kinko.ca.errors import InputError
 
-# RFC 5280 upper bounds (ub-common-name, ub-organization-name, ub-serial-number).
+# RFC 5280 upper bounds (ub-common-name, ub-organization-name, ub-serial-number), which
+# cryptography (and so Kinko) counts in UTF-8 bytes: a kanji takes three.
 MAX_NAME = 64
+# C0 and C1 controls, format characters (bidi overrides and isolates, zero-width spaces and
+# joiners, BOM), line and paragraph separators, surrogates and private use.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 _EKU = {
     "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -147,8 +152,19 @@ def _checked(label: str, value: str) -> str:
     value = value.strip()
     if not value:
         raise InputError(f"{label} must not be empty")
-    if len(value) > MAX_NAME:
-        raise InputError(f"{label} is {len(value)} characters; at most {MAX_NAME} fit in a certificate")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise InputError(f"{label} contains control characters")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        # Bytes that are not UTF-8 reach us from argv as lone surrogates (surrogateescape).
+        raise InputError(f"{label} is not valid UTF-8 text") from None
+    for ch in value:
+        if unicodedata.category(ch) in _INVISIBLE:
+            # By name: a right-to-left override or a zero-width space is invisible in the message too.
+            what = unicodedata.name(ch, "a control character")
+            raise InputError(f"{label} contains U+{ord(ch):04X} {what}; control and formatting characters are refused")
+    if size > MAX_NAME:
+        raise InputError(
+            f"{label} is {len(value)} characters ({size} bytes in UTF-8); a certificate holds at most "
+            f"{MAX_NAME} bytes: {MAX_NAME} ASCII characters or {MAX_NAME // 3} kanji or kana"
+        )
     return value

@@ -3,7 +3,8 @@
 Order, and why: take the issuer's publication lock (so two publishers never race a
 lower number over a higher one); reserve the number in its own transaction (a crash
 after that burns it, so none is ever reused); build and sign from one read snapshot;
-record the publication with its ledger event; then replace the files atomically.
+parse what was built; replace the files atomically; then record the publication with
+its ledger event, so that nothing records a CRL the files do not hold.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from cryptography import x509
 
 from kinko.ca import integrity
 from kinko.ca.clock import to_text
-from kinko.ca.errors import Conflict
+from kinko.ca.errors import Conflict, StorageError
+from kinko.ca.files import make_dir, write_atomically
 from kinko.ca.home import Home
 from kinko.ca.integrity import Mismatch
 from kinko.ca.keys import certificate_key
@@ -147,8 +149,22 @@ def _publish_locked(
         else:
             rows = store.crl_entries(issuer, keep_after)
         der, count = builder.entries(rows).sign(key)
+    check_built(der, certificate, number)
     digest = hashlib.sha256(der).hexdigest()
 
+    # The files first, then the record: `crl show` and the ledger never name a CRL that the
+    # files do not hold. A failure burns the reserved number, as a crash does.
+    der_path, pem_path = crl_paths(home, issuer, kind)
+    try:
+        make_dir(der_path.parent, 0o755)
+        # PEM first: should the DER (what clients fetch) fail, the served CRL is the recorded one.
+        write_atomically(pem_path, pem(der), 0o644)
+        write_atomically(der_path, der, 0o644)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write {exc.filename or der_path}: {exc.strerror}; {issuer} {kind} CRL #{number} "
+            "was not published (the last published one is still served)"
+        ) from None
     with store.transaction(actor, this_update) as tx:
         tx.record_crl(
             issuer,
@@ -172,9 +188,6 @@ def _publish_locked(
                 "sha256": digest,
             },
         )
-    der_path, pem_path = crl_paths(home, issuer, kind)
-    write_atomically(der_path, der)
-    write_atomically(pem_path, pem(der))
     return Published(
         issuer,
         kind,
@@ -198,6 +211,21 @@ def confirm_entries(store: Store, issuer: str, kind: str, keep_after: str) -> No
                 "certificates", serial, "disagrees with its last event"
             )
             raise integrity.refuse(mismatch, f"{kind} CRL of {issuer}")
+
+
+def check_built(der: bytes, issuer: x509.Certificate, number: int) -> None:
+    """Parses a CRL just built, every entry included, and checks its signature and number before
+    anything records or serves it: an encoder bug must not publish invalid DER."""
+    try:
+        crl = x509.load_der_x509_crl(der)
+        valid = crl.is_signature_valid(certificate_key(issuer))
+        found = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        for entry in crl:
+            _ = (entry.serial_number, entry.revocation_date_utc, entry.extensions)
+    except (ValueError, x509.ExtensionNotFound) as exc:
+        raise StorageError(f"the CRL #{number} just built does not parse ({exc}); nothing was published") from None
+    if not valid or found != number:
+        raise StorageError(f"the CRL #{number} just built does not verify; nothing was published")
 
 
 def _extensions(
@@ -249,34 +277,12 @@ def _idp(
 def _publication_lock(home: Home, issuer: str) -> Iterator[None]:
     # flock, not a row lock: it is released by the kernel if the process dies mid-publication.
     path = home.path / f".crl-{issuer}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replaces a published file so that a reader sees the old or the new bytes, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.chmod(0o644)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
 
 
 def latest(home: Home) -> list[CRLRecord]:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import re
+import stat
 import time
 from email.utils import formatdate
 from functools import lru_cache
@@ -118,16 +120,15 @@ class ResponderApp:
 
     def static(self, protocol: HTTPProtocol, match: re.Match[str]) -> None:
         folder, name, suffix = match.groups()
-        path = self.public_dir / folder / f"{name}.{suffix}"
-        try:
-            if suffix != {"ca": "cer", "crl": "crl"}[folder]:
-                raise FileNotFoundError(path)
-            body = path.read_bytes()
-            modified = _http_date(path.stat().st_mtime)
-        except (FileNotFoundError, IsADirectoryError):
+        found = None
+        if suffix == {"ca": "cer", "crl": "crl"}[folder]:
+            found = read_published(self.public_dir, folder, f"{name}.{suffix}")
+        if found is None:
             self.refuse(protocol, 404, f"no such file {folder}/{name}.{suffix}")
             return
-        protocol.response_bytes(200, [("content-type", CONTENT_TYPES[suffix]), ("last-modified", modified)], body)
+        body, mtime = found
+        headers = [("content-type", CONTENT_TYPES[suffix]), ("last-modified", _http_date(mtime))]
+        protocol.response_bytes(200, headers, body)
 
     def answer(self, protocol: HTTPProtocol, answer: Answer) -> None:
         protocol.response_bytes(200, cache_headers(answer, time.time()), answer.body)
@@ -135,6 +136,33 @@ class ResponderApp:
     def refuse(self, protocol: HTTPProtocol, status: int, detail: str, extra: Headers | None = None) -> None:
         """A 4xx with a problem document: the request, not the responder, is at fault."""
         protocol.response_bytes(status, [("content-type", PROBLEM), *(extra or [])], problem(status, detail))
+
+
+def read_published(public_dir: Path, folder: str, name: str) -> tuple[bytes, float] | None:
+    """(bytes, mtime) of a regular file really inside public_dir/folder, or None."""
+    # Opened component by component without following a symlink (O_NOFOLLOW fails with ELOOP):
+    # a link public/ca/leak.cer -> ../../keys/... once served the OCSP signer's private key.
+    # fstat on the descriptor: a FIFO or device planted there is refused, never read.
+    try:
+        top = os.open(public_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            inner = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
+        finally:
+            os.close(top)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=inner)
+        finally:
+            os.close(inner)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(), info.st_mtime
+    finally:
+        os.close(fd)
 
 
 def create_app() -> ResponderApp:

@@ -13,8 +13,10 @@ from functools import cached_property
 from typing import Protocol
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 
 from kinko.ca.clock import from_text, to_text
+from kinko.ca.errors import StorageError
 from kinko.ca.home import Home
 from kinko.ca.integrity import refuse
 from kinko.ca.replay import confirm
@@ -130,6 +132,33 @@ def require_within_validity(context: IssuerContext, now: dt.datetime) -> None:
         )
 
 
+def check_built(der: bytes, status: Status) -> None:
+    """Parses a response just built and checks it says what was meant, before it is stored: an
+    encoder bug must not be served to every client that asks."""
+    try:
+        response = ocsp.load_der_ocsp_response(der)
+        said = (
+            response.response_status,
+            response.serial_number,
+            response.certificate_status.name.lower(),
+            response.this_update_utc,
+            response.next_update_utc,
+            response.revocation_time_utc,
+        )
+    except ValueError as exc:
+        raise StorageError(f"the OCSP response just built does not parse ({exc}); nothing was stored") from None
+    meant = (
+        ocsp.OCSPResponseStatus.SUCCESSFUL,
+        status.cert_id.serial,
+        status.status,
+        status.this_update,
+        status.next_update,
+        status.revoked_at if status.status == "revoked" else None,
+    )
+    if said != meant:
+        raise StorageError(f"the OCSP response just built says {said}, not {meant}; nothing was stored")
+
+
 class Presigner:
     """Signs and stores responses for registry rows; loads each issuer's signer once."""
 
@@ -178,11 +207,9 @@ class Presigner:
             this_update, next_update = response_window(context, now, days)
             for algorithm in PRESIGNED_HASHES:
                 cert_id = encode_cert_id(algorithm, *context.hashes[algorithm], parse_serial(record.serial))
-                der = build_response(
-                    [status_for(record, cert_id, this_update, next_update)],
-                    responder=context.responder,
-                    produced_at=now,
-                )
+                status = status_for(record, cert_id, this_update, next_update)
+                der = build_response([status], responder=context.responder, produced_at=now)
+                check_built(der, status)
                 tx.put_ocsp_response(
                     record.serial, algorithm, record.issuer, der, to_text(this_update) or "", to_text(next_update) or ""
                 )

@@ -62,6 +62,19 @@ def revoke(ctx: Context, p: RevokeParams) -> StatusChangeView:
     return _viewed(change, ctx)
 
 
+def ca_certificate_needs_admin(ctx: Context, p: RevokeParams) -> list[tuple[str, str]]:
+    """Revoking a CA certificate makes Kinko sign with the key above it (the root's ARL): an admin's act."""
+    from kinko.ca.serials import normalize_serial
+
+    home = ctx.home()
+    home.require()
+    record = home.readonly_store.certificate(normalize_serial(p.serial))
+    # An unknown serial needs no more than the officer role: `revoke` refuses it itself.
+    if record is not None and record.profile.endswith("-ca"):
+        return [("revoke (a CA certificate)", "admin")]
+    return []
+
+
 @dataclass(frozen=True, kw_only=True)
 class SerialNoteParams:
     serial: str = param("The certificate's serial (hex).", argument=True)
@@ -152,7 +165,7 @@ def render_listing(result: list[CertificateView], out: Output, _p: ListParams) -
 
 OPERATIONS: list[Operation[Any, Any]] = [
     Operation("issue", IssueParams, issue, render_delivered, "officer"),
-    Operation("revoke", RevokeParams, revoke, render_status_change, "officer"),
+    Operation("revoke", RevokeParams, revoke, render_status_change, "officer", state_roles=ca_certificate_needs_admin),
     Operation("hold", SerialNoteParams, hold, render_status_change, "officer"),
     Operation("release", SerialNoteParams, release, render_status_change, "officer"),
     Operation("cert show", ShowParams, cert_show, render_shown, "auditor"),

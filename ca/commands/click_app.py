@@ -201,7 +201,7 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         if state.socket is not None and not operation.local:
             through_service(state.socket, operation, params, state.as_json)
             return
-        for label, needed in operation.extra_roles(params):
+        for label, needed in [*operation.extra_roles(params), *operation.state_roles(state.context, params)]:
             require_role(state, needed, label)
         result = operation.run(state.context, params)
         operation.render(result, state.output, params)

@@ -145,6 +145,11 @@ def no_extra_roles(_params: object) -> list[tuple[str, str]]:
     return []
 
 
+def no_state_roles(_ctx: Context, _params: object) -> list[tuple[str, str]]:
+    """Operations whose role does not depend on what the registry holds."""
+    return []
+
+
 @dataclass(frozen=True)
 class Operation(Generic[P, R]):
     """One officer, auditor or holder operation."""
@@ -157,6 +162,8 @@ class Operation(Generic[P, R]):
     summary: str = ""
     # Further (command label, role) checks that depend on the parameters, e.g. `crl publish --root`.
     extra_roles: Callable[[P], list[tuple[str, str]]] = no_extra_roles
+    # Checks that read the registry (read-only) to decide, e.g. `revoke` of a CA certificate.
+    state_roles: Callable[[Context, P], list[tuple[str, str]]] = no_state_roles
     # Runs in the caller's own process only: servers, creating a home, the demo.
     local: bool = False
     # Opens a database older than this Kinko (to check the role, then upgrade it); every other operation refuses one.

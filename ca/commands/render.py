@@ -99,20 +99,34 @@ def display_width(text: str) -> int:
 
 
 def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """Rows as CSV with a header line."""
+    """Rows as CSV with a header line; text cells a spreadsheet would run as a formula are neutralised."""
     import csv
     import io
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: neutralise_cell(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()
 
 
-def write_output(path: Path, text: str) -> None:
-    """Writes an output file, turning OS errors into one-line messages."""
+FORMULA_LEADS = frozenset("=+-@\t\r")
+
+
+def neutralise_cell(value: object) -> object:
+    """A text cell starting with = + - @ TAB or CR gets a leading ' (OWASP's CSV injection advice):
+    a holder named =HYPERLINK(...) is then shown, not run, by Excel or LibreOffice."""
+    if isinstance(value, str) and value[:1] in FORMULA_LEADS:
+        return "'" + value
+    return value
+
+
+def write_output(path: Path, text: str, mode: int = 0o644) -> None:
+    """Writes an output file with an explicit mode (whatever the umask), replacing it atomically and
+    never writing through a symlink; OS errors become one-line messages."""
+    from kinko.ca.files import write_atomically
+
     try:
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text.encode("utf-8"), mode)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}") from None

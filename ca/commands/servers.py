@@ -13,6 +13,7 @@ from kinko.ca.commands.registry import Context, NoParams, Operation, param
 from kinko.ca.commands.render import Output, table, to_json
 
 if TYPE_CHECKING:
+    from kinko.ca.http import TLSFiles
     from kinko.ca.lifecycle import OCSPRefresh
     from kinko.ca.registry import CertificateView
 
@@ -33,6 +34,11 @@ class ServeParams:
 @dataclass(frozen=True, kw_only=True)
 class APIServeParams(ServeParams):
     port: int = param("The port to listen on.", 8081, minimum=1, maximum=65535, show_default=True)
+    tls_cert: Path | None = param("Serve HTTPS with this certificate chain (PEM).", None, file_only=True)
+    tls_key: Path | None = param("The private key of --tls-cert (unencrypted PEM, mode 0600).", None, file_only=True)
+    tls_client_ca: Path | None = param(
+        "Require a client certificate from the front end, issued by a CA in this PEM file.", None, file_only=True
+    )
 
 
 def api_serve(ctx: Context, p: APIServeParams) -> None:
@@ -42,11 +48,29 @@ def api_serve(ctx: Context, p: APIServeParams) -> None:
 
     home = ctx.home()
     home.require()
+    tls = _tls(p)
     load_token(home)  # no token, no service: refuse here with a clear message
     home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
     check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
-    click.echo(f"kinko: API for {home.path} on http://{p.host}:{p.port}/ with {p.workers} worker(s)", err=True)
-    run_app("kinko.ca.api:create_app", home.path, p.host, p.port, p.workers)
+    scheme = "https" if tls else "http"
+    required = " (client certificate required)" if tls and tls.client_ca else ""
+    click.echo(
+        f"kinko: API for {home.path} on {scheme}://{p.host}:{p.port}/{required} with {p.workers} worker(s)", err=True
+    )
+    run_app("kinko.ca.api:create_app", home.path, p.host, p.port, p.workers, tls=tls)
+
+
+def _tls(p: APIServeParams) -> TLSFiles | None:
+    from kinko.ca.errors import InputError
+    from kinko.ca.http import TLSFiles, load_tls
+
+    if p.tls_cert is None and p.tls_key is None:
+        if p.tls_client_ca is not None:
+            raise InputError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if p.tls_cert is None or p.tls_key is None:
+        raise InputError("--tls-cert and --tls-key go together")
+    return load_tls(TLSFiles(p.tls_cert, p.tls_key, p.tls_client_ca))
 
 
 def ocsp_serve(ctx: Context, p: ServeParams) -> None:

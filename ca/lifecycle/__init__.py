@@ -75,10 +75,13 @@ class Kinko:
         self.add_customer = accounts.add_customer
         self.enroll_administrator = accounts.enroll_administrator
         self.enroll_user = accounts.enroll_user
+        self.enroll_user_by_administrator = accounts.enroll_user_by_administrator
         self.reissue = accounts.reissue
         self.acquire = accounts.acquire
         self.renew = accounts.renew
+        self.renew_by_holder = accounts.renew_by_holder
         self.reacquire = accounts.reacquire
+        self.reacquire_by_holder = accounts.reacquire_by_holder
 
         self.report_incident = service_end.report_incident
         self.incidents = service_end.incidents

@@ -11,15 +11,23 @@ from dataclasses import dataclass
 from kinko.ca import enrollments, integrity, profiles, windows
 from kinko.ca.clock import to_text
 from kinko.ca.csr import AcceptedCSR, load_csr
-from kinko.ca.errors import InputError, NotFound, PolicyError
+from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
+from kinko.ca.lifecycle import proofs
 from kinko.ca.lifecycle.issuing import Issuance, require_active_customer
 from kinko.ca.lifecycle.revocation import Revocation
 from kinko.ca.lifecycle.session import Issued, Session
 from kinko.ca.replay import confirm_enrollment
-from kinko.ca.store import CustomerRecord, Store, SubscriberRecord, Writer
+from kinko.ca.store import CustomerRecord, EnrollmentRecord, Store, SubscriberRecord, Writer
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-MAX_CODE_FAILURES = 5
+MAX_CODE_FAILURES = 5  # wrong codes for one holder from one client within LOCKOUT
+MAX_CLIENT_FAILURES = 20  # wrong codes from one client within LOCKOUT, whoever they were for
+# Compared when no enrollment was found, so that path costs the same hash comparison.
+_NO_CODE = "0" * enrollments.GROUPS * enrollments.GROUP_SIZE
+_NO_HASH = enrollments.code_hash(_NO_CODE[:-1] + "1")
+# Attempts at a free random id or lookup before giving up: with 40 bits each, a real clash
+# is already rare, and a loop that never ends would hold the write lock for ever.
+MAX_DRAWS = 16
 LOCKOUT = dt.timedelta(minutes=15)
 
 
@@ -73,7 +81,23 @@ class Accounts:
         """Creates a user and its enrollment on behalf of that customer's administrator."""
         return self._enroll(customer_id, name, "user", subscriber_id, by=by)
 
-    def _enroll(self, customer_id: str, name: str, role: str, subscriber_id: str | None, by: str | None) -> Enrolled:
+    def enroll_user_by_administrator(self, presented: bytes, customer_id: str, name: str) -> Enrolled:
+        """A user's enrollment asked for by the administrator whose client certificate (verified by
+        the front end's TLS layer) is `presented`: the administrator is that certificate's holder."""
+        now_text = self.s.text(self.s.clock.now())
+        record = proofs.presented_record(self.s.store, presented, now_text)
+        assert record.subscriber_id is not None
+        return self._enroll(customer_id, name, "user", None, by=record.subscriber_id, by_serial=record.serial)
+
+    def _enroll(
+        self,
+        customer_id: str,
+        name: str,
+        role: str,
+        subscriber_id: str | None,
+        by: str | None,
+        by_serial: str | None = None,
+    ) -> Enrolled:
         if subscriber_id is not None and not _ID.match(subscriber_id):
             raise InputError(f"subscriber id {subscriber_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
         profiles.subject_name(name)
@@ -81,7 +105,7 @@ class Accounts:
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = require_active_customer(tx.customer(customer_id), customer_id)
             if by is not None:
-                self._require_acting_administrator(tx, by, customer.id, now)
+                self._require_acting_administrator(tx, by, customer.id, now, by_serial)
             new_id = subscriber_id or self._new_subscriber_id(tx)
             tx.add_subscriber(new_id, customer.id, role, name.strip(), by or self.s.actor)
             tx.append_event(
@@ -93,8 +117,11 @@ class Accounts:
             enrolled = self._new_enrollment(tx, new_id, customer.id, role, name.strip(), "new", now, by)
         return enrolled
 
-    def _require_acting_administrator(self, tx: Writer, admin_id: str, customer_id: str, now: dt.datetime) -> None:
-        """A user's enrollment or reissue needs an administrator of the same customer with a valid certificate."""
+    def _require_acting_administrator(
+        self, tx: Writer, admin_id: str, customer_id: str, now: dt.datetime, presented_serial: str | None = None
+    ) -> None:
+        """A user's enrollment or reissue needs an administrator of the same customer with a valid
+        certificate (the presented one, when the caller proved the administrator by it)."""
         admin = tx.subscriber(admin_id)
         if admin is None or admin.role != "administrator":
             raise PolicyError(f"{admin_id} is not an administrator; only a customer's administrator acts for users")
@@ -103,13 +130,16 @@ class Accounts:
         current = next(iter(tx.subscriber_certificates(admin_id)), None)
         if current is None or current.status != "valid" or current.not_after < self.s.text(now):
             raise PolicyError(f"administrator {admin_id} holds no valid certificate; refused")
+        if presented_serial is not None and current.serial != presented_serial:
+            raise PolicyError(f"the client certificate {presented_serial} is not its holder's current certificate")
 
     @staticmethod
     def _new_subscriber_id(tx: Writer) -> str:
-        while True:
+        for _ in range(MAX_DRAWS):
             candidate = "S" + "".join(secrets.choice(enrollments.ALPHABET) for _ in range(8))
             if tx.subscriber(candidate) is None:
                 return candidate
+        raise Conflict(f"no free subscriber id after {MAX_DRAWS} random draws; give one with --id")
 
     def _new_enrollment(
         self,
@@ -122,12 +152,14 @@ class Accounts:
         now: dt.datetime,
         by: str | None,
     ) -> Enrolled:
-        while True:
+        for _ in range(MAX_DRAWS):
             code = enrollments.new_code()
             normalized = enrollments.normalize(code)
             assert normalized is not None
-            if tx.enrollment_by_lookup(enrollments.lookup_key(normalized)) is None:
+            if not any(tx.enrollment_by_lookup(key) for key in enrollments.lookup_keys(normalized)):
                 break
+        else:
+            raise Conflict(f"no free enrollment code after {MAX_DRAWS} random draws; nothing was changed")
         expires = to_text(windows.enrollment_expiry(now, self.s.config.lifecycle)) or ""
         enrollment_id = tx.add_enrollment(
             subscriber_id,
@@ -185,27 +217,34 @@ class Accounts:
 
     # -- the holder's actions -----------------------------------------------------------------------
 
-    def acquire(self, code: str, csr_data: bytes) -> Issued:
-        """Redeems an enrollment code within its window: a one-year certificate for its subscriber."""
+    def acquire(self, code: str, csr_data: bytes, client: str | None = None) -> Issued:
+        """Redeems an enrollment code within its window: a one-year certificate for its subscriber.
+
+        `client` names who typed the code (the API: the front end's forwarded address) for the rate limit."""
         now = self.s.clock.now()
         now_text = self.s.text(now)
+        client = client or f"cli:{self.s.actor}"
+        # Locked: the same reply whatever the code, before it is even looked up.
+        locked_until = self._locked_until(self.s.store, client, now)
+        if locked_until is not None:
+            raise PolicyError(f"too many wrong codes; try again after {locked_until}")
         normalized = enrollments.normalize(code)
-        enrollment = self.s.store.enrollment_by_lookup(enrollments.lookup_key(normalized)) if normalized else None
-        if normalized is None or enrollment is None:
-            raise PolicyError(windows.BAD_CODE)
-        subscriber = self.s.store.subscriber(enrollment.subscriber_id)
-        assert subscriber is not None
-        if subscriber.locked_until is not None and subscriber.locked_until > now_text:
-            raise PolicyError(f"too many wrong codes; try again after {subscriber.locked_until}")
+        enrollment = self._find_enrollment(normalized)
+        # The same work whether or not a row was found: a hash comparison, then one recorded
+        # refusal (a write, an fsync and a checkpoint signature), so time tells nothing.
+        matches = enrollments.matches(normalized or _NO_CODE, enrollment.code_hash if enrollment else _NO_HASH)
         usable = (
-            enrollments.matches(normalized, enrollment.code_hash)
+            enrollment is not None
+            and matches
             and enrollment.redeemed_at is None
             and enrollment.closed_at is None
             and now_text <= enrollment.expires_at
         )
-        if not usable:
-            self._count_code_failure(subscriber, now)
+        if enrollment is None or not usable:
+            self._count_code_failure(client, enrollment, now)
             raise PolicyError(windows.BAD_CODE)
+        subscriber = self.s.store.subscriber(enrollment.subscriber_id)
+        assert subscriber is not None
         accepted = load_csr(csr_data)
         self.s.load_signing_keys()
         with (
@@ -225,7 +264,6 @@ class Accounts:
                 raise PolicyError(f"subscriber {subscriber.id} already has an active certificate ({current[0].serial})")
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.redeem_enrollment(enrollment.id, issued.record.serial)
-            tx.reset_code_failures(subscriber.id)
             tx.append_event(
                 "enrollment.redeemed",
                 serial=issued.record.serial,
@@ -249,17 +287,41 @@ class Accounts:
             self.s.publish_after({old.issuer for old in current}, now)
         return issued
 
-    def _count_code_failure(self, subscriber: SubscriberRecord, now: dt.datetime) -> None:
-        # Recorded even though the command is refused: rate limiting needs the count to persist.
+    def _find_enrollment(self, normalized: str | None) -> EnrollmentRecord | None:
+        if normalized is None:
+            return None
+        # Both queries always: which one finds the row must not show in the time taken.
+        found = [self.s.store.enrollment_by_lookup(key) for key in enrollments.lookup_keys(normalized)]
+        return found[0] or found[1]
+
+    def _locked_until(self, reader: Store | Writer, client: str, now: dt.datetime) -> str | None:
+        """Until when a client is locked out of trying codes, or None."""
+        # A lock lasts LOCKOUT from the refusal that set it: any lock still running was set within it.
+        now_text = self.s.text(now)
+        ends = [until for _, _, until in reader.code_refusals(client, self.s.text(now - LOCKOUT)) if until]
+        latest = max(ends, default=None)
+        return latest if latest is not None and latest > now_text else None
+
+    def _count_code_failure(self, client: str, enrollment: EnrollmentRecord | None, now: dt.datetime) -> None:
+        # Recorded even though the command is refused: the rate limit counts these events.
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
-            attempts = tx.record_code_failure(subscriber.id, MAX_CODE_FAILURES, to_text(now + LOCKOUT) or "")
-            locked = to_text(now + LOCKOUT) if attempts >= MAX_CODE_FAILURES else None
+            # The same lookup on both paths (no subscriber has the empty id).
+            subscriber = tx.subscriber(enrollment.subscriber_id if enrollment else "")
+            holder = subscriber.id if subscriber else ""
+            earlier = tx.code_refusals(client, self.s.text(now - LOCKOUT))
+            attempts, locked = _attempts(earlier, holder, now)
             tx.append_event(
                 "enrollment.code-refused",
-                subscriber=subscriber.id,
-                customer=subscriber.customer_id,
-                details={"attempts": attempts, "locked_until": locked},
+                subscriber=holder,
+                customer=subscriber.customer_id if subscriber else "",
+                details={"client": client, "attempts": attempts, "locked_until": locked},
             )
+
+    def renew_by_holder(self, presented: bytes, csr_data: bytes) -> Issued:
+        """Renews the client certificate the holder logged in with (verified by the front end's TLS
+        layer and presented here): it must be the holder's current, valid certificate."""
+        record = proofs.presented_record(self.s.store, presented, self.s.text(self.s.clock.now()))
+        return self.renew(record.serial, csr_data)
 
     def renew(self, serial: str, csr_data: bytes) -> Issued:
         """Renews within notAfter - renewal_days .. notAfter with a new key; the old one is superseded."""
@@ -292,8 +354,16 @@ class Accounts:
         self.s.publish_after({old.issuer}, now)
         return issued
 
+    def reacquire_by_holder(self, subscriber_id: str, csr_data: bytes, signature: bytes) -> Issued:
+        """Re-acquires for a holder who proves itself by a signature over the new CSR's DER made
+        with the expired certificate's key."""
+        return self._reacquire(subscriber_id, csr_data, signature)
+
     def reacquire(self, subscriber_id: str, csr_data: bytes) -> Issued:
-        """Re-acquires after an unrevoked expiry, within notAfter .. notAfter + grace_days."""
+        """Re-acquires after an unrevoked expiry, within notAfter .. notAfter + grace_days (an officer's act)."""
+        return self._reacquire(subscriber_id, csr_data, None)
+
+    def _reacquire(self, subscriber_id: str, csr_data: bytes, signature: bytes | None) -> Issued:
         now = self.s.clock.now()
         subscriber = self._subscriber(self.s.store, subscriber_id)
         history = self.s.store.subscriber_certificates(subscriber.id)
@@ -303,12 +373,17 @@ class Accounts:
             )
         windows.check_reacquire(history[0], subscriber.role, now, self.s.config.lifecycle)
         accepted = load_csr(csr_data)
+        if signature is not None:
+            proofs.verify_by_old_key(history[0], accepted.der, signature)
         self.s.load_signing_keys()
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = require_active_customer(tx.customer(subscriber.customer_id), subscriber.customer_id)
             # Again under the write lock: a second re-acquisition may have committed meanwhile.
+            proved = history[0].serial
             history = tx.subscriber_certificates(subscriber.id)
             windows.check_reacquire(history[0], subscriber.role, now, self.s.config.lifecycle)
+            if signature is not None and history[0].serial != proved:
+                raise PolicyError(f"subscriber {subscriber.id} has a newer certificate; the signature proves nothing")
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.append_event(
                 "certificate.reacquired",
@@ -340,3 +415,20 @@ class Accounts:
         # end can map a certificate to its account.
         subject = profiles.subject_name(subscriber.name, customer.name, serial_number=subscriber.id)
         return self.issuance.issue_in(tx, accepted, subject=subject, now=now, subscriber_id=subscriber.id)
+
+
+def _attempts(earlier: list[tuple[str, str, str | None]], holder: str, now: dt.datetime) -> tuple[int, str | None]:
+    """A new wrong code's count (this client's, for this holder) and the lock it sets, if any:
+    at MAX_CODE_FAILURES for one holder or MAX_CLIENT_FAILURES in all within LOCKOUT."""
+    # Only the client is ever locked, never the holder: someone guessing a holder's codes
+    # locks out their own address, while the holder's own attempts from elsewhere go on.
+    counted = []
+    for refusal in earlier:  # newest first; those before the last lock were paid for by it
+        if refusal[2] is not None:
+            break
+        counted.append(refusal)
+    total = len(counted) + 1
+    for_holder = 1 + sum(1 for _, subscriber, _ in counted if subscriber == holder) if holder else 0
+    if for_holder >= MAX_CODE_FAILURES or total >= MAX_CLIENT_FAILURES:
+        return max(total, for_holder), to_text(now + LOCKOUT)
+    return (for_holder or total), None

@@ -84,7 +84,17 @@ class Revocation:
             raise Conflict(f"certificate {record.serial} is not on hold (it is {record.status})")
         self.s.load_signing_keys({record.issuer})
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
-            self.release_in(tx, record, now, note=note)
+            # Under the write lock: the hold and the customer's status are those being changed.
+            current = tx.certificate(record.serial)
+            assert current is not None
+            customer_id = suspended_customer(current.hold_origin)
+            customer = tx.customer(customer_id) if customer_id else None
+            if customer is not None and customer.status == "suspended":
+                raise PolicyError(
+                    f"certificate {record.serial} is held by the suspension of customer {customer.id}; "
+                    f"only `kinko customer resume {customer.id}` releases it"
+                )
+            self.release_in(tx, current, now, note=note)
         return self._after_status_change(record, now)
 
     # -- steps, each inside the caller's transaction ----------------------------------------------
@@ -103,6 +113,7 @@ class Revocation:
         customer: str = "",
         **details: object,
     ) -> None:
+        check_times_within(record, invalidity_date, reported_at)
         event = tx.append_event(
             "certificate.revoked",
             serial=record.serial,
@@ -137,6 +148,7 @@ class Revocation:
         reported_at: dt.datetime | None,
         note: str | None,
     ) -> None:
+        check_times_within(record, invalidity_date, reported_at)
         event = tx.append_event(
             "certificate.reason-changed",
             serial=record.serial,
@@ -210,9 +222,36 @@ class Revocation:
         return StatusChange(after, crls)
 
 
+def suspension_origin(customer_id: str) -> str:
+    """The hold origin of a customer's suspension."""
+    return f"{_SUSPENSION}{customer_id}"
+
+
+def suspended_customer(origin: str | None) -> str | None:
+    """The customer whose suspension made a hold, or None for an officer's hold."""
+    if origin is None or not origin.startswith(_SUSPENSION):
+        return None
+    return origin[len(_SUSPENSION) :]
+
+
+_SUSPENSION = "suspension:"
+
+
 def check_report_times(now: dt.datetime, invalidity_date: dt.datetime | None, reported_at: dt.datetime | None) -> None:
     """Refuses report and compromise times in the future."""
     if reported_at is not None and reported_at > now:
         raise InputError(f"reported-at {to_text(reported_at)} is in the future")
     if invalidity_date is not None and invalidity_date > now:
         raise InputError(f"invalidity date {to_text(invalidity_date)} is in the future (after the revocation)")
+
+
+def check_times_within(
+    record: CertificateRecord, invalidity_date: dt.datetime | None, reported_at: dt.datetime | None
+) -> None:
+    """Refuses report and compromise times before the certificate's notBefore."""
+    # Such a date is meaningless for this certificate, and one at the calendar's edge (year 1)
+    # would be signed into every CRL of the issuer until the certificate expires.
+    for label, when in (("invalidity date", invalidity_date), ("reported-at", reported_at)):
+        text = to_text(when)
+        if text is not None and text < record.not_before:
+            raise InputError(f"{label} {text} is before certificate {record.serial} was issued ({record.not_before})")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from kinko.ca.clock import to_text
 from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
 from kinko.ca.lifecycle.issuing import active_certificates
-from kinko.ca.lifecycle.revocation import Revocation, check_report_times
+from kinko.ca.lifecycle.revocation import Revocation, check_report_times, suspension_origin
 from kinko.ca.lifecycle.session import REVOCATION_REASONS, Session
 from kinko.ca.store import CertificateRecord, IncidentRecord, SubscriberRecord, Writer
 
@@ -133,7 +133,7 @@ class ServiceEnd:
         self.s.load_signing_keys()
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             issuers = self._suspend_in(tx, customer_id, now, progress)
-            held = [r.serial for r in tx.held_by(_suspension(customer_id))]
+            held = [r.serial for r in tx.held_by(suspension_origin(customer_id))]
         return BulkChange(customer_id, "suspended", held, self.s.publish_after(issuers, now))
 
     def _suspend_in(self, tx: Writer, customer_id: str, now: dt.datetime, progress: Progress | None) -> set[str]:
@@ -144,7 +144,7 @@ class ServiceEnd:
             raise Conflict(f"customer {customer_id} is {customer.status}, not active")
         records = tx.customer_certificates(customer_id, ("valid",), tx.time)
         for done, record in enumerate(records, 1):
-            self.revocation.hold_in(tx, record, now, origin=_suspension(customer_id), customer=customer_id)
+            self.revocation.hold_in(tx, record, now, origin=suspension_origin(customer_id), customer=customer_id)
             _report(progress, done, len(records))
         tx.set_customer_status(customer_id, "suspended")
         tx.append_event("customer.suspended", customer=customer_id, details={"held": len(records)})
@@ -160,7 +160,7 @@ class ServiceEnd:
                 raise NotFound(f"no customer {customer_id}")
             if customer.status != "suspended":
                 raise Conflict(f"customer {customer_id} is {customer.status}, not suspended")
-            records = tx.held_by(_suspension(customer_id))
+            records = tx.held_by(suspension_origin(customer_id))
             for done, record in enumerate(records, 1):
                 self.revocation.release_in(tx, record, now, customer=customer_id)
                 _report(progress, done, len(records))
@@ -259,10 +259,6 @@ def _subscriber(tx: Writer, subscriber_id: str) -> SubscriberRecord:
     if subscriber is None:
         raise NotFound(f"no subscriber {subscriber_id}")
     return subscriber
-
-
-def _suspension(customer_id: str) -> str:
-    return f"suspension:{customer_id}"
 
 
 def _report(progress: Progress | None, done: int, total: int) -> None:

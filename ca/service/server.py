@@ -107,7 +107,7 @@ class Service:
             home = context.home()
             home.require()
             checks = [(operation.path, operation.role)] if operation.role else []
-            for label, needed in [*checks, *operation.extra_roles(params)]:
+            for label, needed in [*checks, *operation.extra_roles(params), *operation.state_roles(context, params)]:
                 authorize(home, login, label, needed, context.now_text())
             operation.render(operation.run(context, params), out, params)
             return _reply(0, "".join(out.chunks), files=out.files)

@@ -53,6 +53,18 @@ class AccountReads:
         row = self._conn.execute(f"SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE lookup = ?", (lookup,)).fetchone()
         return EnrollmentRecord(*row) if row else None
 
+    def code_refusals(self, client: str, since: str) -> list[tuple[str, str, str | None]]:
+        """(time, subscriber or "", locked_until) of a client's code refusals since a time, newest first."""
+        # The ledger is the record the rate limit counts: a refusal and its count commit together.
+        # "+action" keeps SQLite on the time index: the window is short, the history of refusals long.
+        rows = self._conn.execute(
+            "SELECT time, subscriber, json_extract(details, '$.locked_until') FROM ledger "
+            "WHERE time >= ? AND +action = 'enrollment.code-refused' "
+            "AND json_extract(details, '$.client') = ? ORDER BY seq DESC",
+            (since, client),
+        )
+        return [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2])) for r in rows]
+
     def enrollments(self, subscriber_id: str) -> list[EnrollmentRecord]:
         """A subscriber's enrollments, newest first."""
         rows = self._conn.execute(

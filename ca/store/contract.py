@@ -104,6 +104,10 @@ class AccountReader(Protocol):
         """The enrollment a code's public part names."""
         ...
 
+    def code_refusals(self, client: str, since: str) -> list[tuple[str, str, str | None]]:
+        """(time, subscriber or "", locked_until) of a client's code refusals since a time, newest first."""
+        ...
+
     def enrollments(self, subscriber_id: str) -> list[EnrollmentRecord]:
         """A subscriber's enrollments, newest first."""
         ...
@@ -308,7 +312,7 @@ REPLAYED: dict[str, tuple[str, ...]] = {
     ),
     "officers": ("login", "role"),
     "customers": ("id", "name", "status", "terminate_at"),
-    "subscribers": ("id", "customer_id", "role", "name", "failed_attempts", "locked_until"),
+    "subscribers": ("id", "customer_id", "role", "name"),
     "enrollments": (
         "id",
         "subscriber_id",
@@ -465,14 +469,6 @@ class Writer(AccountReader, Protocol):
 
     def mark_enrollment_lapsed(self, enrollment_id: int) -> bool:
         """Notes that an expired, unused enrollment is being recorded; False if another process did."""
-        ...
-
-    def record_code_failure(self, subscriber_id: str, limit: int, locked_until: str) -> int:
-        """Counts a wrong code atomically (locking at `limit` until `locked_until`); returns the count."""
-        ...
-
-    def reset_code_failures(self, subscriber_id: str) -> None:
-        """Clears a subscriber's wrong-code count after a successful redemption."""
         ...
 
     def add_incident(

@@ -7,6 +7,7 @@ ledger chain (see contract.py).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,6 +97,14 @@ class SQLiteStore(AccountReads):
         """Creates a new database with the current schema (sqlite.sql), in one transaction."""
         if path.exists():
             raise Conflict(f"database {path} already exists")
+        # Made here, empty, 0600 whatever the umask and never through a symlink: SQLite would
+        # create it with the umask's mode, and its -wal and -shm copy the database's mode.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            raise Conflict(f"database {path} already exists") from None
+        os.fchmod(fd, 0o600)
+        os.close(fd)
         conn = _connect(path, readonly=False)
         _prepare_for_writing(conn, path)
         # Statement by statement: executescript() would commit first and leave a half-made schema behind.
@@ -108,7 +117,6 @@ class SQLiteStore(AccountReads):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        path.chmod(0o600)
         return cls(conn, path)
 
     @classmethod
@@ -445,8 +453,14 @@ class SQLiteStore(AccountReads):
                 where.append(condition)
                 params.append(value)
         if fmt == "csv":
+            leads = ", ".join(f"char({ord(lead)})" for lead in ledger.CSV_MARKED)
+            # The mark of ledger.CSV_MARKED, then the value in double quotes (quotes doubled).
+            mark = "CASE WHEN substr({c}, 1, 1) IN ({leads}) THEN char(39) ELSE '' END"
             fields = [
-                f"""'"' || replace({c}, '"', '""') || '"'""" if c in ledger.CSV_QUOTED else c for c in ledger.COLUMNS
+                "char(34) || " + mark.format(c=c, leads=leads) + f" || replace({c}, char(34), char(34, 34)) || char(34)"
+                if c in ledger.CSV_QUOTED
+                else c
+                for c in ledger.COLUMNS
             ]
             line = "printf('" + ",".join("%s" for _ in fields) + "', " + ", ".join(fields) + ")"
         else:

@@ -70,7 +70,8 @@ CREATE TABLE "customers" (
    "terminate_at" TEXT
 );
 
--- failed_attempts: wrong enrollment codes, counted per subscriber for rate limiting.
+-- failed_attempts, locked_until: no longer written (wrong codes are now counted per client, from the
+-- ledger's enrollment.code-refused events, so that nobody can lock a holder out); kept for old rows.
 CREATE TABLE "subscribers" (
    "id" TEXT PRIMARY KEY,
    "customer_id" TEXT NOT NULL REFERENCES "customers"("id"),

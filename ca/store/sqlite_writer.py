@@ -289,29 +289,6 @@ class SQLiteWriter(AccountReads):
         self._changes += 1
         return cursor.rowcount == 1
 
-    def record_code_failure(self, subscriber_id: str, limit: int, locked_until: str) -> int:
-        """Counts a wrong code against a subscriber (atomically); at `limit` it locks the subscriber
-        until `locked_until` and starts counting again. Returns the count before any reset."""
-        row = self._conn.execute(
-            "UPDATE subscribers SET failed_attempts = failed_attempts + 1 WHERE id = ? RETURNING failed_attempts",
-            (subscriber_id,),
-        ).fetchone()
-        attempts = int(row[0]) if row else 0
-        if attempts >= limit:
-            self._conn.execute(
-                "UPDATE subscribers SET failed_attempts = 0, locked_until = ? WHERE id = ?",
-                (locked_until, subscriber_id),
-            )
-        self._changes += 1
-        return attempts
-
-    def reset_code_failures(self, subscriber_id: str) -> None:
-        """Clears a subscriber's wrong-code count after a successful redemption."""
-        self._conn.execute(
-            "UPDATE subscribers SET failed_attempts = 0, locked_until = NULL WHERE id = ?", (subscriber_id,)
-        )
-        self._changes += 1
-
     def add_incident(
         self,
         *,

@@ -85,6 +85,7 @@ def test_init_refuses_without_passphrase_non_interactively(tmp_path: Path) -> No
 def test_init_refuses_an_empty_passphrase_file(tmp_path: Path, run_cli) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
+    empty.chmod(0o600)
     result = run_cli("--home", tmp_path / "h", "init", "--org", ORG, "--passphrase-file", empty)
     assert result.exit_code == 1 and "is empty" in result.output
     assert not (tmp_path / "h").exists()
@@ -283,6 +284,7 @@ def test_missing_passphrase_is_refused(home: Home, tmp_path: Path) -> None:
 def test_wrong_passphrase_is_refused(home: Home, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("not the passphrase\n")
+    wrong.chmod(0o600)
     csr = tmp_path / "a.csr"
     csr.write_bytes(make_csr())
     before = row_counts(home)
@@ -297,6 +299,7 @@ def test_wrong_passphrase_is_refused(home: Home, tmp_path: Path) -> None:
 def test_passphrase_env_overrides_config(home: Home, tmp_path: Path, passphrase_file: Path) -> None:
     moved = tmp_path / "elsewhere.txt"
     moved.write_bytes(passphrase_file.read_bytes())
+    moved.chmod(0o600)
     passphrase_file.unlink()
     csr = tmp_path / "a.csr"
     csr.write_bytes(make_csr())

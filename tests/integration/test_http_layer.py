@@ -39,6 +39,7 @@ def taken_port(request: pytest.FixtureRequest) -> Iterator[int]:
 def with_api_token(home: Home, tmp_path: Path) -> None:
     token_file = tmp_path / "api.token"
     token_file.write_text("s3cret-token-for-the-login-front-end\n")
+    token_file.chmod(0o600)
     text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', f'token_file = "{token_file}"')
     home.config_file.write_text(text, encoding="utf-8")
 

@@ -76,6 +76,7 @@ def test_revoke_is_visible_in_the_crl_before_returning(home: Home, serial: str, 
 
 
 def test_revoke_stores_and_shows_invalidity_and_reported_at(home: Home, serial: str, run_cli, clock) -> None:
+    clock.advance(days=4)  # a compromise before the certificate's notBefore is refused
     invalid = (clock.now() - dt.timedelta(days=3)).astimezone(dt.timezone(dt.timedelta(hours=9)))
     reported = clock.now() - dt.timedelta(hours=2)
     result = run_cli(

@@ -116,8 +116,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("roles")
     passphrase = base / "pass.txt"
     passphrase.write_text("correct horse battery staple\n", encoding="utf-8")
+    passphrase.chmod(0o600)
     token = base / "api-token"
     token.write_text("0123456789abcdef0123456789abcdef\n", encoding="ascii")
+    token.chmod(0o600)
     clock = FixedClock(START)
     home = create_home(base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), clock, LOGINS["admin"])
     config = home.config_file.read_text(encoding="utf-8")
@@ -453,3 +455,43 @@ def test_real_accounts_are_identified_by_their_uid(os_accounts: list[str], passp
         assert verify_database(check).ok
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("identity", "message"),
+    [
+        ("officer", "`kinko revoke (a CA certificate)` needs the admin role; t_officer is officer"),
+        ("auditor", "`kinko revoke` needs the officer role; t_auditor is auditor"),
+        ("admin", None),
+    ],
+)
+def test_revoking_a_ca_certificate_needs_admin(
+    template: dict[str, Any], tmp_path: Path, identity: str, message: str | None
+) -> None:
+    # Revoking the issuing CA makes Kinko sign the root's ARL, which `crl publish --root` keeps to admins.
+    home = tmp_path / "home"
+    shutil.copytree(template["home"], home)
+    issuing = format(Home(home).ca_certificate("issuing").serial_number, "X")
+    before = snapshot(home / "kinko.db")
+    public = files(home / "public")
+    result = invoke(home, LOGINS[identity], "revoke", issuing, "--reason", "ca-compromise")
+    after = snapshot(home / "kinko.db")
+    if message is None:
+        assert result.exit_code == 0, result.output
+        assert any(
+            json.loads(row[7]).get("reason") == "ca-compromise" for row in after["ledger"][len(before["ledger"]) :]
+        )
+        return
+    assert result.exit_code == 1
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert files(home / "public") == public
+    assert after["certificates"] == before["certificates"] and after["crls"] == before["crls"]
+    assert after["ledger"][:-1] == before["ledger"]
+    assert after["ledger"][-1][2:4] == (LOGINS[identity], "command.refused")
+
+
+def test_an_officer_still_revokes_a_subscriber_certificate(template: dict[str, Any], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(template["home"], home)
+    result = invoke(home, LOGINS["officer"], "revoke", template["valid"], "--reason", "superseded")
+    assert result.exit_code == 0, result.output

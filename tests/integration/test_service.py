@@ -424,7 +424,7 @@ def test_service_setup_gives_the_home_to_its_account(
     try:
         passphrase = base / "pass.txt"
         passphrase.write_text("setup test passphrase\n")
-        passphrase.chmod(0o644)  # setup closes it
+        passphrase.chmod(0o600)  # root's: setup hands it to the service account
         home = create_home(
             base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), SystemClock(), "root"
         )

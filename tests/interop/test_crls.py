@@ -194,9 +194,32 @@ class Revocations:
 
 
 @pytest.fixture
+def clock() -> FixedClock:
+    """The CA homes here are made three days in the past (`present` then brings the clock to now), so
+    that certificates can be issued before the invalidity dates the revocations give: a compromise
+    is never dated before notBefore, and nothing is signed before its signer existed."""
+    return FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0) - CA_AGE)
+
+
+CA_AGE = dt.timedelta(days=3)
+
+
+@pytest.fixture(autouse=True)
+def present(home: Home, clock: FixedClock) -> None:
+    """Once the home exists, the real present: real clients check the CRLs' dates against it. The
+    CRLs made with the home have lapsed by then: they are published again, as the daily job would."""
+    clock.advance(seconds=CA_AGE.total_seconds())
+    kinko = Kinko(home, clock=clock)
+    kinko.publish_crl()
+    kinko.publish_crl(root=True)
+
+
+@pytest.fixture
 def revocations(home: Home, kinko: Kinko, clock: FixedClock, run_cli: Callable[..., Any]) -> Revocations:
     """Revokes one certificate per reason through `kinko revoke`, holds one through `kinko hold`."""
+    # The certificates are issued when the CA was made, three days ago; the revocations come now.
     now = clock.now()
+    start = now - CA_AGE
     # Invalidity dates typed as a Japanese officer would (+09:00) and in UTC; both in the past.
     key_compromise_since = now - dt.timedelta(days=2, hours=3, minutes=25, seconds=7)
     superseded_since = now - dt.timedelta(minutes=41, seconds=13)
@@ -209,7 +232,9 @@ def revocations(home: Home, kinko: Kinko, clock: FixedClock, run_cli: Callable[.
     invalidity: dict[str, dt.datetime] = {}
     typed_by_serial: dict[str, str] = {}
     for reason in ("unspecified", *OPENSSL_REASONS, "hold"):
+        clock.set(start)
         serial, _ = issue(kinko)
+        clock.set(now)
         if reason == "hold":
             args: tuple[str, ...] = ("hold", serial)
         else:
@@ -441,9 +466,12 @@ def test_pkilint_delta_crl_with_remove_from_crl(home: Home, delta_case: DeltaCas
 
 def test_pkilint_delta_crl_with_every_reason(home: Home, clock: FixedClock) -> None:
     kinko = with_delta_threshold(home, clock, 0)  # every change after the first full CRL is a delta
-    since = clock.now() - dt.timedelta(hours=5)
+    now = clock.now()
+    since = now - dt.timedelta(hours=5)
     for reason in ("unspecified", *OPENSSL_REASONS):
+        clock.set(now - dt.timedelta(hours=6))  # issued before the invalidity date
         serial, _ = issue(kinko)
+        clock.set(now)
         crls = kinko.revoke(serial, reason, invalidity_date=since if reason == "key-compromise" else None).crls
         assert [p.kind for p in crls] == ["delta"], crls
     serial, _ = issue(kinko)
