@@ -263,9 +263,10 @@ def _write_head(
 
 
 def _no_follow(path: str, flags: int) -> int:
-    # The export itself: written in place (an auditor may overwrite last month's), never through a symlink.
-    descriptor = os.open(path, flags | os.O_NOFOLLOW, 0o644)
-    os.fchmod(descriptor, 0o644)
+    # The export itself: written in place (an auditor may overwrite last month's), never through a
+    # symlink, and 0600 whatever the umask: it holds the holders' names.
+    descriptor = os.open(path, flags | os.O_NOFOLLOW, 0o600)
+    os.fchmod(descriptor, 0o600)
     return descriptor
 
 

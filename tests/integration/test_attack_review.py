@@ -555,3 +555,21 @@ def test_a_built_ocsp_response_is_parsed_and_checked_before_it_is_stored(home: H
         check_built(der[:-7], status)
     with pytest.raises(StorageError, match="nothing was stored"):
         check_built(der, dataclasses.replace(status, status="revoked", revoked_at=this_update))
+
+
+def test_an_export_with_holder_names_is_written_0600_whatever_the_umask(home: Home, tmp_path: Path, clock) -> None:
+    import os
+
+    from kinko.ca import audit
+
+    Kinko(home, clock=clock).add_customer("C1", "株式会社テスト")
+    out = tmp_path / "ledger.csv"
+    out.write_text("last month's export\n")
+    out.chmod(0o644)  # an older export, readable by others, overwritten in place
+    previous = os.umask(0)
+    try:
+        audit.export(home, out, fmt="csv", actor="tester", now=clock.now())
+    finally:
+        os.umask(previous)
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert "株式会社テスト" in out.read_text(encoding="utf-8")
