@@ -160,6 +160,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kinko-bench-replay-") as tmp:
         passfile = Path(tmp) / "passphrase.txt"
         passfile.write_text(secrets.token_urlsafe(24) + "\n")
+        passfile.chmod(0o600)  # a passphrase file others may read is refused
         env = {**os.environ, "KINKO_PASSPHRASE_FILE": str(passfile)}
         home = create_home(
             Path(tmp) / "home",

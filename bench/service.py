@@ -82,6 +82,7 @@ def main() -> None:
         work = Path(tmp)
         passfile = work / "passphrase.txt"
         passfile.write_text(secrets.token_urlsafe(24) + "\n")
+        passfile.chmod(0o600)  # a passphrase file others may read is refused
         env = {**os.environ, "KINKO_PASSPHRASE_FILE": str(passfile)}
         options = InitOptions(organization="興産信用金庫", passphrase_file=passfile)
         served = create_home(work / "served", options, SystemClock(), current_login())

@@ -91,6 +91,11 @@ class SQLiteStore(AccountReads):
         # tail cut off, shows at verification: every transaction ends with a checkpoint.
         self.sealer: Sealer | None = None
         self.announcer: Announcer | None = None
+        # The authorities, read once and kept while no other connection commits (PRAGMA
+        # data_version) and no transaction of ours changes them: every signature looks one up.
+        self._authorities: tuple[int, dict[str, tuple[str, str]]] | None = None
+        self._writer: SQLiteWriter | None = None
+        self._checked_for: SQLiteWriter | None = None
 
     @classmethod
     def create(cls, path: Path) -> SQLiteStore:
@@ -147,7 +152,7 @@ class SQLiteStore(AccountReads):
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot start a transaction: {exc}") from None
-        writer = SQLiteWriter(self._conn, actor, time)
+        writer = self._writer = SQLiteWriter(self._conn, actor, time)
         sealed: tuple[int, str, str, bytes, str] | None = None
         try:
             yield writer
@@ -165,6 +170,10 @@ class SQLiteStore(AccountReads):
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+        finally:
+            self._writer = None
+            if writer.changed_authorities:
+                self._authorities = None  # our own commit leaves data_version alone
         # Only a committed head is announced: one rolled back would look like a rewritten past.
         if sealed is not None and self.announcer is not None:
             self.announcer(*sealed)
@@ -411,14 +420,28 @@ class SQLiteStore(AccountReads):
 
     def authorities(self) -> dict[str, tuple[str, str]]:
         """role -> (serial, key file) for every CA role and delegated signer."""
-        return {
-            row[0]: (row[1], row[2]) for row in self._conn.execute("SELECT role, serial, key_file FROM authorities")
-        }
+        return dict(self._authority_map())
 
     def authority(self, role: str) -> tuple[str, str] | None:
         """(serial, key file) of the CA certificate or signer in a role, or None."""
-        row = self._conn.execute("SELECT serial, key_file FROM authorities WHERE role = ?", (role,)).fetchone()
-        return (row[0], row[1]) if row else None
+        return self._authority_map().get(role)
+
+    def _authority_map(self) -> dict[str, tuple[str, str]]:
+        writer = self._writer
+        if writer is not None and writer.changed_authorities:
+            self._authorities = None  # this transaction's own change: read it, and read again after
+            return self._read_authorities()
+        if writer is not None and self._authorities is not None and self._checked_for is writer:
+            return self._authorities[1]  # our write lock is held: nobody else has committed since the check
+        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._authorities is None or self._authorities[0] != version:
+            self._authorities = (version, self._read_authorities())
+        self._checked_for = writer
+        return self._authorities[1]
+
+    def _read_authorities(self) -> dict[str, tuple[str, str]]:
+        rows = self._conn.execute("SELECT role, serial, key_file FROM authorities")
+        return {role: (serial, key_file) for role, serial, key_file in rows}
 
     def count(self, table: str) -> int:
         """Rows in one of Kinko's tables (for status displays and tests)."""

@@ -28,6 +28,7 @@ class SQLiteWriter(AccountReads):
         self._events = 0
         self.head: ledger.Event | None = None
         self.first_seq = 0
+        self.changed_authorities = False
 
     @property
     def changed_state(self) -> bool:
@@ -344,6 +345,7 @@ class SQLiteWriter(AccountReads):
             "ON CONFLICT(role) DO UPDATE SET serial = excluded.serial, key_file = excluded.key_file",
             (role, serial, key_file),
         )
+        self.changed_authorities = True
         self._changes += 1
 
     def add_officer(self, login: str, role: str, added_by: str) -> None:
