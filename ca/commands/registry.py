@@ -186,16 +186,16 @@ class Context:
     prompt: Callable[[str], str] | None = None
     progress: Callable[[str], Progress | None] = field(default=lambda _label: None)
     counter: Callable[[str], Counter | None] = field(default=lambda _label: None)
-    _home: Home | None = None
+    home_instance: Home | None = None  # a long-lived caller's open home (the service's); else opened here
     presigner: OCSPPresigner | None = None  # a long-lived caller's own, reused by every command
 
     def home(self) -> Home:
         """The CA home, opened once per command: its config, connections and loaded keys are reused."""
         from kinko.ca.home import Home
 
-        if self._home is None:
-            self._home = Home(self.home_path, prompt=self.prompt)
-        return self._home
+        if self.home_instance is None:
+            self.home_instance = Home(self.home_path, prompt=self.prompt)
+        return self.home_instance
 
     def kinko(self) -> Kinko:
         """The registration authority for this command's actor and clock."""

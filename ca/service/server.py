@@ -102,7 +102,9 @@ class Service:
         if self._home is None:
             self._home = Home(self.home_path)
             self._presigner = Presigner(self._home)
-        context = Context(self.home_path, clock=self.clock, actor=login, _home=self._home, presigner=self._presigner)
+        context = Context(
+            self.home_path, clock=self.clock, actor=login, home_instance=self._home, presigner=self._presigner
+        )
         try:
             home = context.home()
             home.require()
