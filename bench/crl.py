@@ -31,7 +31,6 @@ sign, PEM, file writes), and prints both after the table (on stderr with --json)
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import json
@@ -40,13 +39,11 @@ import pstats
 import random
 import secrets
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from children import Run, run_child  # bench/children.py, beside this script
@@ -58,12 +55,14 @@ from kinko.ca.hierarchy import InitOptions, create_home
 from kinko.ca.home import Home
 from kinko.ca.profiles import issuer_urls
 from kinko.ca.serials import format_serial, new_serial
+from kinko.ca.store import CertificateRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = "10000,100000,1000000"
 TARGETS = {"time_ratio": 1.5, "max_rss_mib": 1024.0}
 MARK = {True: "PASS", False: "FAIL"}
 DAY = 86400
+BATCH = 50_000  # certificates per transaction in the fill
 
 # (Kinko reason, weight, openssl index.txt reason). openssl 3.0's index.txt knows no
 # privilegeWithdrawn; "unspecified" is written without a reason so that, like Kinko, openssl
@@ -102,14 +101,6 @@ fullname = URI:{crl_url}
 onlyuser = TRUE
 """
 
-INSERT = (
-    "INSERT INTO certificates (serial, issuer, profile, subject, subscriber_id, not_before, not_after, "
-    "status, issued_at, fingerprint_sha256, spki_sha256, der, revoked_at, revocation_reason, "
-    "invalidity_date, reported_at, hold_origin, status_changed_at, changed_seq) "
-    "VALUES (?, 'issuing', 'client', 'CN=bench', NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, 1)"
-)
-
-
 # -- filling the registry and index.txt -------------------------------------------------------------
 
 
@@ -125,53 +116,61 @@ def _generalized_time(iso: str) -> str:  # YYYYMMDDHHMMSSZ
     return iso[0:4] + _utc_time(iso)[2:]
 
 
-def _rows(n: int, now: int, index: io.TextIOBase, seed: int) -> Iterator[tuple[object, ...]]:
-    """Yields N certificate rows for kinko.db and writes the same revocations to index.txt."""
+def populate(home: Home, index_file: Path, n: int, seed: int) -> float:
+    """Records N revoked or held certificates as Kinko does (the writer, each change with its ledger
+    event, so the publication's integrity check confirms them), and writes the same revocations to
+    openssl's index.txt; returns the seconds it took (not measured against anything)."""
     rng = random.Random(seed)
     kinds = rng.choices(REASONS, weights=[w for _, w, _ in REASONS], k=n)
     der = b"\x30\x03\x02\x01\x00"  # the CRL never reads it
-    for reason, _, openssl_reason in kinds:
-        serial = format_serial(new_serial())
-        not_after = now + rng.randint(DAY, 365 * DAY)
-        revoked = now - rng.randint(60, 365 * DAY)
-        not_before, revoked_at, expiry = _iso(not_after - 365 * DAY), _iso(revoked), _iso(not_after)
-        invalidity = None
-        if reason == "key-compromise" and rng.random() < 0.2:
-            invalidity = _iso(revoked - rng.randint(3600, 30 * DAY))
-        held = reason == "certificate-hold"
-        field = _utc_time(revoked_at)
-        if invalidity:
-            field += ",keyTime," + _generalized_time(invalidity)  # keyCompromise + invalidityDate
-        elif openssl_reason:
-            field += "," + openssl_reason
-        index.write(f"R\t{_utc_time(expiry)}\t{field}\t{serial}\tunknown\t/CN=bench\n")
-        lower = serial.lower()
-        yield (
-            serial,
-            not_before,
-            expiry,
-            "held" if held else "revoked",
-            not_before,
-            lower.rjust(64, "0"),  # fingerprint_sha256: unique
-            lower.ljust(64, "f"),
-            der,
-            revoked_at,
-            reason,
-            invalidity,
-            "officer" if held else None,
-            revoked_at,
-        )
-
-
-def populate(home: Home, index_file: Path, n: int, seed: int) -> float:
-    """Inserts N revoked certificates in one transaction; returns the seconds it took."""
-    start = time.perf_counter()
-    now = int(time.time())
-    with index_file.open("w", encoding="ascii") as index, contextlib.closing(sqlite3.connect(home.db_file)) as conn:
-        conn.execute("PRAGMA synchronous=OFF")  # this connection only: the fill is not measured
-        with conn:
-            conn.executemany(INSERT, _rows(n, now, index, seed))
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # Kinko then reads the database file, not a WAL
+    start, now = time.perf_counter(), int(time.time())
+    store = Home(home.path).store  # its own connection, closed at the end: the WAL lands in the file
+    with index_file.open("w", encoding="ascii") as index:
+        for first in range(0, n, BATCH):
+            with store.transaction("bench", _iso(now)) as tx:
+                for reason, _, openssl_reason in kinds[first : first + BATCH]:
+                    serial = format_serial(new_serial())
+                    not_after = now + rng.randint(DAY, 365 * DAY)
+                    not_before, expiry = _iso(not_after - 365 * DAY), _iso(not_after)
+                    lower = serial.lower()
+                    record = CertificateRecord(
+                        serial,
+                        "issuing",
+                        "client",
+                        "CN=bench",
+                        None,
+                        not_before,
+                        expiry,
+                        "valid",
+                        not_before,
+                        lower.rjust(64, "0"),
+                        lower.ljust(64, "f"),
+                        der,
+                    )
+                    assert tx.reserve_serial(serial, "issuing")
+                    tx.record_certificate(record)
+                    tx.append_event("certificate.issued", serial=serial, details={"issuer": "issuing"})
+                    if reason == "certificate-hold":  # a hold takes the transaction's time
+                        event = tx.append_event("certificate.held", serial=serial, details={"origin": "officer"})
+                        tx.hold(serial, seq=event.seq, origin="officer")
+                        revoked_at, invalidity = tx.time, None
+                    else:
+                        revoked = now - rng.randint(60, 365 * DAY)
+                        revoked_at, invalidity = _iso(revoked), None
+                        if reason == "key-compromise" and rng.random() < 0.2:
+                            invalidity = _iso(revoked - rng.randint(3600, 30 * DAY))
+                        details = {"reason": reason, "revoked_at": revoked_at, "invalidity_date": invalidity}
+                        event = tx.append_event("certificate.revoked", serial=serial, details=details)
+                        tx.revoke(
+                            serial, reason=reason, seq=event.seq, invalidity_date=invalidity, revoked_at=revoked_at
+                        )
+                    field = _utc_time(revoked_at)
+                    if invalidity:
+                        field += ",keyTime," + _generalized_time(invalidity)  # keyCompromise + invalidityDate
+                    elif openssl_reason:
+                        field += "," + openssl_reason
+                    index.write(f"R\t{_utc_time(expiry)}\t{field}\t{serial}\tunknown\t/CN=bench\n")
+    store.close()  # the last connection: the WAL is checkpointed into the database file Kinko then reads
     return time.perf_counter() - start
 
 
@@ -238,6 +237,7 @@ def profile_child(home_path: str, stats_file: str) -> None:
     armoured = pem(der)
     t = mark("PEM armour", t)
     scratch = Path(home_path) / "scratch"
+    scratch.mkdir(exist_ok=True)
     write_atomically(scratch / "x.crl", der)
     write_atomically(scratch / "x.pem", armoured)
     mark("write_atomically DER + PEM (fsync)", t)
