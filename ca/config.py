@@ -97,6 +97,8 @@ class OCSPSettings:
     # Short: a signer with id-pkix-ocsp-nocheck cannot be revoked, only outlived. Renewed at 2/3 of its life.
     signer_validity_days: int = 30
     nonces: bool = True
+    # CertIDs one request may ask about: RFC 5019 clients send one, and each costs a lookup.
+    max_cert_ids: int = 16
 
 
 @dataclass(frozen=True)

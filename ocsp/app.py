@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import time
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +77,41 @@ def decode_get_path(path: str) -> bytes | None:
         return None
 
 
+class Reply:
+    """Answers a GET or HEAD: HEAD gets the headers alone (with the GET's length), and a
+    conditional GET whose ETag or date still matches gets 304, as caches and CDNs expect."""
+
+    def __init__(self, protocol: HTTPProtocol, scope: Scope) -> None:
+        self.protocol = protocol
+        self.head = scope.method == "HEAD"
+        self.if_none_match = scope.headers.get("if-none-match")
+        self.if_modified_since = scope.headers.get("if-modified-since")
+
+    def send(self, status: int, headers: Headers, body: bytes, conditional: bool = False) -> None:
+        """Sends the answer, or 304 / headers only where that is what was asked."""
+        if conditional and status == 200 and self._not_modified(headers):
+            kept = [(k, v) for k, v in headers if k in ("etag", "last-modified", "expires", "cache-control")]
+            self.protocol.response_empty(304, kept)
+        elif self.head:
+            self.protocol.response_empty(status, [*headers, ("content-length", str(len(body)))])
+        else:
+            self.protocol.response_bytes(status, headers, body)
+
+    def _not_modified(self, headers: Headers) -> bool:
+        values = dict(headers)
+        if self.if_none_match is not None:  # RFC 9110 13.1.2: If-None-Match wins over the date
+            tags = {tag.strip().removeprefix("W/") for tag in self.if_none_match.split(",")}
+            return values.get("etag") in tags or "*" in tags
+        if self.if_modified_since is not None and "last-modified" in values:
+            try:
+                since = parsedate_to_datetime(self.if_modified_since)
+                modified = parsedate_to_datetime(values["last-modified"])
+            except (TypeError, ValueError):
+                return False
+            return modified <= since
+        return False
+
+
 class ResponderApp:
     """The RSGI application."""
 
@@ -99,36 +134,42 @@ class ResponderApp:
                     self.refuse(protocol, 408, "request body too slow")
                     return
                 self.answer(protocol, self.source.response(body))
-            elif scope.method == "GET":
+            elif scope.method in ("GET", "HEAD"):
                 # The path as sent, percent-decoding aside: a '//' inside base64 is never collapsed.
-                self.get(protocol, scope.path)
+                self.get(Reply(protocol, scope), scope.path)
             else:
-                self.refuse(protocol, 405, f"{scope.method} is not allowed; use GET or POST", [("allow", "GET, POST")])
+                allow = [("allow", "GET, HEAD, POST")]
+                self.refuse(protocol, 405, f"{scope.method} is not allowed; use GET, HEAD or POST", allow)
         except Exception:  # the responder answers every request, whatever failed
             self.answer(protocol, INTERNAL_ERROR)
 
-    def get(self, protocol: HTTPProtocol, path: str) -> None:
+    def get(self, reply: Reply, path: str) -> None:
         if path == "/healthz":
-            protocol.response_bytes(200, [("content-type", TEXT), ("cache-control", "no-store")], b"ok\n")
+            reply.send(200, [("content-type", TEXT), ("cache-control", "no-store")], b"ok\n")
             return
         static = STATIC.match(path)
         if static is not None:
-            self.static(protocol, static)
+            self.static(reply, static)
             return
         request = decode_get_path(path)
-        self.answer(protocol, MALFORMED if request is None else self.source.response(request))
+        answer = MALFORMED if request is None else self.source.response(request)
+        reply.send(200, cache_headers(answer, time.time()), answer.body, conditional=answer.cacheable)
 
-    def static(self, protocol: HTTPProtocol, match: re.Match[str]) -> None:
+    def static(self, reply: Reply, match: re.Match[str]) -> None:
         folder, name, suffix = match.groups()
         found = None
         if suffix == {"ca": "cer", "crl": "crl"}[folder]:
             found = read_published(self.public_dir, folder, f"{name}.{suffix}")
         if found is None:
-            self.refuse(protocol, 404, f"no such file {folder}/{name}.{suffix}")
+            self.refuse(reply.protocol, 404, f"no such file {folder}/{name}.{suffix}")
             return
         body, mtime = found
-        headers = [("content-type", CONTENT_TYPES[suffix]), ("last-modified", _http_date(mtime))]
-        protocol.response_bytes(200, headers, body)
+        headers = [
+            ("content-type", CONTENT_TYPES[suffix]),
+            ("last-modified", _http_date(mtime)),
+            ("etag", '"' + hashlib.sha1(body, usedforsecurity=False).hexdigest() + '"'),
+        ]
+        reply.send(200, headers, body, conditional=True)
 
     def answer(self, protocol: HTTPProtocol, answer: Answer) -> None:
         protocol.response_bytes(200, cache_headers(answer, time.time()), answer.body)

@@ -78,6 +78,7 @@ class DatabaseSource:
         self.store: Reader = self.home.readonly_store
         self.clock = clock or SystemClock()
         self.nonces = self.home.config.ocsp.nonces
+        self.max_cert_ids = self.home.config.ocsp.max_cert_ids
         self.days = self.home.config.ocsp.next_update_days
         self._parsed: OrderedDict[bytes, Request | None] = OrderedDict()
         self._answers: dict[bytes, tuple[Answer, float]] = {}
@@ -138,8 +139,8 @@ class DatabaseSource:
 
     def _answer(self, request_der: bytes) -> Answer:
         request = self._parse(request_der)
-        if request is None:
-            return MALFORMED
+        if request is None or len(request.cert_ids) > self.max_cert_ids:
+            return MALFORMED  # more CertIDs than any client needs cost a lookup each: none is made
         contexts = {
             self._issuers.get((c.hash_algorithm, c.issuer_name_hash, c.issuer_key_hash)) for c in request.cert_ids
         }

@@ -1006,3 +1006,55 @@ def test_fuzzed_requests_never_5xx(shared: Shared) -> None:
         f"{len(unparseable)} of {len(latencies)} HTTP 200 answers are not parseable OCSP responses; first ones:\n"
         + "\n".join(unparseable[:5])
     )
+
+
+# ---------------------------------------------------------------- HEAD, conditional GET, CertIDs per request
+
+
+def ocsp_get_path(request: bytes) -> str:
+    return "/" + urllib.parse.quote(base64.b64encode(request).decode("ascii"), safe="")
+
+
+@pytest.mark.parametrize("kind", ["ocsp", "ca", "crl"])
+def test_head_gets_the_get_headers_and_no_body(shared: Shared, kind: str) -> None:
+    path = {"ocsp": ocsp_get_path(shared.request), "ca": "/ca/issuing.cer", "crl": "/crl/issuing.crl"}[kind]
+    got = http_request(shared.responder.port, "GET", path)
+    head = http_request(shared.responder.port, "HEAD", path)
+    assert (got.status, head.status) == (200, 200)
+    assert head.body == b""
+    assert head.headers["content-length"] == str(len(got.body))
+    for name in ("content-type", "etag", "last-modified", "cache-control", "expires"):
+        assert head.headers.get(name) == got.headers.get(name), name
+
+
+@pytest.mark.parametrize("kind", ["ocsp", "ca", "crl"])
+def test_a_conditional_get_that_still_matches_gets_304(shared: Shared, kind: str) -> None:
+    path = {"ocsp": ocsp_get_path(shared.request), "ca": "/ca/issuing.cer", "crl": "/crl/issuing.crl"}[kind]
+    port = shared.responder.port
+    first = http_request(port, "GET", path)
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    by_tag = http_request(port, "GET", path, headers={"If-None-Match": etag})
+    assert (by_tag.status, by_tag.body, by_tag.headers.get("etag")) == (304, b"", etag)
+    assert http_request(port, "GET", path, headers={"If-None-Match": f'"other", W/{etag}'}).status == 304
+    by_date = http_request(port, "GET", path, headers={"If-Modified-Since": modified})
+    assert (by_date.status, by_date.body) == (304, b"")
+    # Another tag, or a date before the answer's, gets the whole answer again.
+    other = http_request(port, "GET", path, headers={"If-None-Match": '"not-this-one"'})
+    assert (other.status, other.body) == (200, first.body)
+    earlier = http_request(port, "GET", path, headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    assert (earlier.status, earlier.body) == (200, first.body)
+
+
+def test_a_nonce_answer_is_never_304(shared: Shared) -> None:
+    request = build_request(shared.certificate, shared.issuer, nonce=os.urandom(16))
+    reply = http_request(shared.responder.port, "GET", ocsp_get_path(request), headers={"If-None-Match": "*"})
+    assert reply.status == 200 and reply.headers["cache-control"] == "no-store"
+    assert ocsp.load_der_ocsp_response(reply.body).response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+
+
+def test_more_cert_ids_than_the_cap_are_refused_before_any_lookup(shared: Shared) -> None:
+    at_cap = post(shared.responder, two_cert_ids(*[shared.request] * 16))
+    assert at_cap.parsed().response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert len(list(at_cap.parsed().responses)) == 16
+    over = post(shared.responder, two_cert_ids(*[shared.request] * 17))
+    assert ocsp.load_der_ocsp_response(over.body).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
