@@ -243,6 +243,9 @@ def setup(work: Path, port: int, n: int, revoke: int) -> Setup:
     options = InitOptions(organization=ORG, passphrase_file=passfile, base_url=f"http://127.0.0.1:{port}")
     # The account running the benchmark becomes the home's admin: `kinko ocsp serve` checks it.
     home = create_home(work / "home", options, SystemClock(), current_login())
+    # The nonce scenario measures signing on demand: no per-client budget (one wrk host is one client).
+    config = home.config_file.read_text(encoding="utf-8")
+    home.config_file.write_text(config.replace("on_demand_per_client = 20", "on_demand_per_client = 0"), "utf-8")
     kinko = Kinko(home, clock=SystemClock(), actor=current_login())
     csrs = [make_csr() for _ in range(n)]
     start = time.perf_counter()

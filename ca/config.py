@@ -99,6 +99,9 @@ class OCSPSettings:
     nonces: bool = True
     # CertIDs one request may ask about: RFC 5019 clients send one, and each costs a lookup.
     max_cert_ids: int = 16
+    # Signatures on demand (nonces, unknown serials, several CertIDs) per second and client, per
+    # worker, bursts of twice that; past it a client gets the pre-signed answer or tryLater. 0: no limit.
+    on_demand_per_client: int = 20
 
 
 @dataclass(frozen=True)

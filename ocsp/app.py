@@ -86,6 +86,7 @@ class Reply:
         self.head = scope.method == "HEAD"
         self.if_none_match = scope.headers.get("if-none-match")
         self.if_modified_since = scope.headers.get("if-modified-since")
+        self.client = _address(scope)
 
     def send(self, status: int, headers: Headers, body: bytes, conditional: bool = False) -> None:
         """Sends the answer, or 304 / headers only where that is what was asked."""
@@ -133,7 +134,7 @@ class ResponderApp:
                 except TimeoutError:
                     self.refuse(protocol, 408, "request body too slow")
                     return
-                self.answer(protocol, self.source.response(body))
+                self.answer(protocol, self.source.response(body, _address(scope)))
             elif scope.method in ("GET", "HEAD"):
                 # The path as sent, percent-decoding aside: a '//' inside base64 is never collapsed.
                 self.get(Reply(protocol, scope), scope.path)
@@ -152,7 +153,7 @@ class ResponderApp:
             self.static(reply, static)
             return
         request = decode_get_path(path)
-        answer = MALFORMED if request is None else self.source.response(request)
+        answer = MALFORMED if request is None else self.source.response(request, reply.client)
         reply.send(200, cache_headers(answer, time.time()), answer.body, conditional=answer.cacheable)
 
     def static(self, reply: Reply, match: re.Match[str]) -> None:
@@ -177,6 +178,11 @@ class ResponderApp:
     def refuse(self, protocol: HTTPProtocol, status: int, detail: str, extra: Headers | None = None) -> None:
         """A 4xx with a problem document: the request, not the responder, is at fault."""
         protocol.response_bytes(status, [("content-type", PROBLEM), *(extra or [])], problem(status, detail))
+
+
+def _address(scope: Scope) -> str:
+    """The client's address, without its port: one budget per host."""
+    return scope.client.rsplit(":", 1)[0]
 
 
 def read_published(public_dir: Path, folder: str, name: str) -> tuple[bytes, float] | None:

@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -58,9 +59,32 @@ class Answer:
 
 
 class Source(Protocol):
-    """Anything that answers DER OCSP requests."""
+    """Anything that answers DER OCSP requests (from a client, by its address)."""
 
-    def response(self, request: bytes) -> Answer: ...
+    def response(self, request: bytes, client: str = "") -> Answer: ...
+
+
+class SigningBudget:
+    """Signatures on demand per client: a token bucket each, `rate` a second, bursts of twice that.
+    A client asking for one signature after another (a fresh nonce every time) spends its own
+    budget, not the responder's: pre-signed answers keep flowing to everyone."""
+
+    def __init__(self, rate: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, 2 * rate, clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, client: str) -> bool:
+        """Spends one signature of the client's budget; False when it has none left."""
+        if self.rate <= 0:
+            return True
+        now = self.clock()
+        tokens, then = self._buckets.pop(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        allowed = tokens >= 1
+        self._buckets[client] = (tokens - 1 if allowed else tokens, now)
+        if len(self._buckets) > CACHE_SIZE:  # the least recently seen clients are forgotten
+            self._buckets.popitem(last=False)
+        return allowed
 
 
 MALFORMED = Answer(error_response("malformed_request"))
@@ -72,13 +96,16 @@ INTERNAL_ERROR = Answer(error_response("internal_error"))
 class DatabaseSource:
     """Answers from the registry and its pre-signed responses, read-only."""
 
-    def __init__(self, home_path: Path, clock: Clock | None = None) -> None:
+    def __init__(
+        self, home_path: Path, clock: Clock | None = None, monotonic: Callable[[], float] | None = None
+    ) -> None:
         self.home = Home(home_path, readonly=True)
         self.home.require()
         self.store: Reader = self.home.readonly_store
         self.clock = clock or SystemClock()
         self.nonces = self.home.config.ocsp.nonces
         self.max_cert_ids = self.home.config.ocsp.max_cert_ids
+        self.budget = SigningBudget(self.home.config.ocsp.on_demand_per_client, monotonic or time.monotonic)
         self.days = self.home.config.ocsp.next_update_days
         self._parsed: OrderedDict[bytes, Request | None] = OrderedDict()
         self._answers: dict[bytes, tuple[Answer, float]] = {}
@@ -123,21 +150,21 @@ class DatabaseSource:
                 self._parsed.popitem(last=False)
         return request
 
-    def response(self, request_der: bytes) -> Answer:
-        """The response for one DER request; never raises for bad input."""
+    def response(self, request_der: bytes, client: str = "") -> Answer:
+        """The response for one DER request from a client; never raises for bad input."""
         if time.monotonic() >= self._next_check:
             self._check_for_changes()
         cached = self._answers.get(request_der)
         if cached is not None and time.time() < cached[1]:
             return cached[0]
-        answer = self._answer(request_der)
+        answer = self._answer(request_der, client)
         if answer.cacheable and answer.next_update is not None:
             if len(self._answers) >= CACHE_SIZE:
                 self._answers.clear()
             self._answers[request_der] = (answer, answer.next_update.timestamp())
         return answer
 
-    def _answer(self, request_der: bytes) -> Answer:
+    def _answer(self, request_der: bytes, client: str) -> Answer:
         request = self._parse(request_der)
         if request is None or len(request.cert_ids) > self.max_cert_ids:
             return MALFORMED  # more CertIDs than any client needs cost a lookup each: none is made
@@ -151,7 +178,8 @@ class DatabaseSource:
         assert context is not None
         now = self.clock.now()
         nonce = request.nonce if self.nonces else None
-        if nonce is None and len(request.cert_ids) == 1:
+        stored_answer = None
+        if len(request.cert_ids) == 1:
             cert_id = request.cert_ids[0]
             serial = format_serial(cert_id.serial)
             stored = self.store.ocsp_response(serial, cert_id.hash_algorithm)
@@ -166,7 +194,15 @@ class DatabaseSource:
                 and stored.this_update <= now_text < stored.next_update
                 and self._agrees(stored.der, cert_id, self.store.revocation_status(serial))
             ):
-                return Answer(stored.der, from_text(stored.this_update), from_text(stored.next_update), cacheable=True)
+                stored_answer = Answer(
+                    stored.der, from_text(stored.this_update), from_text(stored.next_update), cacheable=True
+                )
+        if stored_answer is not None and nonce is None:
+            return stored_answer
+        if not self.budget.take(client):
+            # Past this client's share of signatures on demand: the pre-signed answer where there
+            # is one (its nonce not echoed, as RFC 5019 allows), else tryLater.
+            return stored_answer or TRY_LATER
         if not within_validity(context, now):
             # Never sign with a signer outside its validity (the daily jobs renew it at 2/3 of its life).
             return TRY_LATER
