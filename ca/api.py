@@ -35,7 +35,20 @@ from typing import Any
 from kinko.ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
 from kinko.ca.files import read_secret
 from kinko.ca.home import Home, resolve_home
-from kinko.ca.http import JSON, MAX_BODY, PROBLEM, Receive, Scope, Send, TooLarge, lifespan, problem, read_body, respond
+from kinko.ca.http import (
+    JSON,
+    MAX_BODY,
+    PROBLEM,
+    Incoming,
+    Receive,
+    Scope,
+    Send,
+    TooLarge,
+    lifespan,
+    problem,
+    read_body,
+    respond,
+)
 
 _STATUS_PATH = re.compile(r"^/v1/certificates/([0-9A-Fa-f:]{1,64})/status$")
 MAX_TOKEN_BYTES = 1024
@@ -71,14 +84,16 @@ class API:
             return
         if scope["type"] != "http":
             return
+        incoming = Incoming(scope, receive)
         try:
-            status, body = await self.handle(scope, receive)
+            status, body = await self.handle(scope, incoming)
         except KinkoError as exc:
             status = _status_for(exc)
             body = problem(status, str(exc))
         except Exception as exc:  # answer every request, never with a traceback
             status, body = 500, problem(500, f"unexpected {type(exc).__name__}")
         content_type = PROBLEM if status >= 400 else JSON
+        await incoming.drain()  # a refusal made before the body was read is not lost to a reset
         extra = [(b"www-authenticate", b"Bearer")] if status == 401 else None
         await respond(send, status, content_type, body, extra)
 

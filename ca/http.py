@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 
 MAX_BODY = 64 * 1024  # bytes in a request body
 BODY_TIMEOUT = 10.0  # seconds a client may take to send its request body
+# A client still sending when the server closes gets a TCP reset and loses the 413, so an
+# oversized body is read and discarded first, as nginx's lingering close does: up to
+# DRAIN_LIMIT bytes in all, until the client pauses for DRAIN_IDLE seconds.
+DRAIN_LIMIT = 512 * 1024
+DRAIN_IDLE = 0.5
 HEADER_TIMEOUT = 5.0  # seconds a client may take to send its request headers (Granian enforces it)
 
 JSON = "application/json"
@@ -54,9 +59,8 @@ class TooLarge(Exception):
 async def read_body(scope: Scope, receive: Receive) -> bytes:
     """Reads an ASGI request body of at most MAX_BODY bytes within BODY_TIMEOUT seconds, or
     raises TooLarge (before reading, when Content-Length says so) or TimeoutError."""
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-            raise TooLarge
+    if _declared_length(scope) > MAX_BODY:
+        raise TooLarge
     chunks = []
     size = 0
     more = True
@@ -76,6 +80,42 @@ async def read_body(scope: Scope, receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
+def _declared_length(scope: Scope) -> int:
+    """The request's Content-Length, -1 for a chunked body, 0 for none."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+        if name == b"transfer-encoding":
+            return -1
+    return 0
+
+
+class Incoming:
+    """An ASGI receive that knows whether the request body was read to its end, so that a
+    refusal made before (or while) reading it can drain the rest first (see DRAIN_LIMIT)."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.receive = receive
+        declared = _declared_length(scope)
+        self.ended = declared == 0 or declared > DRAIN_LIMIT  # too much to drain: close at once
+
+    async def __call__(self) -> dict[str, Any]:
+        message = await self.receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self.ended = True
+        return message
+
+    async def drain(self) -> None:
+        """Discards what is left of the body, up to DRAIN_LIMIT or a DRAIN_IDLE pause."""
+        size = 0
+        while not self.ended and size <= DRAIN_LIMIT:
+            try:
+                message = await asyncio.wait_for(self(), DRAIN_IDLE)
+            except TimeoutError:
+                return
+            size += len(message.get("body", b""))
+
+
 class BodyDeadlines:
     """One deadline for each whole RSGI request body, so a client trickling a byte at a time
     is cut off too."""
@@ -90,34 +130,46 @@ class BodyDeadlines:
         self._watchdog: asyncio.Task[None] | None = None
 
     async def read(self, scope: RSGIScope, protocol: HTTPProtocol) -> bytes:
-        """Reads at most MAX_BODY bytes, or raises TooLarge (from Content-Length before reading,
-        or as soon as a chunked body grows past) or TimeoutError."""
+        """Reads at most MAX_BODY bytes, or raises TooLarge (from Content-Length, or as soon as
+        a chunked body grows past, after draining the rest) or TimeoutError."""
         declared = scope.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-            raise TooLarge
+        oversized = declared is not None and declared.isdigit() and int(declared) > MAX_BODY
+        if oversized and int(declared or 0) > DRAIN_LIMIT:
+            raise TooLarge  # too much to drain: close at once
         loop = asyncio.get_running_loop()
         if self._watchdog is None:
             self._watchdog = loop.create_task(self._watch())
         task = asyncio.current_task()
         assert task is not None
         self._reading[task] = loop.time() + self.seconds
+        chunks: list[bytes] = []
+        size = 0
         try:
-            if declared is not None:
+            if declared is not None and not oversized:
                 return bytes(await protocol())
-            chunks, size = [], 0
-            async for chunk in protocol:
+            incoming = aiter(protocol)
+            while size <= MAX_BODY and not oversized:
+                try:
+                    chunk = await anext(incoming)
+                except StopAsyncIteration:
+                    return b"".join(chunks)
                 size += len(chunk)
-                if size > MAX_BODY:
-                    raise TooLarge
                 chunks.append(chunk)
-            return b"".join(chunks)
+            chunks.clear()
+            while size <= DRAIN_LIMIT:
+                size += len(await asyncio.wait_for(anext(incoming), DRAIN_IDLE))
+        except (StopAsyncIteration, TimeoutError):
+            pass  # the drain ended: the client sent it all, or paused
         except asyncio.CancelledError:
             if task in self._expired:
                 self._expired.discard(task)
+                if oversized or size > MAX_BODY:
+                    raise TooLarge from None
                 raise TimeoutError from None
             raise
         finally:
             self._reading.pop(task, None)
+        raise TooLarge
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()

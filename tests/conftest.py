@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -223,3 +225,30 @@ def responder(home: Home):
     running = RunningResponder(home)
     yield running
     running.stop()
+
+
+def send_paced_body(port: int, size: int, chunked: bool, path: str = "/", extra: bytes = b"") -> bytes:
+    """Sends a POST whose body goes out in 64 KiB pieces 50 ms apart, as a client on a real
+    network does, then returns the reply's status code (b"" if the connection was reset)."""
+    pieces = [b"\x30" * min(65536, size - start) for start in range(0, size, 65536)]
+    if chunked:
+        framing = b"Transfer-Encoding: chunked\r\n\r\n"
+        pieces = [b"%x\r\n" % len(piece) + piece + b"\r\n" for piece in pieces] + [b"0\r\n\r\n"]
+    else:
+        framing = b"Content-Length: %d\r\n\r\n" % size
+    head = b"POST %s HTTP/1.1\r\nHost: t\r\nContent-Type: application/ocsp-request\r\n" % path.encode()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + extra + framing)
+            for piece in pieces:
+                time.sleep(0.05)  # the client's pace, not a rule's clock
+                sock.sendall(piece)
+            reply = b""
+            while b"\r\n" not in reply:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                reply += data
+    except (BrokenPipeError, ConnectionResetError):
+        return b""
+    return reply.split(b" ", 2)[1] if reply else b""

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
-from tests.conftest import ROOT, free_port, make_csr, row_counts, run_kinko
+from tests.conftest import ROOT, free_port, make_csr, row_counts, run_kinko, send_paced_body
 
 TOKEN = "s3cret-token-for-the-login-front-end"
 
@@ -471,3 +471,12 @@ def test_wrong_codes_lock_out_the_guessing_client_not_the_holder(api: int, home:
         api, "POST", "/v1/acquire", {"code": enrolled.code, "csr": make_csr().decode()}, forwarded_for=holder
     )
     assert status == 201, issued
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversized_body_is_drained_so_the_413_arrives(api: int, chunked: bool) -> None:
+    # As for the responder: the rest of the body is read first, so no reset loses the 413, nor
+    # a refusal made before the body was read at all.
+    token = b"Authorization: Bearer %s\r\n" % TOKEN.encode()
+    assert send_paced_body(api, 300 * 1024, chunked, "/v1/acquire", token) == b"413"
+    assert send_paced_body(api, 300 * 1024, chunked, "/v1/acquire") == b"401"

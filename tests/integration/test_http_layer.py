@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from kinko.ca.home import Home
-from tests.conftest import ROOT, RunningResponder
+from tests.conftest import ROOT, RunningResponder, send_paced_body
 
 START_LIMIT = 30  # seconds; a server that wrongly starts is killed, and the test fails
 
@@ -97,3 +97,11 @@ def test_responder_refusals_are_problem_documents(
     document = json.loads(reply.read())
     assert (reply.status, reply.getheader("Content-Type")) == (status, "application/problem+json")
     assert document["status"] == status and document["type"] == "about:blank" and document["detail"]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_oversized_body_is_drained_so_the_413_arrives(responder: RunningResponder, chunked: bool) -> None:
+    # A client still sending when the server closes gets a TCP reset and loses the 413, unless
+    # the server reads the rest first (nginx's lingering close).
+    assert send_paced_body(responder.port, 300 * 1024, chunked) == b"413"
+    assert send_paced_body(responder.port, 70 * 1024, chunked) == b"413"
