@@ -106,11 +106,14 @@ class Incoming:
         return message
 
     async def drain(self) -> None:
-        """Discards what is left of the body, up to DRAIN_LIMIT or a DRAIN_IDLE pause."""
+        """Discards what is left of the body, up to DRAIN_LIMIT, a DRAIN_IDLE pause or
+        BODY_TIMEOUT in all (a client trickling bytes cannot hold the drain open)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BODY_TIMEOUT
         size = 0
-        while not self.ended and size <= DRAIN_LIMIT:
+        while not self.ended and size <= DRAIN_LIMIT and loop.time() < deadline:
             try:
-                message = await asyncio.wait_for(self(), DRAIN_IDLE)
+                message = await asyncio.wait_for(self(), min(DRAIN_IDLE, deadline - loop.time()))
             except TimeoutError:
                 return
             size += len(message.get("body", b""))

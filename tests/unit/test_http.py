@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import socket
 import subprocess
@@ -11,8 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from kinko.ca import http as kinko_http
 from kinko.ca.errors import ConfigError
-from kinko.ca.http import check_port, problem
+from kinko.ca.http import Incoming, check_port, problem
 from tests.conftest import ROOT, free_port
 
 
@@ -104,3 +106,39 @@ def test_ocsp_and_the_http_layer_load_without_the_lifecycle_the_api_or_the_cli()
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def _trickle(pause: float) -> tuple[list[int], object]:
+    """An ASGI receive whose client sends one byte after another, `pause` seconds apart."""
+    calls: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        calls.append(1)
+        await asyncio.sleep(pause)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    return calls, receive
+
+
+def test_the_drain_stops_at_its_byte_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kinko_http, "DRAIN_LIMIT", 1000)
+    calls, receive = _trickle(0)
+    scope = {"headers": [(b"transfer-encoding", b"chunked")]}
+    asyncio.run(Incoming(scope, receive).drain())  # type: ignore[arg-type]
+    assert len(calls) == 1001
+
+
+def test_a_trickling_client_cannot_hold_the_drain_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each byte comes before the idle pause ends, so only the drain's overall deadline stops it.
+    monkeypatch.setattr(kinko_http, "BODY_TIMEOUT", 0.3)
+    calls, receive = _trickle(0.05)
+    scope = {"headers": [(b"content-length", b"100000")]}
+    asyncio.run(Incoming(scope, receive).drain())  # type: ignore[arg-type]
+    assert 2 <= len(calls) <= 8
+
+
+def test_nothing_is_drained_without_a_body_or_past_the_limit() -> None:
+    for headers in ([], [(b"content-length", b"%d" % (kinko_http.DRAIN_LIMIT + 1))]):
+        calls, receive = _trickle(0)
+        asyncio.run(Incoming({"headers": headers}, receive).drain())  # type: ignore[arg-type]
+        assert calls == []
