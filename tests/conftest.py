@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,17 @@ def row_counts(home: Home) -> dict[str, int]:
         }
     finally:
         conn.close()
+
+
+@pytest.fixture(params=["plain", "reuseport"])
+def taken_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A port on 127.0.0.1 with a listener on it: a plain one, or one that shares as Granian's does."""
+    with socket.socket() as sock:
+        if request.param == "reuseport":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
 
 
 def free_port() -> int:

@@ -11,10 +11,8 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +21,6 @@ from kinko.ca.home import Home
 from tests.conftest import ROOT, RunningResponder, send_paced_body
 
 START_LIMIT = 30  # seconds; a server that wrongly starts is killed, and the test fails
-
-
-@pytest.fixture(params=["plain", "reuseport"])
-def taken_port(request: pytest.FixtureRequest) -> Iterator[int]:
-    """A port on 127.0.0.1 with a listener on it: a plain one, or one that shares as Granian's does."""
-    with socket.socket() as sock:
-        if request.param == "reuseport":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
 
 
 def with_api_token(home: Home, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -38,21 +37,10 @@ def test_problem_needs_an_error_status(status: int) -> None:
         problem(status, "fine")
 
 
-@pytest.fixture(params=["plain", "reuseport"])
-def listener(request: pytest.FixtureRequest) -> Iterator[int]:
-    """A real listener on a 127.0.0.1 port, with SO_REUSEPORT as Granian binds, or without."""
-    with socket.socket() as sock:
-        if request.param == "reuseport":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        yield sock.getsockname()[1]
-
-
-def test_check_port_refuses_a_port_in_use(listener: int) -> None:
+def test_check_port_refuses_a_port_in_use(taken_port: int) -> None:
     with pytest.raises(ConfigError) as caught:
-        check_port("127.0.0.1", listener)
-    assert str(caught.value) == f"127.0.0.1:{listener} is already in use; choose another --port"
+        check_port("127.0.0.1", taken_port)
+    assert str(caught.value) == f"127.0.0.1:{taken_port} is already in use; choose another --port"
 
 
 def test_check_port_accepts_a_free_port_and_leaves_it_free() -> None:
