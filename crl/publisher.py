@@ -232,22 +232,15 @@ def _extensions(
     home: Home, issuer: str, kind: str, number: int, base: CRLRecord | None, certificate: x509.Certificate
 ) -> list[tuple[x509.ExtensionType, bool]]:
     urls = issuer_urls(home.config.ca.base_url, issuer)
-    user_crl = issuer == home.issuing_role
     extensions: list[tuple[x509.ExtensionType, bool]] = [
         (x509.AuthorityKeyIdentifier.from_issuer_public_key(certificate_key(certificate)), False),
         (x509.CRLNumber(number), False),
     ]
-    # The IssuingDistributionPoint scopes a CRL. OpenSSL's -crl_check_all (and nginx's ssl_crl,
-    # which sets it) also checks the self-signed root against its issuer's CRL, and refuses a
-    # CRL whose IDP names a distribution point the root does not carry: so the ARL names no
-    # point, and a single-tier CA's CRL, which covers user certificates and the root itself,
-    # carries no IDP at all.
-    if user_crl and issuer != "root":
-        point = x509.UniformResourceIdentifier(urls.crl)
-        # On the delta too: RFC 5280 5.2.4 wants a delta CRL's scope to be its complete CRL's.
-        extensions.append((_idp(full_name=[point], only_contains_user_certs=True), True))
-    elif not user_crl:
-        extensions.append((_idp(full_name=None, only_contains_ca_certs=True), True))
+    # No IssuingDistributionPoint: each CA publishes one unpartitioned CRL (and its delta) of
+    # every certificate it issued, a scope RFC 5280 5.2.5 expresses by leaving the IDP out; a
+    # delta then has its complete CRL's scope (5.2.4) with none either. The IDP, which must be
+    # critical, is what NSS (Firefox, Chromium on Linux) refuses to import, and OpenSSL's
+    # -crl_check_all matched its point against certificates that carry none (the self-signed root).
     if kind == "delta":
         assert base is not None
         extensions.append((x509.DeltaCRLIndicator(base.number), True))
@@ -255,22 +248,6 @@ def _extensions(
         delta_point = x509.DistributionPoint([x509.UniformResourceIdentifier(urls.delta_crl)], None, None, None)
         extensions.append((x509.FreshestCRL([delta_point]), False))
     return extensions
-
-
-def _idp(
-    full_name: list[x509.GeneralName] | None,
-    only_contains_user_certs: bool = False,
-    only_contains_ca_certs: bool = False,
-) -> x509.IssuingDistributionPoint:
-    return x509.IssuingDistributionPoint(
-        full_name=full_name,
-        relative_name=None,
-        only_contains_user_certs=only_contains_user_certs,
-        only_contains_ca_certs=only_contains_ca_certs,
-        only_some_reasons=None,
-        indirect_crl=False,
-        only_contains_attribute_certs=False,
-    )
 
 
 @contextmanager

@@ -19,6 +19,11 @@ _HINTS = {
     "ocsptool": "install GnuTLS's tools: apt-get install gnutls-bin",
     "curl": "install curl: apt-get install curl",
     "nginx": "install nginx: apt-get install nginx",
+    "certutil": "install NSS tools: apt-get install libnss3-tools",
+    "crlutil": "install NSS tools: apt-get install libnss3-tools",
+    "vfychain": "install NSS tools: apt-get install libnss3-tools",
+    "java": "install a JDK: apt-get install default-jdk-headless",
+    "javac": "install a JDK: apt-get install default-jdk-headless",
 }
 
 
