@@ -129,6 +129,17 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """The [service] section: the CA service's own schedule."""
+
+    # A change that went only into a delta CRL is in a new full CRL within this many seconds
+    # (plus the build): clients that never fetch deltas (NSS, Java) see it within a minute.
+    full_crl_seconds: int = 20
+    # Days ahead of the end of the audit signer or a CA certificate that the service warns.
+    expiry_warning_days: int = 90
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything `kinko.toml` and `profiles.toml` say."""
 
@@ -138,6 +149,7 @@ class Config:
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     api: APISettings = field(default_factory=APISettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
     profiles: dict[str, Profile] = field(default_factory=dict)
 
     def profile(self, name: str) -> Profile:
@@ -187,16 +199,21 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     lifecycle = _section(data, "lifecycle", LifecycleSettings)
     api = _section(data, "api", APISettings)
     audit = _section(data, "audit", AuditSettings)
+    service = _section(data, "service", ServiceSettings)
+    if service.full_crl_seconds < 1:
+        raise ConfigError("service.full_crl_seconds must be at least 1")
     if ocsp.signer_validity_days < 1:
         raise ConfigError("ocsp.signer_validity_days must be at least 1")
-    for section in (crl, ocsp, lifecycle):
+    for section in (crl, ocsp, lifecycle, service):
         for name, value in vars(section).items():
             if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 1_000_000:
                 raise ConfigError(f"{name} must be between 0 and 1000000 (got {value})")
-    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api", "audit"}
+    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api", "audit", "service"}
     if unknown:
         raise ConfigError(f"kinko.toml has unknown section(s): {', '.join(sorted(unknown))}")
-    return Config(ca=ca, crl=crl, ocsp=ocsp, lifecycle=lifecycle, api=api, audit=audit, profiles=profiles)
+    return Config(
+        ca=ca, crl=crl, ocsp=ocsp, lifecycle=lifecycle, api=api, audit=audit, service=service, profiles=profiles
+    )
 
 
 def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:

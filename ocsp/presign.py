@@ -40,6 +40,7 @@ class IssuerContext:
     responder: Responder
     signer_not_after: dt.datetime
     signer_not_before: dt.datetime | None = None
+    signer_serial: str = ""
 
     @cached_property
     def hashes(self) -> dict[str, tuple[bytes, bytes]]:
@@ -74,6 +75,7 @@ def load_context(home: Home, role: str) -> IssuerContext:
         ),
         signer_not_after=signer_certificate.not_valid_after_utc,
         signer_not_before=signer_certificate.not_valid_before_utc,
+        signer_serial=format(signer_certificate.serial_number, "X"),
     )
 
 
@@ -176,6 +178,14 @@ class Presigner:
         """Drops loaded signers (after a rotation)."""
         self._contexts.clear()
 
+    def drop_replaced(self) -> None:
+        """Drops each loaded signer that the registry no longer names: another process (or the
+        service's schedule) may have rotated it, and a retired signer must not sign again."""
+        for role, context in list(self._contexts.items()):
+            found = self.home.store.authority(f"ocsp:{role}")
+            if found is None or int(found[0], 16) != int(context.signer_serial or "0", 16):
+                del self._contexts[role]
+
     def roles(self) -> list[str]:
         """The CAs that answer OCSP through a delegated signer."""
         return issuer_roles(self.home)
@@ -200,6 +210,7 @@ class Presigner:
     def sign(self, tx: Writer, records: Iterable[CertificateRecord], now: dt.datetime) -> int:
         """Pre-signs the responses for rows this transaction has just written; returns how many were stored."""
         days = self.home.config.ocsp.next_update_days
+        self.drop_replaced()
         stored = 0
         for record in records:
             context = self.context(record.issuer)

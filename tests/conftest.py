@@ -175,12 +175,12 @@ def free_port() -> int:
 class RunningResponder:
     """A `kinko ocsp serve` process on 127.0.0.1, stopped when the test ends."""
 
-    def __init__(self, home: Home, workers: int = 2) -> None:
+    def __init__(self, home: Home, workers: int = 2, port: int | None = None) -> None:
         import signal
         import time
         import urllib.request
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.process = subprocess.Popen(
             [

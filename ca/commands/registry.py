@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from kinko.ca.home import Home
     from kinko.ca.lifecycle import Kinko
     from kinko.ca.lifecycle.session import OCSPPresigner
+    from kinko.ca.service.jobs import Schedule
 
 P = TypeVar("P")
 D = TypeVar("D", bound="DataclassInstance")
@@ -188,6 +189,7 @@ class Context:
     counter: Callable[[str], Counter | None] = field(default=lambda _label: None)
     home_instance: Home | None = None  # a long-lived caller's open home (the service's); else opened here
     presigner: OCSPPresigner | None = None  # a long-lived caller's own, reused by every command
+    schedule: Schedule | None = None  # the CA service's jobs (`kinko service status`); None in direct mode
 
     def home(self) -> Home:
         """The CA home, opened once per command: its config, connections and loaded keys are reused."""

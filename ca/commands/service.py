@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output
+from kinko.ca.errors import Conflict
 from kinko.ca.home import DEFAULT_SOCKET
 
 if TYPE_CHECKING:
+    from kinko.ca.service.jobs import JobStatus
     from kinko.ca.service.setup import Setup
 
 GROUPS = {"service": "The CA service: one account holds the home, officers reach it through a socket."}
@@ -70,6 +72,34 @@ def render_setup(result: Setup, out: Output, _p: object) -> None:
     out.text("\n".join(lines))
 
 
+@dataclass(frozen=True, kw_only=True)
+class NoParams:
+    pass
+
+
+def service_status(ctx: Context, _p: NoParams) -> list[JobStatus]:
+    """Show the service's scheduled jobs: last run, next run, last result and last error."""
+    if ctx.schedule is None:
+        raise Conflict("no CA service here: `kinko service status` asks the running service (--socket or KINKO_SOCKET)")
+    return ctx.schedule.status()
+
+
+def render_status(jobs: list[JobStatus], out: Output, _p: object) -> None:
+    if out.as_json:
+        out.emit([dataclasses.asdict(job) for job in jobs])
+        return
+    lines = []
+    for job in jobs:
+        last, upcoming = job.last_run or "never", job.next_run or "now"
+        lines.append(f"{job.name}: every {job.every_seconds} s; last run {last}, next {upcoming}")
+        lines.append(f"    {job.description}")
+        if job.last_result:
+            lines.append(f"    last result: {job.last_result}")
+        if job.last_error:
+            lines.append(f"    last error: {job.last_error}")
+    out.text("\n".join(lines))
+
+
 def _nothing(_result: None, _out: Output, _p: object) -> None:
     """The service prints its own start-up line on stderr."""
 
@@ -79,4 +109,6 @@ OPERATIONS: list[Operation[Any, Any]] = [
     Operation("service run", RunParams, service_run, _nothing, None, local=True),
     # Root's act on the machine (useradd, chown): checked inside, not by a Kinko role.
     Operation("service setup", SetupParams, service_setup, render_setup, None, local=True),
+    # Read-only: any officer or auditor may see what the schedule did.
+    Operation("service status", NoParams, service_status, render_status, "auditor"),
 ]

@@ -28,10 +28,11 @@ from kinko.ca.commands.registry import Context, Operation, build_params, find
 from kinko.ca.commands.render import Output
 from kinko.ca.errors import KinkoError
 from kinko.ca.home import Home
+from kinko.ca.service.protocol import ProtocolError, receive, send
 
 if TYPE_CHECKING:
+    from kinko.ca.service.jobs import ScheduleThread
     from kinko.ocsp.presign import Presigner
-from kinko.ca.service.protocol import ProtocolError, receive, send
 
 READ_TIMEOUT = 10.0  # seconds a client may take to send its request
 EXIT_UNEXPECTED = 3
@@ -77,6 +78,7 @@ class Service:
         self.clock = clock
         self._home: Home | None = None
         self._presigner: Presigner | None = None
+        self.schedule: ScheduleThread | None = None  # the jobs, run beside the requests
         # Connections are read and answered by their own threads; operations run on this one,
         # which owns the home's SQLite connection.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinko-service")
@@ -103,7 +105,12 @@ class Service:
             self._home = Home(self.home_path)
             self._presigner = Presigner(self._home)
         context = Context(
-            self.home_path, clock=self.clock, actor=login, home_instance=self._home, presigner=self._presigner
+            self.home_path,
+            clock=self.clock,
+            actor=login,
+            home_instance=self._home,
+            presigner=self._presigner,
+            schedule=self.schedule.schedule if self.schedule is not None else None,
         )
         try:
             home = context.home()
@@ -112,6 +119,8 @@ class Service:
             for label, needed in [*checks, *operation.extra_roles(params), *operation.state_roles(context, params)]:
                 authorize(home, login, label, needed, context.now_text())
             operation.render(operation.run(context, params), out, params)
+            if self.schedule is not None:
+                self.schedule.changed()  # a status change may need a new full CRL
             return _reply(0, "".join(out.chunks), files=out.files)
         except KinkoError as exc:
             return _reply(exc.exit_code, "".join(out.chunks), f"kinko: error: {exc}\n")
@@ -170,13 +179,28 @@ def serve(home_path: Path, socket_path: Path, clock: Any = None, ready: Any = No
         server = _Server(str(socket_path), _Handler)
     finally:
         os.umask(previous)
-    server.service = Service(home_path, clock)
+    server.service = service = Service(home_path, clock)
+    service.schedule = _start_schedule(home_path, clock)
     print(f"kinko: service for {home_path} on {socket_path}", file=sys.stderr, flush=True)
     if ready is not None:
         ready()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        service.schedule.stop()
         server.server_close()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
+
+
+def _start_schedule(home_path: Path, clock: Any) -> ScheduleThread:
+    """The jobs' thread, with its own home (its own database connection and loaded keys)."""
+    from kinko.ca.clock import SystemClock
+    from kinko.ca.lifecycle import Kinko
+    from kinko.ca.service.jobs import ScheduleThread
+
+    clock = clock or SystemClock()
+    thread = ScheduleThread(lambda: Kinko(Home(home_path), clock=clock), clock)
+    thread.start()
+    thread.started_up.wait()
+    return thread

@@ -224,6 +224,10 @@ class Reader(AccountReader, Protocol):
         """Status changes after ledger seq `after_seq`, for a delta CRL; released holds as remove-from-crl."""
         ...
 
+    def last_status_change_seq(self, issuer: str) -> int:
+        """The ledger seq of the newest status change of an issuer's certificates (0: none)."""
+        ...
+
     def latest_crl(self, issuer: str, kind: str) -> CRLRecord | None:
         """The newest published CRL of an issuer and kind ('full' or 'delta')."""
         ...

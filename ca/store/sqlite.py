@@ -321,6 +321,11 @@ class SQLiteStore(AccountReads):
             (issuer, after_seq, expired_before),
         )
 
+    def last_status_change_seq(self, issuer: str) -> int:
+        """The ledger seq of the newest status change of an issuer's certificates (0: none)."""
+        row = self._conn.execute("SELECT MAX(changed_seq) FROM certificates WHERE issuer = ?", (issuer,)).fetchone()
+        return int(row[0] or 0)
+
     def latest_crl(self, issuer: str, kind: str) -> CRLRecord | None:
         """The newest published CRL of an issuer and kind ('full' or 'delta')."""
         row = self._conn.execute(

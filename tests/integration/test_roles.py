@@ -193,6 +193,7 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "ledger signer rotate": ["ledger", "signer", "rotate"],
         "db upgrade": ["db", "upgrade"],
         "service run": ["service", "run", "--listen", work / "kinko.sock"],
+        "service status": ["service", "status"],
         # A name refused before anything is created: the matrix must not add accounts to the machine.
         "service setup": ["service", "setup", "--account", "Not A Name", "--socket-dir", work / "run"],
     }
@@ -206,6 +207,7 @@ EXPECTED_FAILURES = {
     "reacquire": "ADM1's certificate has not expired",
     "customer resume": "the customer is not suspended",
     "service setup": "the account name is refused before anything is created",
+    "service status": "there is no service to ask in direct mode",
 }
 
 
