@@ -1,7 +1,8 @@
 """Publishing CRLs: numbering, building from the registry, signing, atomic file writes.
 
-Order, and why: take the issuer's publication lock (so two publishers never race a
-lower number over a higher one); reserve the number in its own transaction (a crash
+Order, and why: take the publication lock of the issuer's CRL kind (so two publishers of full
+CRLs, or of deltas, never race a lower number over a higher one; a delta never waits for a full
+CRL being built, which at a million entries takes seconds); reserve the number in its own transaction (a crash
 after that burns it, so none is ever reused); build and sign from one read snapshot;
 parse what was built; replace the files atomically; then record the publication with
 its ledger event, so that nothing records a CRL the files do not hold.
@@ -77,33 +78,28 @@ def crl_paths(home: Home, issuer: str, kind: str) -> tuple[Path, Path]:
 
 def publish(home: Home, now: dt.datetime, actor: str, issuer: str, kind: str = "full") -> Published:
     """Builds, signs, records and writes one CRL of an issuer ('issuing' or 'root')."""
-    with _publication_lock(home, issuer):
+    with _publication_lock(home, issuer, kind):
         return _publish_locked(home, now, actor, issuer, kind)
 
 
 def publish_full_and_delta(home: Home, now: dt.datetime, actor: str, issuer: str) -> list[Published]:
     """A full CRL and an empty delta against it, so the FreshestCRL URL always answers."""
-    with _publication_lock(home, issuer):
+    with _publication_lock(home, issuer, "full"):
         full = _publish_locked(home, now, actor, issuer, "full")
-        if not _has_deltas(home, issuer):
-            return [full]
+    if not _has_deltas(home, issuer):
+        return [full]
+    # A delta published meanwhile against the older full CRL held a superset of this one.
+    with _publication_lock(home, issuer, "delta"):
         return [full, _publish_locked(home, now, actor, issuer, "delta", confirmed=True)]
 
 
 def publish_after_change(home: Home, now: dt.datetime, actor: str, issuer: str) -> list[Published]:
-    """Makes a status change visible: a new full CRL while it is small, else a delta CRL."""
-    with _publication_lock(home, issuer):
-        base = home.store.latest_crl(issuer, "full")
-        if (
-            _has_deltas(home, issuer)
-            and base is not None
-            and (base.entries or 0) >= home.config.crl.delta_after_entries
-        ):
-            return [_publish_locked(home, now, actor, issuer, "delta")]
-        full = _publish_locked(home, now, actor, issuer, "full")
-        if not _has_deltas(home, issuer):
-            return [full]
-        return [full, _publish_locked(home, now, actor, issuer, "delta", confirmed=True)]
+    """Makes a status change visible: a new full CRL while it is small, else a delta CRL (which
+    the CA service's schedule then brings into a new full CRL)."""
+    base = home.store.latest_crl(issuer, "full")
+    if _has_deltas(home, issuer) and base is not None and (base.entries or 0) >= home.config.crl.delta_after_entries:
+        return [publish(home, now, actor, issuer, "delta")]
+    return publish_full_and_delta(home, now, actor, issuer)
 
 
 def _has_deltas(home: Home, issuer: str) -> bool:
@@ -251,9 +247,9 @@ def _extensions(
 
 
 @contextmanager
-def _publication_lock(home: Home, issuer: str) -> Iterator[None]:
+def _publication_lock(home: Home, issuer: str, kind: str) -> Iterator[None]:
     # flock, not a row lock: it is released by the kernel if the process dies mid-publication.
-    path = home.path / f".crl-{issuer}.lock"
+    path = home.path / (f".crl-{issuer}.lock" if kind == "full" else f".crl-{issuer}-{kind}.lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

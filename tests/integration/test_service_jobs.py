@@ -284,3 +284,33 @@ def test_the_running_service_keeps_the_full_crl_current_and_shows_its_jobs(
     assert "issuing full CRL" in (jobs_shown["crl-current"]["last_result"] or "")
     human = run_kinko("--socket", running_service, "service", "status")
     assert human.returncode == 0 and "crl-current: every 1 s; last run " in human.stdout
+
+
+def test_a_delta_is_published_while_a_full_crl_is_being_built(officer: Kinko, clock: FixedClock) -> None:
+    """The schedule's full CRL (seconds at a million entries) holds the full CRL's lock only: a
+    revocation's delta goes out meanwhile."""
+    import fcntl
+    import os
+    import threading
+
+    first, second = issue(officer), issue(officer)
+    officer.revoke(first, reason="key-compromise")
+    clock.advance(seconds=1)
+    lock = os.open(officer.home.path / ".crl-issuing.lock", os.O_RDWR)
+    results: list[list[str]] = []
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as a full CRL build in progress holds it
+
+        def revoke() -> None:  # another officer's process: its own connection
+            other = Kinko(Home(officer.home.path), clock=clock)
+            results.append([c.kind for c in other.revoke(second, reason="key-compromise").crls])
+
+        revoking = threading.Thread(target=revoke)
+        revoking.start()
+        revoking.join(timeout=30)
+        assert not revoking.is_alive(), "the revocation waited for the full CRL's lock"
+    finally:
+        os.close(lock)
+    assert results == [["delta"]]
+    delta = x509.load_der_x509_crl(crl_paths(officer.home, "issuing", "delta")[0].read_bytes())
+    assert delta.get_revoked_certificate_by_serial_number(int(second, 16)) is not None
