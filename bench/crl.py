@@ -7,7 +7,7 @@ For each size N (default 10k, 100k, 1M), in a temp dir:
    key-compromise rows with an invalidity date).
 2. An openssl `index.txt` holding the same serials, revocation times, reasons and invalidity
    dates, and a config with Kinko's issuing CA key and certificate and crl_extensions like
-   Kinko's (authorityKeyIdentifier, crlNumber, critical issuingDistributionPoint, freshestCRL).
+   Kinko's (authorityKeyIdentifier, crlNumber, freshestCRL; no issuingDistributionPoint).
 3. Kinko: a child process runs `crl.publisher.publish(home, now, ..., "issuing", "full")` and
    times that call (config, key decryption, DB read, encoding, signing, DB record, fsynced DER and
    PEM writes). openssl: `openssl ca -gencrl` as a child process (parse index.txt, build, sign,
@@ -22,6 +22,13 @@ Differences openssl forces: its index.txt has no privilegeWithdrawn reason, so t
 Held rows are plain `certificateHold` (reasonCode 6, no holdInstructionCode), as Kinko writes them.
 
     python bench/crl.py [--sizes 10000,100000,1000000] [--runs 1] [--json] [--profile]
+
+5. Keeping the full CRL current (issue 12: NSS and Java never fetch deltas): in the same home, a
+   child issues one certificate and times `revoke` (once the full CRL holds
+   `crl.delta_after_entries` entries, only the delta and the OCSP answer), then times the CA
+   service's crl-current job that puts the change into a new full CRL (and an empty delta). A
+   revocation reaches clients that read only full CRLs within `[service] full_crl_seconds` plus
+   that job's time, which the table prints.
 
 --runs R takes the median of R runs of each tool; --profile then runs one more Kinko publication
 at the largest size under cProfile, plus a stage-by-stage split (DB fetch, entry encoding, join,
@@ -48,7 +55,7 @@ from pathlib import Path
 
 from children import Run, run_child  # bench/children.py, beside this script
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 from kinko.ca.clock import SystemClock
 from kinko.ca.hierarchy import InitOptions, create_home
@@ -94,11 +101,7 @@ unique_subject = no
 crl_extensions = crl_ext
 [crl_ext]
 authorityKeyIdentifier = keyid:always
-issuingDistributionPoint = critical,@idp
 freshestCRL = URI:{delta_url}
-[idp]
-fullname = URI:{crl_url}
-onlyuser = TRUE
 """
 
 # -- filling the registry and index.txt -------------------------------------------------------------
@@ -194,6 +197,45 @@ def kinko_child(home_path: str) -> None:
     print(json.dumps(report))
 
 
+def current_child(home_path: str) -> None:
+    """In the child: one revocation at N entries, then the schedule's job that brings it into a new
+    full CRL; prints JSON."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from kinko.ca.clock import FixedClock
+    from kinko.ca.lifecycle import Kinko
+    from kinko.ca.service.jobs import keep_full_crl_current
+
+    home = Home(Path(home_path))
+    officer = Kinko(home, actor="bench")
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "bench")])
+    csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    serial = officer.issue(csr.public_bytes(serialization.Encoding.PEM), name="ベンチ 太郎").record.serial
+    start = time.perf_counter()
+    change = officer.revoke(serial, reason="key-compromise")
+    revoke_s = time.perf_counter() - start
+    interval = home.config.service.full_crl_seconds
+    # The job runs once the interval since the last full CRL has passed, as in the service.
+    later = FixedClock(SystemClock().now() + dt.timedelta(seconds=interval))
+    service = Kinko(Home(Path(home_path)), clock=later, actor="kinko-service")
+    start = time.perf_counter()
+    result = keep_full_crl_current(service)
+    job_s = time.perf_counter() - start
+    full = service.home.store.latest_crl("issuing", "full")
+    report = {
+        "revoke_s": revoke_s,
+        "revoke_published": [c.kind for c in change.crls],
+        "job_s": job_s,
+        "job_result": result,
+        "full_entries_after": full.entries if full else None,
+        "interval_s": interval,
+    }
+    print(json.dumps(report))
+
+
 def profile_child(home_path: str, stats_file: str) -> None:
     """In the child: publish() under cProfile, then the same work stage by stage, timed."""
     from kinko.crl.builder import CRLBuilder, encode_entry, pem
@@ -244,6 +286,11 @@ def profile_child(home_path: str, stats_file: str) -> None:
     print(json.dumps(stages))
 
 
+def bench_current(home: Home) -> tuple[Run, dict[str, object]]:
+    run = run_child([sys.executable, str(Path(__file__).resolve()), "--current-child", str(home.path)])
+    return run, json.loads(run.stdout)
+
+
 def bench_kinko(home: Home) -> tuple[Run, dict[str, object]]:
     run = run_child([sys.executable, str(Path(__file__).resolve()), "--kinko-child", str(home.path)])
     return run, json.loads(run.stdout)
@@ -260,7 +307,6 @@ def setup_openssl(work: Path, home: Home, passfile: Path) -> list[str]:
             dir=ca_dir,
             cert=home.public_dir / "ca" / "issuing.pem",
             key=home.keys_dir / "issuing.key",
-            crl_url=urls.crl,
             delta_url=urls.delta_crl,
         )
     )
@@ -346,6 +392,7 @@ def bench_size(work: Path, passfile: Path, n: int, runs: int, seed: int) -> tupl
     info = kinko_runs[-1][1]
     kinko_pem, openssl_pem = Path(str(info["pem_path"])), work / "openssl-ca" / "crl.pem"
     checks = check_outputs(kinko_pem, openssl_pem, home.public_dir / "ca" / "issuing.pem", n)
+    current_run, current = bench_current(home)  # after the checks: it adds an entry
     figures = {
         "entries": n,
         "fill_s": round(fill_s, 2),
@@ -359,6 +406,15 @@ def bench_size(work: Path, passfile: Path, n: int, runs: int, seed: int) -> tupl
         "openssl_max_rss_mib": max(r.max_rss_kib for r in openssl_runs) / 1024,
         "openssl_pem_bytes": openssl_pem.stat().st_size,
         **checks,
+        "revoke_s": current["revoke_s"],
+        "revoke_published": "+".join(str(kind) for kind in current["revoke_published"]),  # type: ignore[attr-defined]
+        "full_job_s": current["job_s"],
+        "full_job_entries": current["full_entries_after"],
+        "full_job_max_rss_mib": current_run.max_rss_kib / 1024,
+        # A revocation that published a full CRL itself is in one at once.
+        "full_visible_within_s": 0.0
+        if "full" in current["revoke_published"]  # type: ignore[operator]
+        else float(str(current["interval_s"])) + float(str(current["job_s"])),
     }
     figures["time_ratio"] = figures["kinko_publish_s"] / figures["openssl_s"]
     figures["process_ratio"] = figures["kinko_process_s"] / figures["openssl_s"]
@@ -405,6 +461,18 @@ def table(results: list[dict[str, object]]) -> str:
     fills = ", ".join(f"{r['entries']:,} in {r['fill_s']:.1f} s" for r in results)
     lines.append(f"Registry + index.txt fill (not timed above): {fills}.")
     lines.append("")
+    lines.append("Keeping the full CRL current (NSS and Java read no deltas):")
+    head = f"{'entries':>9}  {'revoke s':>9} {'published':<11} {'full CRL job s':>14} {'job RSS MiB':>11}"
+    head += f" {'in a full CRL within s':>22}"
+    lines += [head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{r['full_job_entries']:>9,}  {r['revoke_s']:>9.3f} {r['revoke_published']:<11} {r['full_job_s']:>14.3f}"
+            f" {mib(r['full_job_max_rss_mib']):>11} {r['full_visible_within_s']:>22.1f}"
+        )
+    lines.append("revoke s: the command's own publication (delta and OCSP once the full CRL is large);")
+    lines.append("the job is the CA service's crl-current, after [service] full_crl_seconds: hence 'within'.")
+    lines.append("")
     for r in results:
         n = f"{r['entries']:,}"
         time_ok, rss_ok = r["time_ratio"] <= TARGETS["time_ratio"], r["kinko_max_rss_mib"] <= TARGETS["max_rss_mib"]
@@ -435,9 +503,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261125, help=argparse.SUPPRESS)
     parser.add_argument("--kinko-child", metavar="HOME", help=argparse.SUPPRESS)
     parser.add_argument("--profile-child", nargs=2, metavar=("HOME", "STATS"), help=argparse.SUPPRESS)
+    parser.add_argument("--current-child", metavar="HOME", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.kinko_child:
         kinko_child(args.kinko_child)
+        return
+    if args.current_child:
+        current_child(args.current_child)
         return
     if args.profile_child:
         profile_child(*args.profile_child)

@@ -4,7 +4,7 @@
     POST /v1/acquire      {"code", "csr"}
     POST /v1/renew        {"csr"}                          + the holder's client certificate
     POST /v1/reacquire    {"subscriber", "csr", "signature"}
-    POST /v1/enrollments  {"customer", "name"}             + the administrator's client certificate
+    POST /v1/enrollments  {"customer", "name", "email"?}             + the administrator's client certificate
 
 Every request carries `Authorization: Bearer <token>` (compared in constant time). Wrong
 enrollment codes are rate-limited per client, the address in the front end's
@@ -145,7 +145,12 @@ class API:
 
     async def enrollments(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
         presented = _client_certificate(scope, "a user's enrollment")
-        enrolled = self.kinko.enroll_user_by_administrator(presented, _field(body, "customer"), _field(body, "name"))
+        email = body.get("email")
+        if email is not None and not isinstance(email, str):
+            raise InputError("field 'email' must be a string")
+        enrolled = self.kinko.enroll_user_by_administrator(
+            presented, _field(body, "customer"), _field(body, "name"), email
+        )
         return 201, _json(dataclasses.asdict(enrolled))
 
 

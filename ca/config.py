@@ -64,6 +64,8 @@ class Profile:
     authority_info_access: bool = False
     certificate_policies: bool = False
     ocsp_no_check: bool = False
+    # A subjectAltName naming the holder: its e-mail address, else a URI naming the subscriber.
+    subject_alt_name: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,6 +247,7 @@ def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
             "authority_info_access",
             "certificate_policies",
             "ocsp_no_check",
+            "subject_alt_name",
         ):
             if key in body:
                 value = body.pop(key)

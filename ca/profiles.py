@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 import unicodedata
+import uuid
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -90,6 +92,7 @@ def build_extensions(
     issuer_key: CertificateIssuerPublicKeyTypes,
     urls: IssuerURLs | None,
     policy_oid: str | None = None,
+    alt_name: x509.GeneralName | None = None,
 ) -> list[tuple[x509.ExtensionType, bool]]:
     """Returns (extension, critical) pairs for a certificate made under this profile."""
     extensions: list[tuple[x509.ExtensionType, bool]] = [
@@ -124,9 +127,45 @@ def build_extensions(
     if profile.certificate_policies and policy_oid:
         policy = x509.PolicyInformation(x509.ObjectIdentifier(policy_oid), None)
         extensions.append((x509.CertificatePolicies([policy]), False))
+    if profile.subject_alt_name:
+        if alt_name is None:
+            raise InputError(f"profile {profile.name!r} puts a subjectAltName in its certificates: none was given")
+        # Not critical: the subject DN is not empty (RFC 5280 4.2.1.6).
+        extensions.append((x509.SubjectAlternativeName([alt_name]), False))
     if profile.ocsp_no_check:
         extensions.append((x509.OCSPNoCheck(), False))
     return extensions
+
+
+def holder_alt_name(email: str | None, subscriber_id: str | None, base_url: str) -> x509.GeneralName:
+    """The subjectAltName naming a holder: the e-mail address when recorded, else a URI naming the
+    subscriber under the CA's base URL, else (no subscriber) one unique to this certificate's holder.
+    (Not a urn:uuid: pkilint, after RFC 5280 4.2.1.6, wants a URI with an authority.)"""
+    if email:
+        return x509.RFC822Name(email)
+    base = base_url.rstrip("/")
+    if subscriber_id:
+        return x509.UniformResourceIdentifier(f"{base}/subscribers/{subscriber_id}")
+    return x509.UniformResourceIdentifier(f"{base}/holders/{uuid.uuid4()}")
+
+
+_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+MAX_EMAIL = 254  # RFC 5321's path limit, less the angle brackets
+
+
+def checked_email(value: str) -> str:
+    """An e-mail address as a certificate's rfc822Name holds it (IA5String: ASCII only)."""
+    value = value.strip()
+    if not value.isascii():
+        raise InputError(
+            f"e-mail address {value!r} is not ASCII: a certificate's rfc822Name holds ASCII addresses only"
+        )
+    if len(value) > MAX_EMAIL:
+        raise InputError(f"e-mail address is {len(value)} characters; at most {MAX_EMAIL}")
+    local = value.rpartition("@")[0]
+    if not _EMAIL.fullmatch(value) or local.startswith(".") or local.endswith(".") or ".." in local or len(local) > 64:
+        raise InputError(f"e-mail address {value!r} is not of the form name@domain.example")
+    return value
 
 
 def _point(url: str) -> x509.DistributionPoint:

@@ -199,6 +199,7 @@ def _subscriber_added(state: LedgerState, event: Event, details: dict[str, objec
         customer_id=event.customer,
         role=details["role"],
         name=details["name"],
+        email=details.get("email"),  # recorded since schema 4
     )
 
 
@@ -404,7 +405,7 @@ def _compare_all(store: Reader, state: LedgerState) -> Iterator[Mismatch]:
     yield from _simple(store, "officers", state.officers, ("login", "role"))
     yield from _simple(store, "customers", state.customers, ("id", "name", "status", "terminate_at"))
     # Wrong codes are counted from the ledger's own enrollment.code-refused events, per client: no column to check.
-    yield from _simple(store, "subscribers", state.subscribers, ("id", "customer_id", "role", "name"))
+    yield from _simple(store, "subscribers", state.subscribers, ("id", "customer_id", "role", "name", "email"))
     yield from _enrollments(store, state)
     yield from _simple(store, "authorities", state.authorities, ("role", "serial", "key_file"))
     yield from _crls(store, state)

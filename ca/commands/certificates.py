@@ -25,6 +25,9 @@ class IssueParams:
     org: str | None = param("Subject organisation (the customer's name).", None)
     profile: str = param("The certificate profile (profiles.toml).", "client", show_default=True)
     subscriber: str | None = param("Bind the certificate to this subscriber id.", None)
+    email: str | None = param(
+        "The holder's e-mail address for the subjectAltName (a subscriber's is the one recorded).", None
+    )
     out: Path | None = param(OUT_HELP, None, file_only=True)
 
 
@@ -32,7 +35,9 @@ def issue(ctx: Context, p: IssueParams) -> Delivered:
     """Issue a certificate from a CSR; the subject comes from --name/--org only."""
     from kinko.ca.commands.views import Delivered
 
-    issued = ctx.kinko().issue(p.csr, name=p.name, organization=p.org, profile=p.profile, subscriber_id=p.subscriber)
+    issued = ctx.kinko().issue(
+        p.csr, name=p.name, organization=p.org, profile=p.profile, subscriber_id=p.subscriber, email=p.email
+    )
     return Delivered.of(issued, ctx.now_text())
 
 

@@ -31,16 +31,20 @@ def render_enrolled(result: Enrolled, out: Output, _p: object) -> None:
     out.emit(dataclasses.asdict(result), key_values(human) + "\n(the code is shown once: hand it to the holder now)")
 
 
+EMAIL_HELP = "The holder's e-mail address: its certificates name it in their subjectAltName."
+
+
 @dataclass(frozen=True, kw_only=True)
 class EnrollAdministratorParams:
     customer_id: str = param("The customer's id.", flag="--customer")
     name: str = param("The administrator's name.")
     subscriber_id: str | None = param("Subscriber id (generated if not given).", None, flag="--id")
+    email: str | None = param(EMAIL_HELP, None)
 
 
 def enroll_administrator(ctx: Context, p: EnrollAdministratorParams) -> Enrolled:
     """Enroll a customer's administrator (the bank, after the customer's application)."""
-    return ctx.kinko().enroll_administrator(p.customer_id, p.name, p.subscriber_id)
+    return ctx.kinko().enroll_administrator(p.customer_id, p.name, p.subscriber_id, p.email)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,11 +53,12 @@ class EnrollUserParams:
     name: str = param("The user's name.")
     by: str = param("The customer's administrator acting (subscriber id).")
     subscriber_id: str | None = param("Subscriber id (generated if not given).", None, flag="--id")
+    email: str | None = param(EMAIL_HELP, None)
 
 
 def enroll_user(ctx: Context, p: EnrollUserParams) -> Enrolled:
     """Enroll a user on behalf of the customer's administrator."""
-    return ctx.kinko().enroll_user(p.customer_id, p.name, p.by, p.subscriber_id)
+    return ctx.kinko().enroll_user(p.customer_id, p.name, p.by, p.subscriber_id, p.email)
 
 
 @dataclass(frozen=True, kw_only=True)

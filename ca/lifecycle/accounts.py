@@ -73,21 +73,29 @@ class Accounts:
 
     # -- enrollments -------------------------------------------------------------------------------
 
-    def enroll_administrator(self, customer_id: str, name: str, subscriber_id: str | None = None) -> Enrolled:
+    def enroll_administrator(
+        self, customer_id: str, name: str, subscriber_id: str | None = None, email: str | None = None
+    ) -> Enrolled:
         """Creates an administrator and its enrollment (the bank, after the customer's application)."""
-        return self._enroll(customer_id, name, "administrator", subscriber_id, by=None)
+        return self._enroll(customer_id, name, "administrator", subscriber_id, by=None, email=email)
 
-    def enroll_user(self, customer_id: str, name: str, by: str, subscriber_id: str | None = None) -> Enrolled:
+    def enroll_user(
+        self, customer_id: str, name: str, by: str, subscriber_id: str | None = None, email: str | None = None
+    ) -> Enrolled:
         """Creates a user and its enrollment on behalf of that customer's administrator."""
-        return self._enroll(customer_id, name, "user", subscriber_id, by=by)
+        return self._enroll(customer_id, name, "user", subscriber_id, by=by, email=email)
 
-    def enroll_user_by_administrator(self, presented: bytes, customer_id: str, name: str) -> Enrolled:
+    def enroll_user_by_administrator(
+        self, presented: bytes, customer_id: str, name: str, email: str | None = None
+    ) -> Enrolled:
         """A user's enrollment asked for by the administrator whose client certificate (verified by
         the front end's TLS layer) is `presented`: the administrator is that certificate's holder."""
         now_text = self.s.text(self.s.clock.now())
         record = proofs.presented_record(self.s.store, presented, now_text)
         assert record.subscriber_id is not None
-        return self._enroll(customer_id, name, "user", None, by=record.subscriber_id, by_serial=record.serial)
+        return self._enroll(
+            customer_id, name, "user", None, by=record.subscriber_id, by_serial=record.serial, email=email
+        )
 
     def _enroll(
         self,
@@ -97,23 +105,23 @@ class Accounts:
         subscriber_id: str | None,
         by: str | None,
         by_serial: str | None = None,
+        email: str | None = None,
     ) -> Enrolled:
         if subscriber_id is not None and not _ID.match(subscriber_id):
             raise InputError(f"subscriber id {subscriber_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
         profiles.subject_name(name)
+        email = profiles.checked_email(email) if email is not None else None
         now = self.s.clock.now()
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = require_active_customer(tx.customer(customer_id), customer_id)
             if by is not None:
                 self._require_acting_administrator(tx, by, customer.id, now, by_serial)
             new_id = subscriber_id or self._new_subscriber_id(tx)
-            tx.add_subscriber(new_id, customer.id, role, name.strip(), by or self.s.actor)
-            tx.append_event(
-                "subscriber.added",
-                subscriber=new_id,
-                customer=customer.id,
-                details={"role": role, "name": name.strip(), "on_behalf_of": by},
-            )
+            tx.add_subscriber(new_id, customer.id, role, name.strip(), by or self.s.actor, email)
+            details: dict[str, object] = {"role": role, "name": name.strip(), "on_behalf_of": by}
+            if email is not None:
+                details["email"] = email
+            tx.append_event("subscriber.added", subscriber=new_id, customer=customer.id, details=details)
             enrolled = self._new_enrollment(tx, new_id, customer.id, role, name.strip(), "new", now, by)
         return enrolled
 

@@ -46,6 +46,7 @@ class Certificates:
         organization: str | None = None,
         profile: str = "client",
         subscriber_id: str | None = None,
+        email: str | None = None,
     ) -> Issued:
         """Issues an end-entity certificate from a CSR; the subject comes from the arguments only.
 
@@ -65,7 +66,7 @@ class Certificates:
                 require_active_customer(tx.customer(customer_id), customer_id)
                 refuse_second_active(tx, subscriber_id, tx.time)
             issued = self.issuance.issue_in(
-                tx, accepted, subject=subject, now=now, profile=profile, subscriber_id=subscriber_id
+                tx, accepted, subject=subject, now=now, profile=profile, subscriber_id=subscriber_id, email=email
             )
             tx.append_event(
                 "certificate.issued",

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kinko.ca import issuance, profiles, windows
 from kinko.ca.csr import AcceptedCSR
-from kinko.ca.errors import Conflict, NotFound, PolicyError
+from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
 from kinko.ca.keys import certificate_key
 from kinko.ca.lifecycle.session import Issued, Session
 from kinko.ca.signer import Issuer
@@ -32,9 +32,12 @@ class Issuance:
         now: dt.datetime,
         profile: str = "client",
         subscriber_id: str | None = None,
+        email: str | None = None,
     ) -> Issued:
         """Signs and records a certificate inside `tx`, with its pre-signed OCSP responses;
-        the caller appends the ledger event that says why."""
+        the caller appends the ledger event that says why. The subjectAltName names the holder:
+        a subscriber's recorded e-mail address, else `email` (an officer's certificate without a
+        subscriber), else a URI."""
         s = self.session
         chosen = s.config.profile(profile)
         # The CA's own certificates and its delegated signers (OCSP, ledger audit) are made by
@@ -69,12 +72,23 @@ class Issuance:
                 issuer_key=certificate_key(issuer_cert),
                 urls=profiles.issuer_urls(s.config.ca.base_url, role),
                 policy_oid=s.config.ca.policy_oid,
+                alt_name=self._alt_name(tx, subscriber_id, email),
             ),
             subscriber_id=subscriber_id,
             key_hash=accepted.spki_sha256,
         )
         s.presigner.sign(tx, [record], now)
         return Issued(record, certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"))
+
+    def _alt_name(self, tx: Writer, subscriber_id: str | None, email: str | None) -> x509.GeneralName:
+        if subscriber_id is not None:
+            if email is not None:
+                raise InputError("a subscriber's certificates name the e-mail address recorded at its enrollment")
+            subscriber = tx.subscriber(subscriber_id)
+            email = subscriber.email if subscriber is not None else None
+        elif email is not None:
+            email = profiles.checked_email(email)
+        return profiles.holder_alt_name(email, subscriber_id, self.session.config.ca.base_url)
 
     @staticmethod
     def details(record: CertificateRecord, **extra: object) -> dict[str, object]:

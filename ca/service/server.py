@@ -79,6 +79,7 @@ class Service:
         self._home: Home | None = None
         self._presigner: Presigner | None = None
         self.schedule: ScheduleThread | None = None  # the jobs, run beside the requests
+        self._status_seq = -1  # the last status change the schedule was told of
         # Connections are read and answered by their own threads; operations run on this one,
         # which owns the home's SQLite connection.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinko-service")
@@ -94,6 +95,16 @@ class Service:
         except KinkoError as exc:
             return _reply(2, stderr=f"kinko: error: {exc}\n")
         return self.run(operation, params, login_of(uid), bool(request.get("json")))
+
+    def _note_status_change(self, home: Home) -> None:
+        """Wakes the schedule when a request changed a certificate's status (one index lookup):
+        a change that went only into a delta CRL then reaches a full one at once."""
+        if self.schedule is None:
+            return
+        seq = home.store.last_status_change_seq(home.issuing_role)
+        if seq != self._status_seq:
+            self._status_seq = seq
+            self.schedule.changed()
 
     def run(self, operation: Operation[Any, Any], params: Any, login: str, as_json: bool) -> dict[str, Any]:
         """Checks the caller's role, runs the operation as that caller, and captures its output."""
@@ -119,8 +130,7 @@ class Service:
             for label, needed in [*checks, *operation.extra_roles(params), *operation.state_roles(context, params)]:
                 authorize(home, login, label, needed, context.now_text())
             operation.render(operation.run(context, params), out, params)
-            if self.schedule is not None:
-                self.schedule.changed()  # a status change may need a new full CRL
+            self._note_status_change(home)
             return _reply(0, "".join(out.chunks), files=out.files)
         except KinkoError as exc:
             return _reply(exc.exit_code, "".join(out.chunks), f"kinko: error: {exc}\n")

@@ -316,7 +316,7 @@ REPLAYED: dict[str, tuple[str, ...]] = {
     ),
     "officers": ("login", "role"),
     "customers": ("id", "name", "status", "terminate_at"),
-    "subscribers": ("id", "customer_id", "role", "name"),
+    "subscribers": ("id", "customer_id", "role", "name", "email"),
     "enrollments": (
         "id",
         "subscriber_id",
@@ -453,8 +453,10 @@ class Writer(AccountReader, Protocol):
         """Records a future service end, applied when it arrives."""
         ...
 
-    def add_subscriber(self, subscriber_id: str, customer_id: str, role: str, name: str, created_by: str) -> None:
-        """Registers an administrator or user of a customer."""
+    def add_subscriber(
+        self, subscriber_id: str, customer_id: str, role: str, name: str, created_by: str, email: str | None = None
+    ) -> None:
+        """Registers an administrator or user of a customer (and the e-mail address its certificates name)."""
         ...
 
     def add_enrollment(

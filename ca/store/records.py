@@ -97,6 +97,7 @@ class SubscriberRecord:
     created_by: str | None
     failed_attempts: int
     locked_until: str | None
+    email: str | None = None  # put in its certificates' subjectAltName
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,9 @@ CREATE TABLE "subscribers" (
    "created_by" TEXT,
    "failed_attempts" INTEGER DEFAULT 0,
    "locked_until" TEXT
-);
+, "email" TEXT);
+-- (email written as SQLite's ALTER TABLE ... ADD COLUMN of migration 0004 leaves it, so that a
+-- fresh database and an upgraded one have the same schema text.)
 
 CREATE INDEX "idx_subscribers_customer_id"
     ON "subscribers" ("customer_id");

@@ -239,13 +239,15 @@ class SQLiteWriter(AccountReads):
         self._conn.execute("UPDATE customers SET terminate_at = ? WHERE id = ?", (terminate_at, customer_id))
         self._changes += 1
 
-    def add_subscriber(self, subscriber_id: str, customer_id: str, role: str, name: str, created_by: str) -> None:
+    def add_subscriber(
+        self, subscriber_id: str, customer_id: str, role: str, name: str, created_by: str, email: str | None = None
+    ) -> None:
         """Registers an administrator or user of a customer."""
         try:
             self._conn.execute(
-                "INSERT INTO subscribers (id, customer_id, role, name, status, created_at, created_by) "
-                "VALUES (?, ?, ?, ?, 'active', ?, ?)",
-                (subscriber_id, customer_id, role, name, self.time, created_by),
+                "INSERT INTO subscribers (id, customer_id, role, name, status, created_at, created_by, email) "
+                "VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+                (subscriber_id, customer_id, role, name, self.time, created_by, email),
             )
         except sqlite3.IntegrityError:
             raise Conflict(f"subscriber {subscriber_id} already exists") from None

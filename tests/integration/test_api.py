@@ -338,6 +338,25 @@ def test_a_users_enrollment_is_proved_by_the_administrators_certificate(
     assert json.loads(added.details)["on_behalf_of"] == admin[0]
 
 
+def test_an_enrollment_may_record_the_user_s_e_mail_for_the_subject_alt_name(api: int, home: Home, admin) -> None:
+    presented = pem_of(home, admin[1])
+    before = row_counts(home)
+    for email, message in [(42, "field 'email' must be a string"), ("佐藤@example.jp", "is not ASCII")]:
+        body = {"customer": "C0001", "name": "佐藤 花子", "email": email}
+        status, problem, _ = call(api, "POST", "/v1/enrollments", body, certificate=presented)
+        assert status == 400 and message in problem["detail"], problem
+    assert row_counts(home) == before
+    body = {"customer": "C0001", "name": "佐藤 花子", "email": "sato@example.co.jp"}
+    status, enrolled, _ = call(api, "POST", "/v1/enrollments", body, certificate=presented)
+    assert status == 201, enrolled
+    status, issued, _ = call(api, "POST", "/v1/acquire", {"code": enrolled["code"], "csr": make_csr().decode()})
+    assert status == 201, issued
+    names = x509.load_pem_x509_certificate(issued["pem"].encode()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert list(names.value) == [x509.RFC822Name("sato@example.co.jp")]
+
+
 def _tls_material(directory: Path) -> dict[str, Path]:
     """A test CA, a server certificate for 127.0.0.1 and a front end's client certificate, as files."""
     import ipaddress

@@ -27,7 +27,7 @@ from tests.integration.test_roles import arguments
 
 FIXTURE = ROOT / "tests" / "fixtures" / "home-v1.tar.gz"
 # Every migration a version-1 database gets, in order.
-MIGRATIONS = ["0002_change_counter", "0003_ledger_by_serial"]
+MIGRATIONS = ["0002_change_counter", "0003_ledger_by_serial", "0004_subscriber_email"]
 HELD = "06AAC494162BDE23321D0812B29BC13B"  # put on hold by make_home_v1.py
 VALID = "8B49B9C1C73E7526F350B578B64BAEA8"
 ADMIN = "root"  # the account that made the fixture, its admin
@@ -176,6 +176,9 @@ def test_db_upgrade_migrates_version_1_and_the_ca_carries_on(home: Path, clock: 
     assert after["checkpoints"][:-1] == before["checkpoints"]
     assert after["checkpoints"][-1][:2] == (seq, head)
     assert after["change_counter"] == [(1, 1)]
+    # 0004 adds subscribers.email, empty for the subscribers that version 1 knew.
+    assert [row[-1] for row in after["subscribers"]] == [None] * len(before["subscribers"])
+    after["subscribers"] = [row[:-1] for row in after["subscribers"]]
     for table in before:
         if table not in ("ledger", "checkpoints", "meta", "sqlite_master"):
             assert after[table] == before[table], f"the upgrade changed {table}"

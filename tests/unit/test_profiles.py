@@ -70,7 +70,12 @@ def test_client_profile_extensions() -> None:
     extensions = dict(
         (ext.oid, (ext, critical))
         for ext, critical in build_extensions(
-            profiles["client"], subject_key=subject_key, issuer_key=issuer_key, urls=urls, policy_oid="1.2.3.4"
+            profiles["client"],
+            subject_key=subject_key,
+            issuer_key=issuer_key,
+            urls=urls,
+            policy_oid="1.2.3.4",
+            alt_name=x509.RFC822Name("yamada@example.co.jp"),
         )
     )
     basic, critical = extensions[ExtensionOID.BASIC_CONSTRAINTS]
@@ -92,6 +97,8 @@ def test_client_profile_extensions() -> None:
     ]
     policies, _ = extensions[ExtensionOID.CERTIFICATE_POLICIES]
     assert policies[0].policy_identifier.dotted_string == "1.2.3.4"
+    names, _ = extensions[ExtensionOID.SUBJECT_ALTERNATIVE_NAME]
+    assert list(names) == [x509.RFC822Name("yamada@example.co.jp")]
     assert all(
         not critical
         for oid, (_, critical) in extensions.items()
