@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from kinko.ca import cms, ledger
 from kinko.ca.clock import to_text
 from kinko.ca.errors import InputError, KinkoError, StorageError
+from kinko.ca.files import FileContents
 from kinko.ca.home import Home
+from kinko.ca.outputs import Destination, OutputFile, Outputs
 from kinko.ca.serials import format_serial
 from kinko.ca.signers import AuditSigners
 from kinko.ca.store import Reader
@@ -192,7 +193,7 @@ class Head:
     signature: bytes
     signer: str
     certificate: x509.Certificate
-    source: Path
+    source: Path | str
 
     def message(self) -> bytes:
         """The bytes the checkpoint signature covers."""
@@ -204,13 +205,29 @@ def head_file(export_file: Path) -> Path:
     return export_file.with_name(export_file.name + ".head.json")
 
 
+def head_source(path: Path) -> Path:
+    """The head file of an export given the export or its FILE.head.json."""
+    return path if path.name.endswith(".head.json") else head_file(path)
+
+
 def read_head(path: Path) -> Head:
     """Reads an export's head (given the export or its FILE.head.json); one-line errors."""
+    source = head_source(path)
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"head file {source} does not exist (a signed export writes FILE.head.json)") from None
+    except OSError as exc:
+        raise InputError(f"cannot read head file {source}: {type(exc).__name__}: {exc}") from None
+    return parse_head(data, source)
+
+
+def parse_head(raw: bytes, source: Path | str) -> Head:
+    """An export's head from the bytes of its FILE.head.json; one-line errors naming `source`."""
     from cryptography.x509 import load_pem_x509_certificate
 
-    source = path if path.name.endswith(".head.json") else head_file(path)
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict) or data.get("format") != HEAD_FORMAT:
             raise ValueError(f"not a {HEAD_FORMAT} file")
         checkpoint = data["checkpoint"]
@@ -227,28 +244,25 @@ def read_head(path: Path) -> Head:
             load_pem_x509_certificate(str(checkpoint["certificate"]).encode("ascii")),
             source,
         )
-    except FileNotFoundError:
-        raise InputError(f"head file {source} does not exist (a signed export writes FILE.head.json)") from None
-    except (OSError, ValueError, KeyError, TypeError, UnicodeError) as exc:
+    except (ValueError, KeyError, TypeError, UnicodeError) as exc:
         raise InputError(f"cannot read head file {source}: {type(exc).__name__}: {exc}") from None
 
 
-def read_anchors(paths: tuple[Path, ...]) -> tuple[Head, ...]:
-    """The heads of earlier exports an auditor keeps, each checked against its own signature."""
-    heads = tuple(read_head(path) for path in paths)
+def read_anchors(files: tuple[FileContents, ...]) -> tuple[Head, ...]:
+    """The heads of earlier exports an auditor keeps (the contents of their FILE.head.json, read by
+    the auditor's own process), each checked against its own signature."""
+    heads = tuple(parse_head(file.data, file.name) for file in files)
     for head in heads:
         if not _verify_signature(head.certificate, head.signature, head.message()):
             raise InputError(f"anchor {head.source}: its checkpoint signature does not verify (edited)")
     return heads
 
 
-def _write_head(
-    path: Path, out: Path, digest: bytes, checkpoint: tuple[int, str, str, bytes, str], cert: bytes
-) -> None:
+def _head_bytes(out_name: str, digest: bytes, checkpoint: tuple[int, str, str, bytes, str], cert: bytes) -> bytes:
     seq, head_hash, time, signature, signer = checkpoint
     body = {
         "format": HEAD_FORMAT,
-        "export": out.name,
+        "export": out_name,
         "export_sha256": digest.hex(),
         "seq": seq,
         "head_hash": head_hash,
@@ -259,24 +273,7 @@ def _write_head(
             "certificate": cert.decode("ascii"),
         },
     }
-    _write_new(path, (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-def _no_follow(path: str, flags: int) -> int:
-    # The export itself: written in place (an auditor may overwrite last month's), never through a
-    # symlink, and 0600 whatever the umask: it holds the holders' names.
-    descriptor = os.open(path, flags | os.O_NOFOLLOW, 0o600)
-    os.fchmod(descriptor, 0o600)
-    return descriptor
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    # Exports go to places others can write: never follow a planted symlink, whatever the umask.
-    path.unlink(missing_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    os.fchmod(descriptor, 0o644)  # the mode asked for, whatever the umask
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
+    return (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -291,8 +288,30 @@ class Export:
     head: Path | None = None
 
 
-def export(
+EXPORT_MODE, COMPANION_MODE = 0o600, 0o644  # the export holds the holders' names
+
+
+def export_destinations(out: Path) -> list[Destination]:
+    """Where an export goes: the file (0600), its signature, chain and head (0644 each)."""
+    companions = [out.with_name(out.name + suffix) for suffix in (".sig", ".chain.pem", ".head.json")]
+    return [Destination(out, EXPORT_MODE), *(Destination(path, COMPANION_MODE) for path in companions)]
+
+
+def export(home: Home, out: Path, **options: Any) -> Export:
+    """Exports to files this process opens (direct mode); see export_to."""
+    outputs = Outputs(export_destinations(out))
+    try:
+        result = export_to(home, outputs.files, out, **options)
+    except BaseException:
+        outputs.abort()
+        raise
+    outputs.commit([f.produced for f in outputs.files])
+    return result
+
+
+def export_to(
     home: Home,
+    files: list[OutputFile],
     out: Path,
     *,
     fmt: str,
@@ -305,16 +324,25 @@ def export(
     excel: bool = False,
     progress: Progress | None = None,
 ) -> Export:
-    """Streams the ledger to CSV or JSON Lines; a full export is also signed (FILE.sig, FILE.chain.pem)
-    and records its head (FILE.head.json)."""
+    """Streams the ledger to CSV or JSON Lines into `files` (the export, then its companions, as
+    export_destinations names them, opened by the caller); a full export is also signed (FILE.sig,
+    FILE.chain.pem) and records its head (FILE.head.json). `out` only names the files."""
     if fmt not in ("csv", "jsonl"):
         raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
     if excel and fmt != "csv":
         raise InputError("--excel writes CSV; use it with --format csv")
+    if len(files) != 4:
+        raise InputError("an export is written to four files: the export, its signature, chain and head")
+    target, signature_file, chain_file, head_file_out = files
     full = since is None and until is None and customer is None and action is None
     reader = home.readonly_store
-    companions = [out.with_name(out.name + suffix) for suffix in (".sig", ".chain.pem", ".head.json")]
     rows = 0
+    hasher = hashlib.sha256()
+
+    def write(data: bytes) -> None:
+        hasher.update(data)
+        target.write(data)
+
     # One snapshot: the rows written and the head recorded are the same ledger.
     with reader.reading():
         head_seq, _head_hash = reader.ledger_head()
@@ -329,29 +357,25 @@ def export(
             home.require_audit_signer(begins=head_seq + 1, head=head_seq, time=to_text(now) or "")
         lines = reader.ledger_export_lines(fmt, to_text(since), to_text(until), customer, action)
         try:
-            with open(out, "w", encoding="utf-8-sig" if excel else "utf-8", newline="", opener=_no_follow) as handle:
-                if fmt == "csv":
-                    handle.write(ledger.CSV_HEADER)
-                batch: list[str] = []
-                for line in lines:
-                    batch.append(line)
-                    if len(batch) == 10000:  # one write per batch: per-line writes cost a sixth more
-                        handle.write("".join(batch))
-                        rows += len(batch)
-                        batch.clear()
-                        if progress is not None:
-                            progress(rows)
-                handle.write("".join(batch))
-                rows += len(batch)
+            write((b"\xef\xbb\xbf" if excel else b"") + (ledger.CSV_HEADER.encode("utf-8") if fmt == "csv" else b""))
+            batch: list[str] = []
+            for line in lines:
+                batch.append(line)
+                if len(batch) == 10000:  # one write per batch: per-line writes cost a sixth more
+                    write("".join(batch).encode("utf-8"))
+                    rows += len(batch)
+                    batch.clear()
+                    if progress is not None:
+                        progress(rows)
+            write("".join(batch).encode("utf-8"))
+            rows += len(batch)
+            target.finish()
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror}") from None
-    digest = cms.file_sha256(out)
+    digest = hasher.digest()
     signature = chain = head = None
-    if not full:
-        # A filtered export is not signed: companions left by an earlier full export would
-        # make it look tampered with.
-        for stale in companions:
-            stale.unlink(missing_ok=True)
+    # A filtered export is not signed: its companions are not produced, and those left by an
+    # earlier full export are removed, or they would make it look tampered with.
     if full and sealed is not None:
         from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -359,14 +383,19 @@ def export(
         issuers = [
             home.ca_certificate(role) for role in (["root"] if home.config.ca.single_tier else ["issuing", "root"])
         ]
-        signature, chain, head = companions
-        _write_new(signature, cms.sign_detached(digest, home.key("audit"), signer, issuers, now))
-        _write_new(chain, b"".join(c.public_bytes(Encoding.PEM) for c in issuers))
         checkpoint_signer = home.readonly_store.certificate(sealed[4])
         if checkpoint_signer is None:
             raise LedgerBroken(f"the checkpoint at seq {head_seq} names signer {sealed[4]}, not in the registry")
         pem = x509.load_der_x509_certificate(checkpoint_signer.der).public_bytes(Encoding.PEM)
-        _write_head(head, out, digest, sealed, pem)
+        try:
+            signature_file.write(cms.sign_detached(digest, home.key("audit"), signer, issuers, now))
+            chain_file.write(b"".join(c.public_bytes(Encoding.PEM) for c in issuers))
+            head_file_out.write(_head_bytes(out.name, digest, sealed, pem))
+            for companion in (signature_file, chain_file, head_file_out):
+                companion.finish()
+        except OSError as exc:
+            raise InputError(f"cannot write {out}'s companions: {exc.strerror}") from None
+        signature, chain, head = (d.path for d in export_destinations(out)[1:])
     with home.store.transaction(actor, to_text(now) or "") as tx:
         tx.append_event(
             "ledger.exported",

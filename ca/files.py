@@ -7,11 +7,21 @@ import contextlib
 import os
 import secrets
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from kinko.ca.errors import ConfigError
 
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class FileContents:
+    """A file the caller read for an operation: its name (for messages only) and its bytes. Through
+    the CA service it travels as data: the service never opens a path a caller names."""
+
+    name: str
+    data: bytes
 
 
 def write_new(path: Path, data: bytes, mode: int) -> None:

@@ -132,7 +132,8 @@ def _publish_locked(
     # Before a number is reserved: a CRL is signed only over rows that their ledger events confirm.
     if not confirmed:
         with integrity.recorded(store, actor, this_update):
-            confirm_entries(store, issuer, kind, keep_after)
+            # A delta lists only the rows changed since its base: those are the ones it is signed over.
+            confirm_entries(store, issuer, kind, keep_after, (base.ledger_seq or 0) if base is not None else None)
     number = store.reserve_crl_number(issuer, kind, base.number if base else None, this_update)
 
     builder = CRLBuilder().issuer_name(certificate.subject).this_update(this_update).next_update(next_update)
@@ -198,11 +199,12 @@ def _publish_locked(
     )
 
 
-def confirm_entries(store: Store, issuer: str, kind: str, keep_after: str) -> None:
-    """Checks every unexpired certificate of the issuer against its newest status event: a row
-    made valid behind Kinko's back would leave the CRL, one made revoked would join it."""
+def confirm_entries(store: Store, issuer: str, kind: str, keep_after: str, changed_after: int | None = None) -> None:
+    """Checks every unexpired certificate of the issuer (a delta's: each changed after its base)
+    against its newest status event: a row made valid behind Kinko's back would leave the CRL,
+    one made revoked would join it."""
     with store.reading():
-        for serial, facts, event in store.status_disagreements(issuer, keep_after):
+        for serial, facts, event in store.status_disagreements(issuer, keep_after, changed_after):
             mismatch = confirm(serial, facts, event) or Mismatch(
                 "certificates", serial, "disagrees with its last event"
             )

@@ -198,12 +198,15 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         state = click.get_current_context().find_object(CLIState)
         assert state is not None
         params = operation.params(**{item.name: _value(item, values[item.name]) for item in fields})
-        if state.socket is not None and not operation.local:
+        if state.socket is not None and not operation.local and not operation.runs_here(params):
             through_service(state.socket, operation, params, state.as_json)
             return
         for label, needed in [*operation.extra_roles(params), *operation.state_roles(state.context, params)]:
             require_role(state, needed, label)
-        result = operation.run(state.context, params)
+        if operation.writes is None:
+            result = operation.run(state.context, params)
+        else:
+            result = _run_writing(operation, state.context, params)
         operation.render(result, state.output, params)
 
     return RoleCommand(
@@ -215,13 +218,43 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
     )
 
 
+def _run_writing(operation: Operation[Any, Any], context: Context, params: Any) -> Any:
+    """Runs an operation that writes files where the caller asked, into files this process opened."""
+    from kinko.ca.outputs import Outputs
+
+    assert operation.writes is not None
+    outputs = Outputs(operation.writes(params))
+    context.outputs = outputs.files
+    try:
+        result = operation.run(context, params)
+    except BaseException:
+        outputs.abort()
+        raise
+    outputs.commit([f.produced for f in outputs.files])
+    return result
+
+
 def through_service(socket_path: Path, operation: Operation[Any, Any], params: Any, as_json: bool) -> None:
-    """Runs an operation in the CA service: prints its output and writes its files as this account."""
+    """Runs an operation in the CA service: prints its output and writes its files as this account
+    (a file the operation writes itself is opened here and travels as a descriptor)."""
     from kinko.ca.commands.render import write_output
+    from kinko.ca.outputs import Outputs
     from kinko.ca.service.client import call
 
     values = {item.name: getattr(params, item.name) for item in dataclasses.fields(params)}
-    reply = call(socket_path, operation.path, values, as_json)
+    outputs = Outputs(operation.writes(params)) if operation.writes is not None else None
+    try:
+        reply = call(socket_path, operation.path, values, as_json, fds=outputs.fds() if outputs else [])
+    except BaseException:
+        if outputs is not None:
+            outputs.abort()
+        raise
+    if outputs is not None:
+        produced = reply.get("produced")
+        if reply["exit"] == 0 and isinstance(produced, list) and len(produced) == len(outputs.files):
+            outputs.commit([bool(made) for made in produced])
+        else:
+            outputs.abort()
     for written in reply.get("files", []):
         write_output(Path(written["path"]), written["text"])
     click.echo(reply.get("stdout", ""), nl=False)
@@ -268,8 +301,12 @@ def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter
 
 def _value(item: dataclasses.Field[Any], value: Any) -> Any:
     from kinko.ca.commands.registry import param_info
+    from kinko.ca.files import FileContents
 
     info = param_info(item)
+    if info.reads is not None and isinstance(value, tuple):
+        locate = info.read_from or (lambda path: path)
+        return tuple(FileContents(str(locate(p)), read_input(locate(p), info.reads)) for p in value)
     if info.reads is not None and value is not None:
         return read_input(value, info.reads)
     if info.hidden_prompt is not None and value is None:

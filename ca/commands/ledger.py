@@ -9,14 +9,22 @@ from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import Context, NoParams, Operation, param
 from kinko.ca.commands.render import Output
+from kinko.ca.files import FileContents
 
 if TYPE_CHECKING:
     from kinko.ca.audit import Export, Rotation, Verification
+    from kinko.ca.outputs import Destination
 
 GROUPS = {
     "ledger": "The hash-chained ledger: verify it, export it, checkpoint it.",
     "ledger signer": "The audit signer that seals checkpoints and signs exports.",
 }
+
+
+def _head_source(path: Path) -> Path:
+    from kinko.ca.audit import head_source
+
+    return head_source(path)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,10 +43,12 @@ class VerifyParams:
     root_fingerprint: str | None = param(
         "Your trust anchor for --export: the SHA-256 fingerprint of the bank's root (hex, colons allowed).", None
     )
-    anchor: tuple[Path, ...] = param(
+    anchor: tuple[FileContents, ...] = param(
         "An earlier signed export (or its FILE.head.json) the ledger must extend unchanged; repeatable.",
         (),
         file_only=True,
+        reads="head",
+        read_from=_head_source,
     )
     allow_unsigned: bool = param("Accept an unsigned (filtered) export, checked row by row, with exit 0.", False)
 
@@ -139,13 +149,22 @@ class ExportView:
         )
 
 
+def _export_files(p: ExportParams) -> list[Destination]:
+    from kinko.ca.audit import export_destinations
+
+    return export_destinations(p.out)
+
+
 def ledger_export(ctx: Context, p: ExportParams) -> ExportView:
     """Stream the ledger to CSV or JSON Lines; a full export is signed (FILE.sig) with the chain beside it."""
     from kinko.ca import audit
     from kinko.ca.clock import parse_user_time
 
-    result = audit.export(
+    if ctx.outputs is None:
+        raise RuntimeError("ledger export runs with the output files its caller opened")
+    result = audit.export_to(
         ctx.home(),
+        ctx.outputs,
         p.out,
         fmt=p.fmt,
         actor=ctx.login(),
@@ -203,8 +222,23 @@ def _emit(result: ExportView | Checkpoint | RotationView, out: Output, _p: objec
 
 
 OPERATIONS: list[Operation[Any, Any]] = [
-    Operation("ledger verify", VerifyParams, ledger_verify, render_verify, None, extra_roles=auditor_unless_offline),
-    Operation("ledger export", ExportParams, ledger_export, _emit, "auditor"),
+    Operation(
+        "ledger verify",
+        VerifyParams,
+        ledger_verify,
+        render_verify,
+        None,
+        extra_roles=auditor_unless_offline,
+        runs_here=lambda p: p.export_file is not None,
+    ),
+    Operation(
+        "ledger export",
+        ExportParams,
+        ledger_export,
+        _emit,
+        "auditor",
+        writes=_export_files,
+    ),
     Operation("ledger checkpoint", NoParams, ledger_checkpoint, _emit, "officer"),
     Operation("ledger signer rotate", NoParams, ledger_signer_rotate, _emit, "admin"),
 ]

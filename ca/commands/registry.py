@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from kinko.ca.clock import Clock, SystemClock, to_text
 from kinko.ca.commands import INDEX
+from kinko.ca.files import FileContents
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from kinko.ca.home import Home
     from kinko.ca.lifecycle import Kinko
     from kinko.ca.lifecycle.session import OCSPPresigner
+    from kinko.ca.outputs import Destination, OutputFile
     from kinko.ca.service.jobs import Schedule
 
 P = TypeVar("P")
@@ -47,6 +49,8 @@ class Param:
     flag: str | None = None  # the option's name when it differs from the field's (--csv for as_csv)
     choices: tuple[str, ...] | None = None
     reads: str | None = None  # a file the caller reads; the operation receives its bytes. The label names it.
+    # For a repeatable `reads` option: the file read for each path given (its FileContents go to the operation).
+    read_from: Callable[[Path], Path] | None = None
     hidden_prompt: str | None = None  # when not given: a hidden prompt on a terminal, else a line of standard input
     show_default: bool = False
     minimum: int | None = None
@@ -106,6 +110,8 @@ def build_params(params_type: type[D], values: object) -> D:
             if not isinstance(value, list | tuple):
                 raise InputError(f"parameter {name} must be a list")
             converted = [Path(v) if member is Path and isinstance(v, str) else v for v in value]
+            if member is FileContents:
+                converted = [_contents(v, name) for v in value]
             if not all(isinstance(v, member) for v in converted):
                 raise InputError(f"parameter {name} must be a list of {member.__name__}")
             checked[name] = tuple(converted)
@@ -127,6 +133,15 @@ def build_params(params_type: type[D], values: object) -> D:
             raise InputError(f"parameter {name} is out of range")
         checked[name] = value
     return params_type(**checked)
+
+
+def _contents(value: object, name: str) -> FileContents:
+    """A FileContents received as data: {"name": ..., "data": bytes}."""
+    from kinko.ca.errors import InputError
+
+    if isinstance(value, dict) and isinstance(value.get("name"), str) and isinstance(value.get("data"), bytes):
+        return FileContents(value["name"], value["data"])
+    raise InputError(f"parameter {name} must be a list of files' contents")
 
 
 @cache
@@ -151,6 +166,11 @@ def no_state_roles(_ctx: Context, _params: object) -> list[tuple[str, str]]:
     return []
 
 
+def never(_params: object) -> bool:
+    """Operations that run where the home is for any parameters."""
+    return False
+
+
 @dataclass(frozen=True)
 class Operation(Generic[P, R]):
     """One officer, auditor or holder operation."""
@@ -169,6 +189,11 @@ class Operation(Generic[P, R]):
     local: bool = False
     # Opens a database older than this Kinko (to check the role, then upgrade it); every other operation refuses one.
     opens_older_schema: bool = False
+    # Runs in the caller's own process for these parameters (verifying an export offline needs no home).
+    runs_here: Callable[[P], bool] = never
+    # The files it writes where the caller asked: the caller opens them (the service gets descriptors,
+    # never a path to open) and the operation writes into `Context.outputs`, in this order.
+    writes: Callable[[P], list[Destination]] | None = None
 
     @property
     def help(self) -> str:
@@ -190,6 +215,7 @@ class Context:
     home_instance: Home | None = None  # a long-lived caller's open home (the service's); else opened here
     presigner: OCSPPresigner | None = None  # a long-lived caller's own, reused by every command
     schedule: Schedule | None = None  # the CA service's jobs (`kinko service status`); None in direct mode
+    outputs: list[OutputFile] | None = None  # the files of an operation that `writes`, opened by the caller
 
     def home(self) -> Home:
         """The CA home, opened once per command: its config, connections and loaded keys are reused."""

@@ -41,8 +41,14 @@ class Issuance:
         s = self.session
         chosen = s.config.profile(profile)
         # The CA's own certificates and its delegated signers (OCSP, ledger audit) are made by
-        # init and rotation only: an audit signer from `kinko issue` could re-sign the ledger.
-        if chosen.is_ca or chosen.ocsp_no_check or profile in ("ocsp-signer", "audit-signer"):
+        # init and rotation only: an audit signer from `kinko issue` could re-sign the ledger, and a
+        # certificate with the OCSP-signing EKU could answer "good" for a revoked one.
+        if (
+            chosen.is_ca
+            or chosen.ocsp_no_check
+            or "ocsp_signing" in chosen.extended_key_usage
+            or profile in ("ocsp-signer", "audit-signer")
+        ):
             raise PolicyError(
                 f"profile {profile!r} is for the CA's own certificates; `kinko issue` makes end-entity certificates"
             )

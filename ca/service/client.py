@@ -20,8 +20,10 @@ class ServiceUnavailable(KinkoError):
     exit_code = 3
 
 
-def call(socket_path: Path, operation: str, params: dict[str, Any], as_json: bool) -> dict[str, Any]:
-    """Sends one request to the service and returns its reply."""
+def call(
+    socket_path: Path, operation: str, params: dict[str, Any], as_json: bool, fds: list[int] | None = None
+) -> dict[str, Any]:
+    """Sends one request (and the descriptors of the files the operation writes) and returns its reply."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         connection.settimeout(CONNECT_TIMEOUT)
@@ -39,7 +41,7 @@ def call(socket_path: Path, operation: str, params: dict[str, Any], as_json: boo
             ) from None
         connection.settimeout(REPLY_TIMEOUT)
         try:
-            send(connection, {"op": operation, "params": params, "json": as_json})
+            send(connection, {"op": operation, "params": params, "json": as_json}, fds)
             reply = receive(connection)
         except (OSError, ProtocolError) as exc:
             raise ServiceUnavailable(f"the Kinko service at {socket_path} did not answer: {exc}") from None

@@ -1,18 +1,23 @@
 """The CA service's wire protocol: one request and one reply per connection, each a JSON object
 in a frame of a 4-byte big-endian length, at most MAX_FRAME bytes. Bytes travel as
-{"$bytes": base64}, paths as strings; a request names an operation of the command registry."""
+{"$bytes": base64}, paths as strings; a request names an operation of the command registry.
+Files that an operation writes where the caller asked travel as descriptors (SCM_RIGHTS) with
+the request's length header, at most MAX_FDS of them."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 import struct
 from typing import Any
 
 from kinko.ca.errors import InputError
+from kinko.ca.files import FileContents
 
 MAX_FRAME = 1 << 20  # a CSR is a few KiB; a frame this large is not a Kinko request
+MAX_FDS = 8  # an export and its companions are four
 HEADER = struct.Struct(">I")
 
 
@@ -20,17 +25,45 @@ class ProtocolError(InputError):
     """A frame that is not a Kinko request or reply."""
 
 
-def send(sock: socket.socket, message: dict[str, Any]) -> None:
-    """Writes one framed JSON object."""
+def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    """Writes one framed JSON object, with descriptors beside its header."""
     data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=_encode).encode("utf-8")
     if len(data) > MAX_FRAME:
         raise ProtocolError(f"message of {len(data)} bytes is over the {MAX_FRAME}-byte frame limit")
-    sock.sendall(HEADER.pack(len(data)) + data)
+    if fds:
+        header = HEADER.pack(len(data))
+        if socket.send_fds(sock, [header], fds) != len(header):
+            raise ProtocolError("the request's header did not go out whole")
+        sock.sendall(data)
+    else:
+        sock.sendall(HEADER.pack(len(data)) + data)
 
 
 def receive(sock: socket.socket) -> dict[str, Any]:
     """Reads one framed JSON object; ProtocolError for anything else (a short, huge or garbled frame)."""
-    (length,) = HEADER.unpack(_exactly(sock, HEADER.size))
+    return _body(sock, _exactly(sock, HEADER.size))
+
+
+def receive_with_fds(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """Reads one framed JSON object and the descriptors sent with it. The caller closes them, also
+    when this raises ProtocolError (they are closed here then)."""
+    header, fds, flags, _address = socket.recv_fds(sock, HEADER.size, MAX_FDS)
+    try:
+        if flags & socket.MSG_CTRUNC:
+            raise ProtocolError(f"more than {MAX_FDS} descriptors came with the request")
+        if not header:
+            raise ProtocolError("the connection closed in the middle of a frame")
+        if len(header) < HEADER.size:
+            header += _exactly(sock, HEADER.size - len(header))
+        return _body(sock, header), fds
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+
+
+def _body(sock: socket.socket, header: bytes) -> dict[str, Any]:
+    (length,) = HEADER.unpack(header)
     if length > MAX_FRAME:
         raise ProtocolError(f"frame of {length} bytes is over the {MAX_FRAME}-byte limit")
     try:
@@ -54,6 +87,8 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
 
 
 def _encode(value: object) -> object:
+    if isinstance(value, FileContents):
+        return {"name": value.name, "data": value.data}
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode("ascii")}
     if hasattr(value, "__fspath__"):

@@ -28,7 +28,7 @@ from kinko.ca.commands.registry import Context, Operation, build_params, find
 from kinko.ca.commands.render import Output
 from kinko.ca.errors import KinkoError
 from kinko.ca.home import Home
-from kinko.ca.service.protocol import ProtocolError, receive, send
+from kinko.ca.service.protocol import ProtocolError, receive_with_fds, send
 
 if TYPE_CHECKING:
     from kinko.ca.service.jobs import ScheduleThread
@@ -84,17 +84,25 @@ class Service:
         # which owns the home's SQLite connection.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinko-service")
 
-    def handle(self, request: dict[str, Any], uid: int) -> dict[str, Any]:
-        """One request's reply: exit code, standard output, standard error, files to write."""
+    def handle(self, request: dict[str, Any], uid: int, fds: list[int] | None = None) -> dict[str, Any]:
+        """One request's reply: exit code, standard output, standard error, files to write, and
+        which of the files the caller opened (`fds`, which the caller of this closes) were produced."""
+        from kinko.ca.outputs import received
+
         name = request.get("op")
         try:
             if not isinstance(name, str):
                 raise ProtocolError("the request names no operation")
             operation = _operation(name)
             params = build_params(operation.params, request.get("params", {}))
+            if operation.runs_here(params):
+                raise ProtocolError(f"`kinko {name}` with these options runs in the caller's own process")
+            # The service never opens a path a caller names: the files an operation writes come open.
+            destinations = operation.writes(params) if operation.writes is not None else []
+            outputs = received(list(fds or []), [d.path.name for d in destinations])
         except KinkoError as exc:
             return _reply(2, stderr=f"kinko: error: {exc}\n")
-        return self.run(operation, params, login_of(uid), bool(request.get("json")))
+        return self.run(operation, params, login_of(uid), bool(request.get("json")), outputs)
 
     def _note_status_change(self, home: Home) -> None:
         """Wakes the schedule when a request changed a certificate's status (one index lookup):
@@ -106,7 +114,9 @@ class Service:
             self._status_seq = seq
             self.schedule.changed()
 
-    def run(self, operation: Operation[Any, Any], params: Any, login: str, as_json: bool) -> dict[str, Any]:
+    def run(
+        self, operation: Operation[Any, Any], params: Any, login: str, as_json: bool, outputs: Any = None
+    ) -> dict[str, Any]:
         """Checks the caller's role, runs the operation as that caller, and captures its output."""
         from kinko.ca.officers import authorize
         from kinko.ocsp.presign import Presigner
@@ -122,6 +132,7 @@ class Service:
             home_instance=self._home,
             presigner=self._presigner,
             schedule=self.schedule.schedule if self.schedule is not None else None,
+            outputs=outputs if outputs else None,
         )
         try:
             home = context.home()
@@ -131,7 +142,10 @@ class Service:
                 authorize(home, login, label, needed, context.now_text())
             operation.render(operation.run(context, params), out, params)
             self._note_status_change(home)
-            return _reply(0, "".join(out.chunks), files=out.files)
+            reply = _reply(0, "".join(out.chunks), files=out.files)
+            if outputs:
+                reply["produced"] = [f.produced for f in outputs]
+            return reply
         except KinkoError as exc:
             return _reply(exc.exit_code, "".join(out.chunks), f"kinko: error: {exc}\n")
         except click.UsageError as exc:
@@ -160,17 +174,22 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         connection: socket.socket = self.request
         connection.settimeout(READ_TIMEOUT)
+        fds: list[int] = []
         try:
             uid = peer_uid(connection)
             try:
-                request = receive(connection)
+                request, fds = receive_with_fds(connection)
             except ProtocolError as exc:
                 send(connection, _reply(2, stderr=f"kinko: error: malformed request: {exc}\n"))
                 return
             service = self.server.service
-            send(connection, service.executor.submit(service.handle, request, uid).result())
+            send(connection, service.executor.submit(service.handle, request, uid, fds).result())
         except (OSError, ProtocolError):
             pass  # the client went away or stalled: nothing to answer, the service goes on
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -198,8 +198,11 @@ class Reader(AccountReader, Protocol):
         """A certificate's issuer and revocation columns, for answering OCSP."""
         ...
 
-    def status_disagreements(self, issuer: str, expired_before: str) -> Iterator[StatusCheck]:
-        """The certificates of an issuer, unexpired at `expired_before`, whose revocation columns disagree
+    def status_disagreements(
+        self, issuer: str, expired_before: str, changed_after: int | None = None
+    ) -> Iterator[StatusCheck]:
+        """The certificates of an issuer, unexpired at `expired_before` (and, when given, whose status
+        changed after ledger seq `changed_after`: a delta CRL's rows), whose revocation columns disagree
         with their newest status event (or that have none), each with that event: what a CRL must not be
         signed over. The same facts as `kinko.ca.replay.status_facts`."""
         ...

@@ -390,9 +390,12 @@ class SQLiteStore(AccountReads):
         keys = {"crls": "issuer, number", "ocsp_responses": "serial, hash_algorithm"}.get(table, columns[0])
         yield from self._conn.execute(f"SELECT {', '.join(columns)} FROM {table}{where} ORDER BY {keys}")
 
-    def status_disagreements(self, issuer: str, expired_before: str) -> Iterator[StatusCheck]:
-        """The certificates of an issuer, unexpired at `expired_before`, whose revocation columns
-        disagree with their newest status event (or that have none), each with that event."""
+    def status_disagreements(
+        self, issuer: str, expired_before: str, changed_after: int | None = None
+    ) -> Iterator[StatusCheck]:
+        """The certificates of an issuer, unexpired at `expired_before` (and whose status changed
+        after ledger seq `changed_after`, when given), whose revocation columns disagree with their
+        newest status event (or that have none), each with that event."""
         from kinko.ca.store.contract import ISSUING_ACTIONS, STATUS_ACTIONS
 
         issuing, every = ", ".join(f"'{a}'" for a in ISSUING_ACTIONS), ", ".join(f"'{a}'" for a in STATUS_ACTIONS)
@@ -400,7 +403,8 @@ class SQLiteStore(AccountReads):
         rows = self._conn.execute(
             "WITH latest AS (SELECT c.serial, c.status, c.revocation_reason, c.revoked_at, c.changed_seq, "
             f"(SELECT MAX(seq) FROM ledger WHERE serial = c.serial AND action IN ({every})) AS last_seq "
-            "FROM certificates c WHERE c.issuer = ? AND c.status != 'reserved' AND c.not_after >= ?) "
+            "FROM certificates c WHERE c.issuer = ? AND c.status != 'reserved' AND c.not_after >= ? "
+            f"{'AND c.changed_seq > ?' if changed_after is not None else ''}) "
             "SELECT x.serial, x.status, x.revocation_reason, x.revoked_at, x.changed_seq, "
             "l.seq, l.time, l.actor, l.action, l.serial, l.subscriber, l.customer, l.details, l.prev_hash, l.hash "
             "FROM latest x LEFT JOIN ledger l ON l.seq = x.last_seq "
@@ -417,7 +421,7 @@ class SQLiteStore(AccountReads):
             "AND x.revocation_reason IS NOT json_extract(l.details, '$.reason')) "
             "OR (l.action = 'certificate.revoked' "
             "AND x.revoked_at IS NOT COALESCE(json_extract(l.details, '$.revoked_at'), l.time))))",
-            (issuer, expired_before),
+            (issuer, expired_before) if changed_after is None else (issuer, expired_before, changed_after),
         )
         for row in rows:
             facts = dict(zip(("status", "revocation_reason", "revoked_at", "changed_seq"), row[1:5], strict=True))

@@ -808,12 +808,15 @@ def test_export_companions_never_follow_a_planted_symlink(home: Home, kinko: Kin
     for companion in (".sig", ".chain.pem", ".head.json"):
         written = Path(f"{out}{companion}")
         assert not written.is_symlink() and written.stat().st_mode & 0o777 == 0o644
+    # The export itself too: written beside its destination and renamed over it, so a symlink
+    # planted there is replaced, never followed.
     linked = tmp_path / "linked.csv"
     linked.symlink_to(victim)
-    before = row_counts(home)
-    line = one_line_error(run_cli("--home", home.path, "ledger", "export", "--format", "csv", "--out", linked))
-    assert "cannot write" in line
-    assert victim.read_text(encoding="utf-8") == "keep me" and row_counts(home) == before
+    export(run_cli, home, linked)
+    assert not linked.is_symlink() and linked.stat().st_mode & 0o777 == 0o600
+    assert linked.read_text(encoding="utf-8").startswith("seq,")
+    assert victim.read_text(encoding="utf-8") == "keep me"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")]
 
 
 def test_bad_verify_arguments_are_one_line_each(home: Home, kinko: Kinko, clock, run_cli, tmp_path) -> None:

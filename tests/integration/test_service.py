@@ -311,6 +311,54 @@ def test_the_auditor_verifies_and_reads_but_may_not_revoke(deployment: dict[str,
     assert rows(d, "SELECT status FROM certificates WHERE serial = ?", (serial,)) == [("valid",)]
 
 
+def test_the_auditor_exports_the_ledger_into_files_of_its_own(deployment: dict[str, Any]) -> None:
+    """The auditor's process opens the export and its companions; the service writes through the
+    descriptors: the files belong to the auditor, and the service opens no path the auditor names."""
+    d = deployment
+    work = d["base"] / AUDITOR
+    out = work / "ledger.csv"
+    code, stdout, stderr = kinko_as(d, AUDITOR, "--json", "ledger", "export", "--format", "csv", "--out", str(out))
+    assert code == 0, stderr
+    shown = json.loads(stdout)
+    assert shown["file"] == str(out) and shown["signature"] == f"{out}.sig"
+    auditor = pwd.getpwnam(AUDITOR).pw_uid
+    for path, mode in ((out, 0o600), (Path(f"{out}.sig"), 0o644), (Path(f"{out}.head.json"), 0o644)):
+        assert (path.stat().st_uid, path.stat().st_mode & 0o777) == (auditor, mode), path
+    assert out.read_text(encoding="utf-8").startswith("seq,")
+    assert not [p.name for p in work.iterdir() if p.name.endswith(".part")]
+    # Offline verification runs in the auditor's own process, against its own trust anchor.
+    root = work / "root.pem"
+    root.write_bytes((d["home"] / "public" / "ca" / "root.pem").read_bytes())
+    code, stdout, stderr = kinko_as(d, AUDITOR, "ledger", "verify", "--export", str(out), "--ca-file", str(root))
+    assert code == 0 and "OK" in stdout, stderr
+    # An anchor is read by the auditor's process too, then checked by the service against the database.
+    code, stdout, stderr = kinko_as(d, AUDITOR, "ledger", "verify", "--anchor", str(out))
+    assert code == 0 and "extends anchor" in stdout, (stdout, stderr)
+
+
+def test_an_export_cannot_be_aimed_at_the_service_s_own_files(deployment: dict[str, Any]) -> None:
+    d = deployment
+    target = d["home"] / "profiles.toml"
+    before = (target.stat().st_mtime_ns, target.stat().st_size)
+    code, stdout, stderr = kinko_as(d, AUDITOR, "ledger", "export", "--format", "csv", "--out", str(target))
+    assert (code, stdout) == (1, "")
+    assert stderr == f"kinko: error: cannot write {target}: Permission denied\n"
+    assert (target.stat().st_mtime_ns, target.stat().st_size) == before
+    # A request that names the path without bringing the files is refused by the service itself.
+    body = json.dumps({"op": "ledger export", "params": {"fmt": "csv", "out": str(target)}}).encode()
+    answer = reply_of(raw(d, HEADER.pack(len(body)) + body))
+    assert answer["exit"] == 2 and "4 output files were named, 0 descriptors came" in answer["stderr"], answer
+    assert (target.stat().st_mtime_ns, target.stat().st_size) == before
+    body = json.dumps({"op": "ledger verify", "params": {"export_file": str(target)}}).encode()
+    answer = reply_of(raw(d, HEADER.pack(len(body)) + body))
+    assert answer["exit"] == 2 and "runs in the caller's own process" in answer["stderr"], answer
+
+
+def reply_of(data: bytes) -> dict[str, Any]:
+    (length,) = struct.unpack(">I", data[:4])
+    return dict(json.loads(data[4 : 4 + length]))
+
+
 def test_an_outsider_cannot_reach_the_socket(deployment: dict[str, Any]) -> None:
     code, stdout, stderr = kinko_as(deployment, OUTSIDER, "cert", "list")
     assert (code, stdout) == (3, "")

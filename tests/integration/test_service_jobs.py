@@ -314,3 +314,45 @@ def test_a_delta_is_published_while_a_full_crl_is_being_built(officer: Kinko, cl
     assert results == [["delta"]]
     delta = x509.load_der_x509_crl(crl_paths(officer.home, "issuing", "delta")[0].read_bytes())
     assert delta.get_revoked_certificate_by_serial_number(int(second, 16)) is not None
+
+
+def test_a_delta_checks_the_rows_it_lists_and_the_full_crl_all_of_them(
+    officer: Kinko, schedule: Schedule, clock: FixedClock
+) -> None:
+    """A delta is signed over the rows changed since its base, each confirmed by its last event (so a
+    revocation stays cheap at a million entries); a row edited without a new change is the full CRL's
+    to refuse."""
+    import sqlite3
+
+    first, second, third = issue(officer), issue(officer), issue(officer)
+    officer.revoke(first, reason="key-compromise")
+    base = officer.home.store.latest_crl("issuing", "full")
+    assert base is not None
+    clock.advance(seconds=FULL_CRL_SECONDS)
+    # Someone with write access un-revokes `first` and dresses it up as a change after the base,
+    # so that the next delta would carry removeFromCRL for it.
+    with sqlite3.connect(officer.home.path / "kinko.db") as db:
+        db.execute(
+            "UPDATE certificates SET status = 'valid', revocation_reason = NULL, revoked_at = NULL, "
+            "changed_seq = changed_seq + 1000 WHERE serial = ?",
+            (first,),
+        )
+    with pytest.raises(Exception, match="refused to sign the delta CRL of issuing") as refused:
+        officer.revoke(second, reason="key-compromise")
+    assert first in str(refused.value)
+    delta = x509.load_der_x509_crl(crl_paths(officer.home, "issuing", "delta")[0].read_bytes())
+    assert delta.get_revoked_certificate_by_serial_number(int(first, 16)) is None  # no removeFromCRL went out
+    # Put back, then edit a row that the next delta does not list: the delta goes out, the full refuses.
+    with sqlite3.connect(officer.home.path / "kinko.db") as db:
+        db.execute(
+            "UPDATE certificates SET status = 'revoked', revocation_reason = 'key-compromise', "
+            "revoked_at = ?, changed_seq = changed_seq - 1000 WHERE serial = ?",
+            (base.this_update, first),
+        )
+        db.execute("UPDATE certificates SET revocation_reason = 'superseded' WHERE serial = ?", (first,))
+    clock.advance(seconds=1)
+    assert [c.kind for c in officer.revoke(third, reason="key-compromise").crls] == ["delta"]
+    clock.advance(seconds=FULL_CRL_SECONDS)
+    schedule.run_due()
+    failed = [e for e in events(officer.home, "job.failed") if e["job"] == "crl-current"]
+    assert len(failed) == 1 and first in str(failed[0]["error"])
