@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import re
 import tomllib
@@ -104,6 +105,9 @@ class OCSPSettings:
     # Signatures on demand (nonces, unknown serials, several CertIDs) per second and client, per
     # worker, bursts of twice that; past it a client gets the pre-signed answer or tryLater. 0: no limit.
     on_demand_per_client: int = 20
+    # Addresses of the front end (nginx, config/nginx/kinko-ocsp.conf) whose X-Forwarded-For names
+    # the client: requests from them are budgeted by that client. From anyone else it is ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,14 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     service = _section(data, "service", ServiceSettings)
     if service.full_crl_seconds < 1:
         raise ConfigError("service.full_crl_seconds must be at least 1")
+    if not isinstance(ocsp.trusted_proxies, list | tuple) or not all(isinstance(a, str) for a in ocsp.trusted_proxies):
+        raise ConfigError("ocsp.trusted_proxies must be a list of IP addresses")
+    for address in ocsp.trusted_proxies:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(f"ocsp.trusted_proxies: {address!r} is not an IP address") from None
+    ocsp = dataclasses.replace(ocsp, trusted_proxies=tuple(ocsp.trusted_proxies))
     if ocsp.signer_validity_days < 1:
         raise ConfigError("ocsp.signer_validity_days must be at least 1")
     for section in (crl, ocsp, lifecycle, service):

@@ -81,12 +81,12 @@ class Reply:
     """Answers a GET or HEAD: HEAD gets the headers alone (with the GET's length), and a
     conditional GET whose ETag or date still matches gets 304, as caches and CDNs expect."""
 
-    def __init__(self, protocol: HTTPProtocol, scope: Scope) -> None:
+    def __init__(self, protocol: HTTPProtocol, scope: Scope, address: str) -> None:
         self.protocol = protocol
         self.head = scope.method == "HEAD"
         self.if_none_match = scope.headers.get("if-none-match")
         self.if_modified_since = scope.headers.get("if-modified-since")
-        self.client = _address(scope)
+        self.client = address
 
     def send(self, status: int, headers: Headers, body: bytes, conditional: bool = False) -> None:
         """Sends the answer, or 304 / headers only where that is what was asked."""
@@ -116,10 +116,22 @@ class Reply:
 class ResponderApp:
     """The RSGI application."""
 
-    def __init__(self, source: Source, public_dir: Path) -> None:
+    def __init__(self, source: Source, public_dir: Path, trusted_proxies: tuple[str, ...] = ()) -> None:
         self.source = source
         self.public_dir = public_dir
         self.bodies = BodyDeadlines()
+        self.trusted_proxies = frozenset(trusted_proxies)
+
+    def client_of(self, scope: Scope) -> str:
+        """The client a request's budget is kept for: the peer, or, when the peer is a trusted
+        front end, the last address of its X-Forwarded-For (the one it added itself)."""
+        peer = _address(scope)
+        if peer in self.trusted_proxies:
+            forwarded = scope.headers.get("x-forwarded-for") or ""
+            named = forwarded.rsplit(",", 1)[-1].strip()
+            if named:
+                return named
+        return peer
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         if scope.proto != "http":
@@ -134,10 +146,10 @@ class ResponderApp:
                 except TimeoutError:
                     self.refuse(protocol, 408, "request body too slow")
                     return
-                self.answer(protocol, self.source.response(body, _address(scope)))
+                self.answer(protocol, self.source.response(body, self.client_of(scope)))
             elif scope.method in ("GET", "HEAD"):
                 # The path as sent, percent-decoding aside: a '//' inside base64 is never collapsed.
-                self.get(Reply(protocol, scope), scope.path)
+                self.get(Reply(protocol, scope, self.client_of(scope)), scope.path)
             else:
                 allow = [("allow", "GET, HEAD, POST")]
                 self.refuse(protocol, 405, f"{scope.method} is not allowed; use GET, HEAD or POST", allow)
@@ -218,4 +230,5 @@ def create_app() -> ResponderApp:
     from kinko.ocsp.source import DatabaseSource
 
     home = resolve_home(None)
-    return ResponderApp(DatabaseSource(home), home / "public")
+    source = DatabaseSource(home)
+    return ResponderApp(source, home / "public", source.home.config.ocsp.trusted_proxies)

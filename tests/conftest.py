@@ -163,6 +163,23 @@ def taken_port(request: pytest.FixtureRequest) -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+def wait_listening(port: int, process: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    """Waits, bounded, until something accepts on 127.0.0.1:port; fails if `process` exits first."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise RuntimeError(f"{what} did not start listening on port {port}: {stderr}") from None
+            time.sleep(0.05)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket

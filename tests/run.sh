@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES="openssl sqlite3 gnutls-bin nginx curl libnss3-tools default-jdk-headless"
+DEBIAN_PACKAGES="openssl sqlite3 gnutls-bin nginx curl libnss3-tools default-jdk-headless iproute2"
 missing=""
 for package in $DEBIAN_PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing="$missing $package"

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
-from tests.conftest import ROOT, free_port, make_csr, row_counts, run_kinko, send_paced_body
+from tests.conftest import ROOT, free_port, make_csr, row_counts, run_kinko, send_paced_body, wait_listening
 
 TOKEN = "s3cret-token-for-the-login-front-end"
 
@@ -49,15 +48,7 @@ def serving(home: Home, tmp_path: Path, *extra: str) -> Iterator[int]:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(process.stderr.read().decode()) from None
-                time.sleep(0.1)
+        wait_listening(port, process, "api serve")
         yield port
     finally:
         if process.poll() is None:
