@@ -6,7 +6,7 @@ Kept free of cryptography imports so that `kinko cert show` starts fast.
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from kinko.ca.errors import InputError, NotFound
@@ -86,8 +86,7 @@ def listing(store: Reader, now: str, status: str | None = None, limit: int | Non
 
 def describe(record: CertificateRecord, now: str) -> CertificateView:
     """A registry row as people see it, with the effective status."""
-    data = asdict(record)
-    for internal in ("der", "changed_seq"):
-        del data[internal]
+    # Flat rows: a shallow copy of the fields (asdict's deep copies cost more than the query).
+    data = {f.name: getattr(record, f.name) for f in fields(record) if f.name not in ("der", "changed_seq")}
     data["status"] = effective_status(record, now)
     return CertificateView(**data)

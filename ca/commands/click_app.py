@@ -75,7 +75,10 @@ class CLIState:
             if "bar" not in state:
                 state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
                 state["bar"].__enter__()
-            state["bar"].update(1)
+                state["done"] = 0
+            # By how far it moved: the service streams some of the steps, not every one.
+            state["bar"].update(done - state["done"])
+            state["done"] = done
             if done == total:
                 state["bar"].__exit__(None, None, None)
 
@@ -243,8 +246,32 @@ def through_service(socket_path: Path, operation: Operation[Any, Any], params: A
 
     values = {item.name: getattr(params, item.name) for item in dataclasses.fields(params)}
     outputs = Outputs(operation.writes(params)) if operation.writes is not None else None
+    state = click.get_current_context().find_object(CLIState)
+    assert state is not None
+    bars: dict[str, Any] = {}
+
+    def progress(frame: dict[str, Any]) -> None:
+        """Draws a progress frame the service streamed, as direct mode draws its own."""
+        label = str(frame.get("label", ""))
+        if label not in bars:
+            bars[label] = state._progress(label) if "total" in frame else state._counter(label)
+        if bars[label] is None:
+            return
+        if "total" in frame:
+            bars[label](int(frame["done"]), int(frame["total"]))
+        else:
+            bars[label](int(frame["done"]))
+
+    wants_progress = not as_json and sys.stderr.isatty()
     try:
-        reply = call(socket_path, operation.path, values, as_json, fds=outputs.fds() if outputs else [])
+        reply = call(
+            socket_path,
+            operation.path,
+            values,
+            as_json,
+            fds=outputs.fds() if outputs else [],
+            on_progress=progress if wants_progress else None,
+        )
     except BaseException:
         if outputs is not None:
             outputs.abort()

@@ -5,13 +5,12 @@ Kept free of cryptography imports, like `kinko.ca.registry`, so quick reads star
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kinko.ca.commands.render import JSONData, Output, key_values, pick
+from kinko.ca.commands.render import JSONData, Output, key_values, pick, plain
 from kinko.ca.registry import CertificateView
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ class Delivered:
 
 def render_delivered(result: Delivered, out: Output, destination: Path | None) -> None:
     """Writes the PEM to a file (and prints what was written), or prints it."""
-    data: dict[str, JSONData] = dataclasses.asdict(result.certificate)
+    data: dict[str, JSONData] = plain(result.certificate)
     if destination is not None:
         out.write_file(destination, result.pem)
         data["written_to"] = str(destination)
@@ -110,7 +109,7 @@ class StatusChangeView:
 
     def to_json(self) -> dict[str, JSONData]:
         """The certificate's fields with the CRLs published."""
-        return {**dataclasses.asdict(self.certificate), "crls_published": [dataclasses.asdict(c) for c in self.crls]}
+        return {**plain(self.certificate), "crls_published": [plain(c) for c in self.crls]}
 
 
 def render_status_change(result: StatusChangeView, out: Output) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,15 @@ class ServiceUnavailable(KinkoError):
 
 
 def call(
-    socket_path: Path, operation: str, params: dict[str, Any], as_json: bool, fds: list[int] | None = None
+    socket_path: Path,
+    operation: str,
+    params: dict[str, Any],
+    as_json: bool,
+    fds: list[int] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Sends one request (and the descriptors of the files the operation writes) and returns its reply."""
+    """Sends one request (and the descriptors of the files the operation writes) and returns its
+    reply; with `on_progress`, the service streams progress frames before it, each passed there."""
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         connection.settimeout(CONNECT_TIMEOUT)
@@ -41,8 +48,13 @@ def call(
             ) from None
         connection.settimeout(REPLY_TIMEOUT)
         try:
-            send(connection, {"op": operation, "params": params, "json": as_json}, fds)
+            request = {"op": operation, "params": params, "json": as_json, "progress": on_progress is not None}
+            send(connection, request, fds)
             reply = receive(connection)
+            while "progress" in reply and "exit" not in reply:
+                if on_progress is not None:
+                    on_progress(reply["progress"])
+                reply = receive(connection)
         except (OSError, ProtocolError) as exc:
             raise ServiceUnavailable(f"the Kinko service at {socket_path} did not answer: {exc}") from None
     finally:

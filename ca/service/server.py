@@ -18,6 +18,8 @@ import socket
 import socketserver
 import struct
 import sys
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +86,13 @@ class Service:
         # which owns the home's SQLite connection.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinko-service")
 
-    def handle(self, request: dict[str, Any], uid: int, fds: list[int] | None = None) -> dict[str, Any]:
+    def handle(
+        self,
+        request: dict[str, Any],
+        uid: int,
+        fds: list[int] | None = None,
+        stream: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
         """One request's reply: exit code, standard output, standard error, files to write, and
         which of the files the caller opened (`fds`, which the caller of this closes) were produced."""
         from kinko.ca.outputs import received
@@ -102,7 +110,7 @@ class Service:
             outputs = received(list(fds or []), [d.path.name for d in destinations])
         except KinkoError as exc:
             return _reply(2, stderr=f"kinko: error: {exc}\n")
-        return self.run(operation, params, login_of(uid), bool(request.get("json")), outputs)
+        return self.run(operation, params, login_of(uid), bool(request.get("json")), outputs, stream)
 
     def _note_status_change(self, home: Home) -> None:
         """Wakes the schedule when a request changed a certificate's status (one index lookup):
@@ -115,7 +123,13 @@ class Service:
             self.schedule.changed()
 
     def run(
-        self, operation: Operation[Any, Any], params: Any, login: str, as_json: bool, outputs: Any = None
+        self,
+        operation: Operation[Any, Any],
+        params: Any,
+        login: str,
+        as_json: bool,
+        outputs: Any = None,
+        stream: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Checks the caller's role, runs the operation as that caller, and captures its output."""
         from kinko.ca.officers import authorize
@@ -133,6 +147,8 @@ class Service:
             presigner=self._presigner,
             schedule=self.schedule.schedule if self.schedule is not None else None,
             outputs=outputs if outputs else None,
+            progress=(lambda label: Streamed(label, stream).step) if stream else (lambda _label: None),
+            counter=(lambda label: Streamed(label, stream).count) if stream else (lambda _label: None),
         )
         try:
             home = context.home()
@@ -152,6 +168,31 @@ class Service:
             return _reply(2, stderr=f"kinko: error: {exc.message}\n")
         except Exception as exc:  # one request that fails never stops the service
             return _reply(EXIT_UNEXPECTED, stderr=f"kinko: error: unexpected {type(exc).__name__}: {exc}\n")
+
+
+class Streamed:
+    """Progress of a bulk operation, sent to the client as frames, at most ten a second (and the last)."""
+
+    INTERVAL = 0.1
+
+    def __init__(self, label: str, stream: Callable[[dict[str, Any]], None]) -> None:
+        self.label, self.stream = label, stream
+        self.sent_at = 0.0
+
+    def step(self, done: int, total: int) -> None:
+        """A progress bar's step: `done` of `total`."""
+        self._send({"label": self.label, "done": done, "total": total}, final=done == total)
+
+    def count(self, done: int) -> None:
+        """A counter's step (an export's events so far)."""
+        self._send({"label": self.label, "done": done}, final=False)
+
+    def _send(self, frame: dict[str, Any], final: bool) -> None:
+        now = time.monotonic()
+        if final or now - self.sent_at >= self.INTERVAL:
+            self.sent_at = now
+            with contextlib.suppress(OSError, ProtocolError):  # a client gone: the operation goes on
+                self.stream({"progress": frame})
 
 
 def _operation(name: str) -> Operation[Any, Any]:
@@ -183,7 +224,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 send(connection, _reply(2, stderr=f"kinko: error: malformed request: {exc}\n"))
                 return
             service = self.server.service
-            send(connection, service.executor.submit(service.handle, request, uid, fds).result())
+            stream = (lambda frame: send(connection, frame)) if request.get("progress") is True else None
+            send(connection, service.executor.submit(service.handle, request, uid, fds, stream).result())
         except (OSError, ProtocolError):
             pass  # the client went away or stalled: nothing to answer, the service goes on
         finally:

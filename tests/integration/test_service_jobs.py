@@ -7,6 +7,7 @@ nothing sleeps; tests/integration/test_service.py checks the thread inside a run
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -356,3 +357,54 @@ def test_a_delta_checks_the_rows_it_lists_and_the_full_crl_all_of_them(
     schedule.run_due()
     failed = [e for e in events(officer.home, "job.failed") if e["job"] == "crl-current"]
     assert len(failed) == 1 and first in str(failed[0]["error"])
+
+
+def test_a_bulk_operation_streams_its_progress_through_the_socket(officer: Kinko, running_service: Path) -> None:
+    """A customer's suspension over the socket: progress frames come before the reply, ending at
+    done == total, and the officer's terminal draws the same bar as in direct mode."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from kinko.ca.service.client import call
+    from tests.conftest import ROOT
+
+    officer.add_customer("C0001", "株式会社テスト")
+    holders = 5
+    for n in range(holders):
+        enrolled = officer.enroll_administrator("C0001", f"管理者 {n}") if n == 0 else None
+        if enrolled is not None:
+            admin = enrolled.subscriber_id
+            officer.acquire(enrolled.code, make_csr())
+        else:
+            user = officer.enroll_user("C0001", f"利用者 {n}", admin)
+            officer.acquire(user.code, make_csr())
+    frames: list[dict[str, object]] = []
+    reply = call(running_service, "customer suspend", {"customer_id": "C0001"}, True, on_progress=frames.append)
+    assert reply["exit"] == 0, reply
+    assert frames and frames[-1] == {"label": "certificates", "done": holders, "total": holders}
+    assert json.loads(reply["stdout"])["certificates"]
+    # Without asking for progress (a pipe, or --json), no frames: the reply alone.
+    reply = call(running_service, "customer resume", {"customer_id": "C0001"}, True)
+    assert reply["exit"] == 0 and "progress" not in reply
+
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "kinko.cli", "--socket", str(running_service), "customer", "suspend", "C0001"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            timeout=60,
+            check=False,
+        )
+        os.close(secondary)
+        drawn = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(primary, 65536):
+                drawn += chunk
+    finally:
+        os.close(primary)
+    assert done.returncode == 0, drawn
+    assert b"certificates" in drawn and b"100%" in drawn, drawn
