@@ -36,7 +36,7 @@ __all__ = ["RoleCommand", "cli", "main"]
 @click.pass_context
 def cli(click_ctx: click.Context, home: Path | None, as_json: bool, socket: Path | None) -> None:
     """Kinko: a private CA for client-certificate login."""
-    from kinko.ca.home import resolve_home
+    from kinko.ca.locations import resolve_home
 
     # Tests inject a clock and an actor through the context object.
     injected = click_ctx.obj if isinstance(click_ctx.obj, dict) else {}

@@ -34,7 +34,7 @@ from typing import Any
 
 from kinko.ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
 from kinko.ca.files import read_secret
-from kinko.ca.home import Home, resolve_home
+from kinko.ca.home import Home
 from kinko.ca.http import (
     JSON,
     MAX_BODY,
@@ -49,6 +49,7 @@ from kinko.ca.http import (
     read_body,
     respond,
 )
+from kinko.ca.locations import resolve_home
 
 _STATUS_PATH = re.compile(r"^/v1/certificates/([0-9A-Fa-f:]{1,64})/status$")
 MAX_TOKEN_BYTES = 1024

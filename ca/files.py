@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,8 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replaces a file so that a reader sees the old or the new bytes, never half."""
     # A random name created O_EXCL|O_NOFOLLOW: a symlink planted under a predictable name
     # (".name.PID.tmp") once made root's `crl publish` overwrite a root-only file.
+    import secrets  # here: `kinko` commands that write no files start without it
+
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     write_new(temporary, data, mode)
     try:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from kinko.ca import config as config_module
 from kinko.ca.errors import ConfigError, PassphraseError
+from kinko.ca.locations import DEFAULT_SOCKET
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from kinko.ca.store import Store
 
 PASSPHRASE_ENV = "KINKO_PASSPHRASE_FILE"  # noqa: S105 - a variable name, not a secret
-HOME_ENV = "KINKO_HOME"
-DEFAULT_SOCKET = "/run/kinko/kinko.sock"
 KEY_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_PASSPHRASE_BYTES = 1024
 
@@ -288,8 +287,3 @@ def read_passphrase_file(path: Path) -> bytes:
     if len(line) > MAX_PASSPHRASE_BYTES:
         raise PassphraseError(f"passphrase in {path} is longer than {MAX_PASSPHRASE_BYTES} bytes")
     return line
-
-
-def resolve_home(path: str | None) -> Path:
-    """--home, then $KINKO_HOME, then ./kinko-home."""
-    return Path(path or os.environ.get(HOME_ENV) or "kinko-home")

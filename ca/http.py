@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kinko.ca.errors import ConfigError
-from kinko.ca.home import HOME_ENV
+from kinko.ca.locations import HOME_ENV
 
 if TYPE_CHECKING:
     # granian.rsgi re-exports the protocol without marking it public; its own stub names it so.

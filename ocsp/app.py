@@ -226,7 +226,7 @@ def read_published(public_dir: Path, folder: str, name: str) -> tuple[bytes, flo
 
 def create_app() -> ResponderApp:
     """Factory for server workers: the home comes from $KINKO_HOME."""
-    from kinko.ca.home import resolve_home
+    from kinko.ca.locations import resolve_home
     from kinko.ocsp.source import DatabaseSource
 
     home = resolve_home(None)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output, to_json
-from kinko.ca.registry import CertificateView
 
 if TYPE_CHECKING:
     from kinko.ca.commands.views import Delivered, StatusChangeView
     from kinko.ca.lifecycle import StatusChange
+    from kinko.ca.registry import CertificateView
 
 GROUPS = {"cert": "Look up certificates in the serial registry."}
 OUT_HELP = "Write the certificate PEM here (default: standard output)."

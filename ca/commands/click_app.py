@@ -123,7 +123,7 @@ class RoleCommand(click.Command):
         # --home and --json are accepted after the subcommand too.
         home, as_json = ctx.params.pop("home_override", None), ctx.params.pop("json_override", False)
         if home is not None:
-            from kinko.ca.home import resolve_home
+            from kinko.ca.locations import resolve_home
 
             state.home_path = resolve_home(str(home))
         state.as_json = state.as_json or as_json
@@ -241,11 +241,14 @@ def through_service(socket_path: Path, operation: Operation[Any, Any], params: A
     """Runs an operation in the CA service: prints its output and writes its files as this account
     (a file the operation writes itself is opened here and travels as a descriptor)."""
     from kinko.ca.commands.render import write_output
-    from kinko.ca.outputs import Outputs
     from kinko.ca.service.client import call
 
     values = {item.name: getattr(params, item.name) for item in dataclasses.fields(params)}
-    outputs = Outputs(operation.writes(params)) if operation.writes is not None else None
+    outputs = None
+    if operation.writes is not None:
+        from kinko.ca.outputs import Outputs
+
+        outputs = Outputs(operation.writes(params))
     state = click.get_current_context().find_object(CLIState)
     assert state is not None
     bars: dict[str, Any] = {}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output
 from kinko.ca.errors import Conflict
-from kinko.ca.home import DEFAULT_SOCKET
+from kinko.ca.locations import DEFAULT_SOCKET
 
 if TYPE_CHECKING:
     from kinko.ca.service.jobs import JobStatus

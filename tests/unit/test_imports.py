@@ -29,6 +29,6 @@ def test_nothing_imports_cli() -> None:
 
 def test_cli_only_assembles_the_command_layer() -> None:
     kinko_imports = {name for name in imported(ROOT / "cli.py") if name.startswith("kinko.")}
-    allowed = ("kinko.ca.commands", "kinko.ca.home")
+    allowed = ("kinko.ca.commands", "kinko.ca.locations")
     assert kinko_imports, "cli.py imports nothing of Kinko: the check below would prove nothing"
     assert all(name.startswith(allowed) for name in kinko_imports), kinko_imports

@@ -1,0 +1,15 @@
+"""Where a home and the CA service's socket are found: names only, so that the CLI can start
+(and talk to the service) without loading the home's machinery."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "KINKO_HOME"
+DEFAULT_SOCKET = "/run/kinko/kinko.sock"
+
+
+def resolve_home(path: str | None) -> Path:
+    """--home, then $KINKO_HOME, then ./kinko-home."""
+    return Path(path or os.environ.get(HOME_ENV) or "kinko-home")
