@@ -39,6 +39,25 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = N
         sock.sendall(HEADER.pack(len(data)) + data)
 
 
+def send_if_ready(sock: socket.socket, message: dict[str, Any]) -> bool:
+    """Writes one small framed object if the socket can take it now; False (nothing sent) when it
+    cannot: for progress frames, which must never hold up the operation that sends them."""
+    data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=_encode).encode("utf-8")
+    frame = HEADER.pack(len(data)) + data
+    try:
+        # Not sock.send: with a timeout set, Python waits for room even under MSG_DONTWAIT. The
+        # descriptor of a socket with a timeout is non-blocking, and one without gets the flag.
+        if sock.gettimeout() is None:
+            sent = sock.send(frame, socket.MSG_DONTWAIT)
+        else:
+            sent = os.write(sock.fileno(), frame)
+    except (BlockingIOError, InterruptedError):
+        return False
+    if sent < len(frame):
+        sock.sendall(frame[sent:])  # a frame begun is finished: a few bytes, or the stream would break
+    return True
+
+
 def receive(sock: socket.socket) -> dict[str, Any]:
     """Reads one framed JSON object; ProtocolError for anything else (a short, huge or garbled frame)."""
     return _body(sock, _exactly(sock, HEADER.size))

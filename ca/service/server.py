@@ -30,7 +30,7 @@ from kinko.ca.commands.registry import Context, Operation, build_params, find
 from kinko.ca.commands.render import Output
 from kinko.ca.errors import KinkoError
 from kinko.ca.home import Home
-from kinko.ca.service.protocol import ProtocolError, receive_with_fds, send
+from kinko.ca.service.protocol import ProtocolError, receive_with_fds, send, send_if_ready
 
 if TYPE_CHECKING:
     from kinko.ca.service.jobs import ScheduleThread
@@ -91,7 +91,7 @@ class Service:
         request: dict[str, Any],
         uid: int,
         fds: list[int] | None = None,
-        stream: Callable[[dict[str, Any]], None] | None = None,
+        stream: Callable[[dict[str, Any]], object] | None = None,
     ) -> dict[str, Any]:
         """One request's reply: exit code, standard output, standard error, files to write, and
         which of the files the caller opened (`fds`, which the caller of this closes) were produced."""
@@ -129,7 +129,7 @@ class Service:
         login: str,
         as_json: bool,
         outputs: Any = None,
-        stream: Callable[[dict[str, Any]], None] | None = None,
+        stream: Callable[[dict[str, Any]], object] | None = None,
     ) -> dict[str, Any]:
         """Checks the caller's role, runs the operation as that caller, and captures its output."""
         from kinko.ca.officers import authorize
@@ -171,11 +171,12 @@ class Service:
 
 
 class Streamed:
-    """Progress of a bulk operation, sent to the client as frames, at most ten a second (and the last)."""
+    """Progress of a bulk operation, sent to the client as frames, at most ten a second (and the
+    last); a frame the client's socket cannot take at once is dropped."""
 
     INTERVAL = 0.1
 
-    def __init__(self, label: str, stream: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, label: str, stream: Callable[[dict[str, Any]], object]) -> None:
         self.label, self.stream = label, stream
         self.sent_at = 0.0
 
@@ -224,7 +225,8 @@ class _Handler(socketserver.BaseRequestHandler):
                 send(connection, _reply(2, stderr=f"kinko: error: malformed request: {exc}\n"))
                 return
             service = self.server.service
-            stream = (lambda frame: send(connection, frame)) if request.get("progress") is True else None
+            # Progress is best effort: a client that does not read it never slows the operation.
+            stream = (lambda frame: send_if_ready(connection, frame)) if request.get("progress") is True else None
             send(connection, service.executor.submit(service.handle, request, uid, fds, stream).result())
         except (OSError, ProtocolError):
             pass  # the client went away or stalled: nothing to answer, the service goes on
