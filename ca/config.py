@@ -230,6 +230,13 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     )
 
 
+# The CA's own profiles, by what they alone may carry.
+INTERNAL_PROFILES: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("CA:TRUE",): ("root-ca", "issuing-ca"),
+    ("ocsp_no_check", "the ocsp_signing EKU"): ("ocsp-signer",),
+}
+
+
 def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
     """Builds the profile table from parsed profiles.toml."""
     profiles = {}
@@ -268,6 +275,19 @@ def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
                 flags[key] = value
         if body:
             raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(body))}")
+        # What makes a certificate a CA, an OCSP responder or one no client may check belongs to
+        # the CA's own profiles alone: a profile added beside them must not carry it.
+        powers = [
+            what
+            for what, present in (
+                ("CA:TRUE", bool(bc.get("ca", False))),
+                ("ocsp_no_check", bool(flags.get("ocsp_no_check"))),
+                ("the ocsp_signing EKU", "ocsp_signing" in eku),
+            )
+            if present
+        ]
+        if powers and name not in INTERNAL_PROFILES.get(tuple(powers), ()):
+            raise ConfigError(f"{where} carries {' and '.join(powers)}, which only the CA's own profiles may")
         profiles[name] = Profile(
             name=name,
             validity=validity,

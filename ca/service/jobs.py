@@ -8,14 +8,17 @@ that found nothing due is not (it runs every few seconds) but shows in `kinko se
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from kinko.ca import config
 from kinko.ca.clock import Clock, from_text, to_text
-from kinko.ca.errors import KinkoError
+from kinko.ca.errors import KinkoError, StorageError
 
 if TYPE_CHECKING:
     from kinko.ca.lifecycle import Kinko
@@ -128,6 +131,32 @@ def warn_of_expiry(kinko: Kinko) -> str | None:
     return ("warning: " + "; ".join(warnings)) if warnings else None
 
 
+CONFIG_FILES = ("kinko.toml", "profiles.toml")
+
+
+def record_config_changes(kinko: Kinko) -> str | None:
+    """Records in the ledger (config.changed, with each file's SHA-256) a configuration that differs
+    from the one last recorded: what the CA ran under is evidence, whoever edited the files."""
+    digests = {}
+    for name in CONFIG_FILES:
+        try:
+            digests[name] = hashlib.sha256((kinko.home.path / name).read_bytes()).hexdigest()
+        except OSError as exc:
+            raise StorageError(f"cannot read {name}: {exc.strerror}") from None
+    last = kinko.home.store.last_event("config.changed")
+    if last is not None and json.loads(last.details).get("sha256") == digests:
+        return None
+    # The files must still load: a configuration the CA cannot run under is reported, not recorded.
+    config.load(kinko.home.path)
+    changed = sorted(
+        name for name in digests if last is None or json.loads(last.details)["sha256"].get(name) != digests[name]
+    )
+    now = to_text(kinko.clock.now()) or ""
+    with kinko.home.store.transaction(kinko.actor, now) as tx:
+        tx.append_event("config.changed", details={"sha256": digests, "changed": changed})
+    return "configuration recorded: " + ", ".join(changed)
+
+
 def _time(text: str | None) -> dt.datetime:
     when = from_text(text)
     assert when is not None, "a published CRL has its times"
@@ -146,6 +175,7 @@ def jobs(full_crl_seconds: int) -> list[Job]:
     """The service's jobs; the full CRL is checked every [service] full_crl_seconds."""
     minute, hour = dt.timedelta(minutes=1), dt.timedelta(hours=1)
     return [
+        Job("config-watch", minute, record_config_changes, "Records each new kinko.toml and profiles.toml."),
         Job(
             "crl-current",
             dt.timedelta(seconds=full_crl_seconds),

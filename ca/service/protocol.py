@@ -47,10 +47,7 @@ def send_if_ready(sock: socket.socket, message: dict[str, Any]) -> bool:
     try:
         # Not sock.send: with a timeout set, Python waits for room even under MSG_DONTWAIT. The
         # descriptor of a socket with a timeout is non-blocking, and one without gets the flag.
-        if sock.gettimeout() is None:
-            sent = sock.send(frame, socket.MSG_DONTWAIT)
-        else:
-            sent = os.write(sock.fileno(), frame)
+        sent = sock.send(frame, socket.MSG_DONTWAIT) if sock.gettimeout() is None else os.write(sock.fileno(), frame)
     except (BlockingIOError, InterruptedError):
         return False
     if sent < len(frame):

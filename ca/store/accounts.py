@@ -169,6 +169,15 @@ class AccountReads:
         ).fetchone()
         return ledger.Event(*row) if row else None
 
+    def last_event(self, action: str) -> ledger.Event | None:
+        """The newest event with an action (e.g. config.changed)."""
+        row = self._conn.execute(
+            "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
+            "WHERE action = ? ORDER BY seq DESC LIMIT 1",
+            (action,),
+        ).fetchone()
+        return ledger.Event(*row) if row else None
+
     def officer_event(self, login: str) -> ledger.Event | None:
         """The newest officer.added or officer.removed event of a login: what its role must be."""
         row = self._conn.execute(

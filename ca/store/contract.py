@@ -160,6 +160,10 @@ class AccountReader(Protocol):
         """The newest event that set a certificate's revocation status (issued, revoked, held, released, reason)."""
         ...
 
+    def last_event(self, action: str) -> ledger.Event | None:
+        """The newest event with an action (e.g. config.changed)."""
+        ...
+
     def officer_event(self, login: str) -> ledger.Event | None:
         """The newest officer.added or officer.removed event of a login: what its role must be."""
         ...

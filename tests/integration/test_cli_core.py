@@ -310,22 +310,30 @@ def test_passphrase_env_overrides_config(home: Home, tmp_path: Path, passphrase_
     assert result.returncode == 0, result.stderr
 
 
-def test_a_profile_with_the_ocsp_signing_eku_issues_nothing(home: Home, tmp_path: Path, run_cli) -> None:
-    """A profile an officer added, carrying id-kp-OCSPSigning without the no-check extension: its
-    certificate would sign OCSP answers that clients accept for every certificate of the CA."""
+@pytest.mark.parametrize(
+    ("extra", "carries"),
+    [
+        ('extended_key_usage = ["ocsp_signing"]\nbasic_constraints = { ca = false }\n', "the ocsp_signing EKU"),
+        ("basic_constraints = { ca = true }\n", "CA:TRUE"),
+        ("basic_constraints = { ca = false }\nocsp_no_check = true\n", "ocsp_no_check"),
+    ],
+    ids=["ocsp-signing", "ca", "no-check"],
+)
+def test_a_profile_beside_the_ca_s_own_cannot_carry_their_powers(
+    home: Home, tmp_path: Path, run_cli, extra: str, carries: str
+) -> None:
+    """A profile added beside the CA's own, carrying id-kp-OCSPSigning (its certificate would sign
+    OCSP answers clients accept for every certificate of the CA), CA:TRUE or no-check: the home
+    refuses to load, so nothing is issued under it."""
     with (home.path / "profiles.toml").open("a", encoding="utf-8") as profiles:
-        profiles.write(
-            '\n[responder]\nvalidity = "90d"\nkey_usage = ["digital_signature"]\n'
-            'extended_key_usage = ["ocsp_signing"]\nbasic_constraints = { ca = false }\n'
-        )
+        profiles.write('\n[responder]\nvalidity = "90d"\nkey_usage = ["digital_signature"]\n' + extra)
     csr = tmp_path / "a.csr"
     csr.write_bytes(make_csr())
     before = row_counts(home)
     result = run_cli("--home", home.path, "issue", "--csr", csr, "--name", "A", "--profile", "responder")
     assert result.exit_code == 1
     assert result.output.strip() == (
-        "kinko: error: profile 'responder' is for the CA's own certificates; "
-        "`kinko issue` makes end-entity certificates"
+        f"kinko: error: profile 'responder' carries {carries}, which only the CA's own profiles may"
     )
     assert row_counts(home) == before
 

@@ -408,3 +408,35 @@ def test_a_bulk_operation_streams_its_progress_through_the_socket(officer: Kinko
         os.close(primary)
     assert done.returncode == 0, drawn
     assert b"certificates" in drawn and b"100%" in drawn, drawn
+
+
+def test_each_new_configuration_is_recorded_and_a_broken_one_is_reported(
+    officer: Kinko, schedule: Schedule, clock: FixedClock
+) -> None:
+    import hashlib
+
+    home = officer.home
+    (first,) = events(home, "config.changed")  # the start-up run
+    assert first["changed"] == ["kinko.toml", "profiles.toml"]
+    assert first["sha256"] == {
+        name: hashlib.sha256((home.path / name).read_bytes()).hexdigest() for name in ("kinko.toml", "profiles.toml")
+    }
+    clock.advance(minutes=1)
+    schedule.run_due()
+    assert len(events(home, "config.changed")) == 1  # unchanged: nothing recorded
+
+    profiles = home.path / "profiles.toml"
+    profiles.write_text(profiles.read_text(encoding="utf-8").replace('validity = "1y"', 'validity = "300d"', 1))
+    clock.advance(minutes=1)
+    schedule.run_due()
+    recorded = events(home, "config.changed")
+    assert len(recorded) == 2 and recorded[-1]["changed"] == ["profiles.toml"]
+
+    with profiles.open("a", encoding="utf-8") as handle:  # a profile no one may add
+        handle.write('\n[responder]\nvalidity = "90d"\nkey_usage = ["digital_signature"]\n')
+        handle.write('extended_key_usage = ["ocsp_signing"]\n')
+    clock.advance(minutes=1)
+    schedule.run_due()
+    assert len(events(home, "config.changed")) == 2
+    failed = [e for e in events(home, "job.failed") if e["job"] == "config-watch"]
+    assert len(failed) == 1 and "carries the ocsp_signing EKU" in str(failed[0]["error"])
