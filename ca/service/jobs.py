@@ -1,5 +1,5 @@
-"""The CA service's schedule, so that no cron is needed: CRLs, OCSP responses, service ends,
-OCSP signers and expiry warnings, each due by the injected clock.
+"""The CA service's schedule, so that no cron is needed: the configuration's record, CRLs, OCSP
+responses, service ends, OCSP signers and expiry warnings, each due by the injected clock.
 
 A job that did something, or failed, is recorded in the ledger (`job.ran`, `job.failed`); a check
 that found nothing due is not (it runs every few seconds) but shows in `kinko service status`.
