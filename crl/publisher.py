@@ -88,9 +88,10 @@ def publish_full_and_delta(home: Home, now: dt.datetime, actor: str, issuer: str
         full = _publish_locked(home, now, actor, issuer, "full")
     if not _has_deltas(home, issuer):
         return [full]
-    # A delta published meanwhile against the older full CRL held a superset of this one.
+    # A delta published meanwhile against the older full CRL held a superset of this one. This one
+    # checks its own rows again: it is not under the full CRL's lock, and a delta's check is cheap.
     with _publication_lock(home, issuer, "delta"):
-        return [full, _publish_locked(home, now, actor, issuer, "delta", confirmed=True)]
+        return [full, _publish_locked(home, now, actor, issuer, "delta")]
 
 
 def publish_after_change(home: Home, now: dt.datetime, actor: str, issuer: str) -> list[Published]:
@@ -107,12 +108,8 @@ def _has_deltas(home: Home, issuer: str) -> bool:
     return issuer == home.issuing_role
 
 
-def _publish_locked(
-    home: Home, now: dt.datetime, actor: str, issuer: str, kind: str, confirmed: bool = False
-) -> Published:
-    """One CRL, under the issuer's publication lock; `confirmed`: the full CRL just published under
-    the same lock checked the same rows against the ledger (a writer changing them since committed
-    its own events, which the next publication checks)."""
+def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind: str) -> Published:
+    """One CRL, under the publication lock of its issuer and kind."""
     store = home.store
     cfg = home.config
     base: CRLRecord | None = None
@@ -130,10 +127,9 @@ def _publish_locked(
     key = home.key(issuer)
     certificate = home.ca_certificate(issuer)
     # Before a number is reserved: a CRL is signed only over rows that their ledger events confirm.
-    if not confirmed:
-        with integrity.recorded(store, actor, this_update):
-            # A delta lists only the rows changed since its base: those are the ones it is signed over.
-            confirm_entries(store, issuer, kind, keep_after, (base.ledger_seq or 0) if base is not None else None)
+    with integrity.recorded(store, actor, this_update):
+        # A delta lists only the rows changed since its base: those are the ones it is signed over.
+        confirm_entries(store, issuer, kind, keep_after, (base.ledger_seq or 0) if base is not None else None)
     number = store.reserve_crl_number(issuer, kind, base.number if base else None, this_update)
 
     builder = CRLBuilder().issuer_name(certificate.subject).this_update(this_update).next_update(next_update)

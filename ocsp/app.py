@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import ipaddress
 import os
 import re
 import stat
@@ -120,17 +121,17 @@ class ResponderApp:
         self.source = source
         self.public_dir = public_dir
         self.bodies = BodyDeadlines()
-        self.trusted_proxies = frozenset(trusted_proxies)
+        self.trusted_proxies = frozenset(ipaddress.ip_address(a) for a in trusted_proxies)
 
     def client_of(self, scope: Scope) -> str:
         """The client a request's budget is kept for: the peer, or, when the peer is a trusted
-        front end, the last address of its X-Forwarded-For (the one it added itself)."""
+        front end, the last address of its X-Forwarded-For (the one it added itself), if it is one."""
         peer = _address(scope)
-        if peer in self.trusted_proxies:
+        if self.trusted_proxies and _ip(peer) in self.trusted_proxies:
             forwarded = scope.headers.get("x-forwarded-for") or ""
-            named = forwarded.rsplit(",", 1)[-1].strip()
-            if named:
-                return named
+            named = _ip(forwarded.rsplit(",", 1)[-1])
+            if named is not None:
+                return str(named)
         return peer
 
     async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
@@ -193,8 +194,15 @@ class ResponderApp:
 
 
 def _address(scope: Scope) -> str:
-    """The client's address, without its port: one budget per host."""
-    return scope.client.rsplit(":", 1)[0]
+    """The client's address, without its port (nor an IPv6 address's brackets): one budget per host."""
+    return scope.client.rsplit(":", 1)[0].strip("[]")
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
 
 
 def read_published(public_dir: Path, folder: str, name: str) -> tuple[bytes, float] | None:

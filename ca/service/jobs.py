@@ -259,7 +259,7 @@ class Schedule:
         try:
             with self.kinko.home.store.transaction(self.kinko.actor, to_text(now) or "") as tx:
                 tx.append_event(action, details={"job": name, **details})
-        except KinkoError as exc:
+        except Exception as exc:  # a full disk fails the record too: the schedule must outlive it
             print(f"kinko: service: {name}: could not record {action}: {exc}", file=sys.stderr, flush=True)
 
 
@@ -288,13 +288,19 @@ class ScheduleThread(threading.Thread):
             if self.wake.is_set():
                 self.wake.clear()
                 self.schedule.trigger("crl-current")
-            self.schedule.run_due()
+            try:
+                self.schedule.run_due()
+            except Exception as exc:  # never seen; but a dead schedule would let every CRL expire
+                print(f"kinko: service: the schedule went on after: {exc!r}", file=sys.stderr, flush=True)
             self.wake.wait(TICK_SECONDS)
 
     def changed(self) -> None:
         """A request committed a change: check the full CRL now rather than at the next interval."""
         self.wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60) -> None:
+        """Stops after the job in progress (a signer rotation deletes the old key only at its end)."""
         self.stopping.set()
         self.wake.set()
+        if self.is_alive():
+            self.join(timeout)

@@ -41,7 +41,9 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = N
 
 def send_if_ready(sock: socket.socket, message: dict[str, Any]) -> bool:
     """Writes one small framed object if the socket can take it now; False (nothing sent) when it
-    cannot: for progress frames, which must never hold up the operation that sends them."""
+    cannot: for progress frames, which must never hold up the operation that sends them. A frame
+    that went out in part is finished (a few bytes, or the reply after it would not parse); the
+    caller then sends no more."""
     data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=_encode).encode("utf-8")
     frame = HEADER.pack(len(data)) + data
     try:
@@ -51,7 +53,8 @@ def send_if_ready(sock: socket.socket, message: dict[str, Any]) -> bool:
     except (BlockingIOError, InterruptedError):
         return False
     if sent < len(frame):
-        sock.sendall(frame[sent:])  # a frame begun is finished: a few bytes, or the stream would break
+        sock.sendall(frame[sent:])
+        raise BlockingIOError("the client reads its progress too slowly")
     return True
 
 

@@ -179,6 +179,7 @@ class Streamed:
     def __init__(self, label: str, stream: Callable[[dict[str, Any]], object]) -> None:
         self.label, self.stream = label, stream
         self.sent_at = 0.0
+        self.stopped = False
 
     def step(self, done: int, total: int) -> None:
         """A progress bar's step: `done` of `total`."""
@@ -190,10 +191,12 @@ class Streamed:
 
     def _send(self, frame: dict[str, Any], final: bool) -> None:
         now = time.monotonic()
-        if final or now - self.sent_at >= self.INTERVAL:
+        if not self.stopped and (final or now - self.sent_at >= self.INTERVAL):
             self.sent_at = now
-            with contextlib.suppress(OSError, ProtocolError):  # a client gone: the operation goes on
+            try:
                 self.stream({"progress": frame})
+            except (OSError, ProtocolError):  # a slow or gone client: no more progress, the operation goes on
+                self.stopped = True
 
 
 def _operation(name: str) -> Operation[Any, Any]:

@@ -440,3 +440,40 @@ def test_each_new_configuration_is_recorded_and_a_broken_one_is_reported(
     assert len(events(home, "config.changed")) == 2
     failed = [e for e in events(home, "job.failed") if e["job"] == "config-watch"]
     assert len(failed) == 1 and "carries the ocsp_signing EKU" in str(failed[0]["error"])
+
+
+def test_the_schedule_outlives_a_store_that_cannot_record(officer: Kinko, schedule: Schedule, clock) -> None:
+    """A full disk fails the job and then the record of its failure (a raw sqlite3 error): the
+    schedule says so and goes on, and the next run after space is back succeeds."""
+    import sqlite3
+
+    real = schedule.kinko.home.store.transaction
+
+    def full(*_args: object, **_kwargs: object) -> object:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    schedule.kinko.home.store.transaction = full  # type: ignore[method-assign]
+    try:
+        clock.advance(hours=24)
+        schedule.run_due()  # every job that writes fails, and so does each record of it
+    finally:
+        schedule.kinko.home.store.transaction = real  # type: ignore[method-assign]
+    assert "database or disk is full" in (status(schedule, "crl-republish").last_error or "")
+    clock.advance(hours=24)
+    schedule.run_due()
+    assert status(schedule, "crl-republish").last_error is None
+
+
+def test_progress_stops_after_a_client_that_cannot_keep_up() -> None:
+    from kinko.ca.service.server import Streamed
+
+    sent: list[object] = []
+
+    def stream(frame: dict[str, object]) -> None:
+        sent.append(frame)
+        raise BlockingIOError("the client reads its progress too slowly")
+
+    progress = Streamed("certificates", stream)
+    for done in range(1, 4):
+        progress.step(done, 3)
+    assert len(sent) == 1  # after the first failure, nothing more is tried

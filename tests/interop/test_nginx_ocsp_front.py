@@ -193,6 +193,13 @@ def test_the_budget_follows_x_forwarded_for_from_the_trusted_front_end_only(tmp_
     assert app.client_of(scope("127.0.0.1")) == "127.0.0.1"
     # Anyone else's header is a claim: its own address is what counts.
     assert app.client_of(scope("198.51.100.4", "203.0.113.7")) == "198.51.100.4"
+    # A forwarded value that is not an address is not a client: the front end's own budget.
+    assert app.client_of(scope("127.0.0.1", "budget-42")) == "127.0.0.1"
+    # IPv6 peers arrive bracketed; the list names them plainly.
+    v6 = ResponderApp(source=None, public_dir=tmp_path, trusted_proxies=("::1",))  # type: ignore[arg-type]
+    assert (
+        v6.client_of(SimpleNamespace(client="[::1]:40000", headers={"x-forwarded-for": "2001:db8::7"})) == "2001:db8::7"
+    )
 
 
 def test_a_bad_trusted_proxy_is_one_line(home: Home) -> None:
