@@ -4,17 +4,31 @@ acquisition, renewal, re-acquisition), and the customer checks that come before 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kinko.ca import issuance, profiles, windows
+from kinko.ca import integrity, issuance, profiles, windows
 from kinko.ca.csr import AcceptedCSR
 from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
+from kinko.ca.integrity import Mismatch
 from kinko.ca.keys import certificate_key
 from kinko.ca.lifecycle.session import Issued, Session
 from kinko.ca.signer import Issuer
-from kinko.ca.store import CertificateRecord, CustomerRecord, Writer
+from kinko.ca.store import CertificateRecord, CustomerRecord, SubscriberRecord, Writer
+
+
+def confirm_subscriber(tx: Writer, subscriber: SubscriberRecord) -> None:
+    """A certificate names its holder only as the ledger recorded them: the row's customer, name and
+    e-mail must be what its subscriber.added event says (a row edited behind Kinko's back signs nothing)."""
+    event = tx.last_event("subscriber.added", subscriber=subscriber.id)
+    details = json.loads(event.details) if event is not None else {}
+    recorded = (event.customer, details.get("name"), details.get("email")) if event is not None else None
+    if recorded != (subscriber.customer_id, subscriber.name, subscriber.email):
+        said = f"seq {event.seq} says otherwise" if event is not None else "no ledger event made it"
+        mismatch = Mismatch("subscribers", subscriber.id, f"customer, name or e-mail differ: {said}")
+        raise integrity.refuse(mismatch, f"certificate for subscriber {subscriber.id}")
 
 
 class Issuance:
@@ -91,6 +105,8 @@ class Issuance:
             if email is not None:
                 raise InputError("a subscriber's certificates name the e-mail address recorded at its enrollment")
             subscriber = tx.subscriber(subscriber_id)
+            if subscriber is not None:
+                confirm_subscriber(tx, subscriber)
             email = subscriber.email if subscriber is not None else None
         elif email is not None:
             email = profiles.checked_email(email)

@@ -169,12 +169,15 @@ class AccountReads:
         ).fetchone()
         return ledger.Event(*row) if row else None
 
-    def last_event(self, action: str) -> ledger.Event | None:
-        """The newest event with an action (e.g. config.changed)."""
+    def last_event(self, action: str, subscriber: str | None = None) -> ledger.Event | None:
+        """The newest event with an action (e.g. config.changed), or with it about a subscriber."""
+        where, params = (
+            ("action = ?", (action,)) if subscriber is None else ("action = ? AND subscriber = ?", (action, subscriber))
+        )
         row = self._conn.execute(
             "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
-            "WHERE action = ? ORDER BY seq DESC LIMIT 1",
-            (action,),
+            f"WHERE {where} ORDER BY seq DESC LIMIT 1",
+            params,
         ).fetchone()
         return ledger.Event(*row) if row else None
 

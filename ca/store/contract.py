@@ -160,8 +160,8 @@ class AccountReader(Protocol):
         """The newest event that set a certificate's revocation status (issued, revoked, held, released, reason)."""
         ...
 
-    def last_event(self, action: str) -> ledger.Event | None:
-        """The newest event with an action (e.g. config.changed)."""
+    def last_event(self, action: str, subscriber: str | None = None) -> ledger.Event | None:
+        """The newest event with an action (e.g. config.changed), or with it about a subscriber."""
         ...
 
     def officer_event(self, login: str) -> ledger.Event | None:

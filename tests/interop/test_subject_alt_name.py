@@ -153,3 +153,24 @@ def test_the_ledger_records_the_e_mail_with_the_subscriber(home: Home, bank: Kin
     bank.enroll_administrator(CUSTOMER, "山田 太郎", "ADM1", email=EMAIL)
     added = [e for e in home.store.ledger_events() if e.action == "subscriber.added"]
     assert json.loads(added[-1].details)["email"] == EMAIL
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("email", "attacker@example.net"), ("name", "偽 太郎"), ("customer_id", "C0002")],
+)
+def test_a_holder_edited_behind_kinko_s_back_gets_no_certificate(
+    home: Home, bank: Kinko, clock: FixedClock, column: str, value: str
+) -> None:
+    """What a certificate says of its holder comes from the row only as the ledger recorded it."""
+    from kinko.ca.errors import IntegrityError
+
+    bank.add_customer("C0002", "株式会社別会社")
+    enrolled = bank.enroll_administrator(CUSTOMER, "山田 太郎", "ADM1", email=EMAIL)
+    with sqlite3.connect(home.db_file) as db:
+        db.execute(f"UPDATE subscribers SET {column} = ? WHERE id = 'ADM1'", (value,))  # noqa: S608 - a test
+    before = row_counts(home)
+    with pytest.raises(IntegrityError, match="refused to sign the certificate for subscriber ADM1"):
+        bank.acquire(enrolled.code, make_csr())
+    after = row_counts(home)
+    assert after["certificates"] == before["certificates"]
