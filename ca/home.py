@@ -98,6 +98,10 @@ class Home:
         self.require()
         return config_module.load(self.path)
 
+    def reload_config(self) -> None:
+        """Reads kinko.toml and profiles.toml again at next use (after `config apply`)."""
+        self.__dict__.pop("config", None)
+
     @cached_property
     def store(self) -> Store:
         from kinko.ca.store import open_store

@@ -34,4 +34,5 @@ INDEX: dict[str, str] = {
     "officer": "officers",
     "db": "database",
     "service": "service",
+    "config": "configuration",
 }

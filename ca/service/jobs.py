@@ -8,7 +8,6 @@ that found nothing due is not (it runs every few seconds) but shows in `kinko se
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import sys
 import threading
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from kinko.ca import config
 from kinko.ca.clock import Clock, from_text, to_text
-from kinko.ca.errors import KinkoError, StorageError
+from kinko.ca.errors import KinkoError
 
 if TYPE_CHECKING:
     from kinko.ca.lifecycle import Kinko
@@ -131,26 +130,21 @@ def warn_of_expiry(kinko: Kinko) -> str | None:
     return ("warning: " + "; ".join(warnings)) if warnings else None
 
 
-CONFIG_FILES = ("kinko.toml", "profiles.toml")
-
-
 def record_config_changes(kinko: Kinko) -> str | None:
     """Records in the ledger (config.changed, with each file's SHA-256) a configuration that differs
-    from the one last recorded: what the CA ran under is evidence, whoever edited the files."""
-    digests = {}
-    for name in CONFIG_FILES:
-        try:
-            digests[name] = hashlib.sha256((kinko.home.path / name).read_bytes()).hexdigest()
-        except OSError as exc:
-            raise StorageError(f"cannot read {name}: {exc.strerror}") from None
-    last = kinko.home.store.last_event("config.changed")
-    if last is not None and json.loads(last.details).get("sha256") == digests:
-        return None
+    from the one last recorded, and runs the schedule under it: what the CA ran under is evidence,
+    whoever changed the files (`config apply` records its own change; root may edit them)."""
+    from kinko.ca import configuration
+
+    digests = configuration.digests(kinko.home.path)
     # The files must still load: a configuration the CA cannot run under is reported, not recorded.
     config.load(kinko.home.path)
-    changed = sorted(
-        name for name in digests if last is None or json.loads(last.details)["sha256"].get(name) != digests[name]
-    )
+    kinko.home.reload_config()
+    last = configuration.recorded(kinko.home)
+    said = json.loads(last.details).get("sha256") if last is not None else None
+    if said == digests:
+        return None
+    changed = sorted(name for name in digests if said is None or said.get(name) != digests[name])
     now = to_text(kinko.clock.now()) or ""
     with kinko.home.store.transaction(kinko.actor, now) as tx:
         tx.append_event("config.changed", details={"sha256": digests, "changed": changed})

@@ -271,6 +271,68 @@ def test_direct_mode_on_the_service_home_says_to_use_the_service(deployment: dic
     )
 
 
+def test_profiles_change_only_through_the_service_by_an_admin(deployment: dict[str, Any]) -> None:
+    """An officer can neither write profiles.toml nor send a new one; the admin's is checked,
+    recorded under the admin's login, and in force for the very next issuance."""
+    d = deployment
+    profiles = d["home"] / "profiles.toml"
+    assert in_child(OFFICER, lambda: open(profiles, "ab").close()) == "PermissionError"
+    code, stdout, stderr = kinko_as(d, AUDITOR, "config", "show", "profiles.toml")
+    assert code == 0 and "[ocsp-signer]" in stdout, stderr
+    added = (
+        stdout
+        + '\n[client-7d]\nvalidity = "7d"\nkey_usage = ["digital_signature"]\nextended_key_usage = ["client_auth"]\n'
+    )
+    for login in (OFFICER, "root"):
+        path = d["base"] / login / "profiles.toml" if login != "root" else d["base"] / "root-profiles.toml"
+        path.write_text(added)
+        path.chmod(0o644)
+    code, _stdout, stderr = kinko_as(
+        d, OFFICER, "config", "apply", "--profiles", str(d["base"] / OFFICER / "profiles.toml")
+    )
+    assert code == 1 and "needs the admin role" in stderr, stderr
+    assert rows(d, "SELECT actor FROM ledger WHERE action = 'command.refused' ORDER BY seq DESC LIMIT 1") == [
+        (OFFICER,)
+    ]
+
+    code, stdout, stderr = kinko_as(
+        d, "root", "--json", "config", "apply", "--profiles", str(d["base"] / "root-profiles.toml")
+    )
+    assert code == 0, stderr
+    seq = json.loads(stdout)["seq"]
+    assert rows(d, "SELECT action, actor FROM ledger WHERE seq = ?", (seq,)) == [("config.changed", "root")]
+    out = d["base"] / OFFICER / "week.pem"
+    code, _stdout, stderr = kinko_as(
+        d,
+        OFFICER,
+        "issue",
+        "--csr",
+        str(csr_for(d, OFFICER)),
+        "--name",
+        "T",
+        "--profile",
+        "client-7d",
+        "--out",
+        str(out),
+    )
+    assert code == 0, stderr
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(out.read_bytes())
+    assert (cert.not_valid_after_utc - cert.not_valid_before_utc).days == 6  # seven days, the last second inclusive
+
+    responder = d["base"] / "responder-profiles.toml"
+    responder.write_text(
+        added
+        + '\n[fake-ocsp]\nvalidity = "1y"\nkey_usage = ["digital_signature"]\nextended_key_usage = ["ocsp_signing"]\n'
+    )
+    responder.chmod(0o644)
+    before = rows(d, "SELECT max(seq) FROM ledger")
+    code, _stdout, stderr = kinko_as(d, "root", "config", "apply", "--profiles", str(responder))
+    assert code == 1 and "carries the ocsp_signing EKU" in stderr, stderr
+    assert rows(d, "SELECT max(seq) FROM ledger") == before
+
+
 def test_two_officers_issuing_at_once_get_distinct_serials(deployment: dict[str, Any]) -> None:
     d = deployment
     csrs = {login: [csr_for(d, login, f"c{i}.csr") for i in range(4)] for login in (OFFICER, OFFICER2)}
