@@ -97,16 +97,17 @@ def _keep_fixed(before: config.Config, after: config.Config) -> None:
 
 
 def _write(home_path: Path, files: dict[str, bytes], previous: dict[str, bytes]) -> None:
-    """Writes the files (0600: the home's account alone); a failure puts back those already written,
-    and the transaction around this then records nothing."""
+    """Writes the files (0600, or 0640 where the responder's group may read them now); a failure
+    puts back those already written, and the transaction around this then records nothing."""
+    modes = {name: 0o640 if (home_path / name).stat().st_mode & 0o040 else 0o600 for name in files}
     written: list[str] = []
     try:
         for name, data in files.items():
-            write_atomically(home_path / name, data, 0o600)
+            write_atomically(home_path / name, data, modes[name])
             written.append(name)
     except OSError as exc:
         for name in written:
-            write_atomically(home_path / name, previous[name], 0o600)
+            write_atomically(home_path / name, previous[name], modes[name])
         raise StorageError(f"cannot write {exc.filename or 'the configuration'}: {exc.strerror}") from None
 
 

@@ -228,14 +228,16 @@ class Home:
         return cached
 
     def store_signer_key(self, authority: str, key: PrivateKey, now: dt.datetime) -> str:
-        """Writes a new delegated signer's key (unencrypted, 0600: services use it unattended);
-        returns its file name under keys/, which `authorities` records."""
+        """Writes a new delegated signer's key (unencrypted: services use it unattended), 0600, or
+        0640 for an OCSP signer when keys/ admits its group (`service setup` gives the responder's
+        group that); returns its file name under keys/, which `authorities` records."""
         import secrets
 
         from kinko.ca.keys import write_private_key
 
         name = f"{authority.replace(':', '-')}-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(4)}.key"
-        write_private_key(self.keys_dir / name, key, None)
+        shared = authority.startswith("ocsp:") and self.keys_dir.is_dir() and self.keys_dir.stat().st_mode & 0o010
+        write_private_key(self.keys_dir / name, key, None, mode=0o640 if shared else 0o600)
         return name
 
     def delete_signer_key(self, reference: str) -> bool:

@@ -106,16 +106,17 @@ def hash_for(public_key: object) -> Digest:
     return hashes.SHA256()
 
 
-def write_private_key(path: Path, key: PrivateKey, passphrase: bytes | None) -> None:
-    """Writes a key as PKCS#8 PEM, encrypted when a passphrase is given, created 0600."""
+def write_private_key(path: Path, key: PrivateKey, passphrase: bytes | None, mode: int = 0o600) -> None:
+    """Writes a key as PKCS#8 PEM, encrypted when a passphrase is given, created 0600 (or `mode`)."""
     if passphrase is not None:
         encryption: serialization.KeySerializationEncryption = serialization.BestAvailableEncryption(passphrase)
     else:
         encryption = serialization.NoEncryption()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
-    make_private_dir(path.parent)
-    # O_EXCL|O_NOFOLLOW + mode 0600 at creation: the key is never readable by others, not even briefly.
-    write_new(path, pem, 0o600)
+    if not path.parent.is_dir():
+        make_private_dir(path.parent)  # an existing keys/ keeps its mode: a service home's admits the responder
+    # O_EXCL|O_NOFOLLOW + the mode at creation: the key is never readable by others, not even briefly.
+    write_new(path, pem, mode)
 
 
 def make_private_dir(path: Path) -> None:

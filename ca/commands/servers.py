@@ -75,11 +75,13 @@ def _tls(p: APIServeParams) -> TLSFiles | None:
 
 def ocsp_serve(ctx: Context, p: ServeParams) -> None:
     """Serve OCSP (POST and GET), the CRLs and the CA certificates, in the foreground."""
+    from kinko.ca.home import Home
     from kinko.ca.http import check_port
     from kinko.ocsp.server import serve
 
-    home = ctx.home()
+    home = Home(ctx.home().path, readonly=True)
     home.require()
+    home.store.change_token()  # a database it cannot read (or of another schema version) is refused here
     check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
     click.echo(
         f"kinko: serving {home.path} on http://{p.host}:{p.port}/ with {p.workers} worker(s); Ctrl-C stops", err=True
@@ -197,7 +199,8 @@ def _nothing(_result: None, _out: Output, _p: object) -> None:
 
 OPERATIONS: list[Operation[Any, Any]] = [
     Operation("api serve", APIServeParams, api_serve, _nothing, "officer", local=True),
-    Operation("ocsp serve", ServeParams, ocsp_serve, _nothing, "officer", local=True),
+    # No role: the responder's account reads the registry view and its signers' keys, by file permission.
+    Operation("ocsp serve", ServeParams, ocsp_serve, _nothing, None, local=True),
     Operation("ocsp refresh", NoParams, ocsp_refresh, render_refresh, "officer"),
     Operation("ocsp signer rotate", NoParams, ocsp_signer_rotate, render_signers, "admin"),
     Operation("quickstart", QuickstartParams, quickstart, render_quickstart, None, local=True),

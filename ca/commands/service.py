@@ -41,13 +41,16 @@ class SetupParams:
         "The group whose members may use the service's socket.", "kinko-officers", show_default=True
     )
     socket_dir: Path = param("The socket's directory.", Path(DEFAULT_SOCKET).parent, show_default=True)
+    responder_account: str = param(
+        "The OCSP responder's account: read access to what it serves, nothing else.", "kinko-ocsp", show_default=True
+    )
 
 
 def service_setup(ctx: Context, p: SetupParams) -> Setup:
-    """Give the home to a service account (created if missing) and print its systemd unit; run as root."""
+    """Give the home to a service account (created if missing) and print the systemd units; run as root."""
     from kinko.ca.service.setup import set_up
 
-    return set_up(ctx.home(), p.account, p.officers_group, p.socket_dir)
+    return set_up(ctx.home(), p.account, p.officers_group, p.socket_dir, p.responder_account)
 
 
 def render_setup(result: Setup, out: Output, _p: object) -> None:
@@ -55,19 +58,26 @@ def render_setup(result: Setup, out: Output, _p: object) -> None:
         out.emit(dataclasses.asdict(result))
         return
     lines = [
-        f"The home {result.home} now belongs to {result.account} (0700); only it can read the database and keys.",
+        f"The home {result.home} now belongs to {result.account}; only it can read the CA keys, the audit key "
+        "and the passphrase.",
+        f"The responder's account {result.responder_account} may read the database, the configuration, public/ "
+        "and its signers' keys, and write nothing.",
         f"Socket directory {result.socket_dir}: {result.account}:{result.officers_group}, 2750.",
     ]
     if result.passphrase_file:
         lines.append(f"Passphrase file {result.passphrase_file}: {result.account}, 0600.")
     lines += [
         "",
-        "Install the unit below as /etc/systemd/system/kinko-service.service, then:",
-        "  systemctl daemon-reload && systemctl enable --now kinko-service",
+        "Install the units below in /etc/systemd/system/, then:",
+        "  systemctl daemon-reload && systemctl enable --now kinko-service kinko-ocsp",
         f"  usermod -aG {result.officers_group} LOGIN    # for each officer and auditor",
         f"  kinko --socket {result.socket_dir}/kinko.sock officer add LOGIN --role officer",
         "",
+        "# kinko-service.service",
         result.unit.rstrip(),
+        "",
+        "# kinko-ocsp.service",
+        result.responder_unit.rstrip(),
     ]
     out.text("\n".join(lines))
 

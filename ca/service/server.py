@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import signal
 import socket
 import socketserver
 import struct
@@ -260,13 +261,23 @@ def serve(home_path: Path, socket_path: Path, clock: Any = None, ready: Any = No
     print(f"kinko: service for {home_path} on {socket_path}", file=sys.stderr, flush=True)
     if ready is not None:
         ready()
+    # systemd stops a unit with SIGTERM: leave as Ctrl-C does, after the job and the request in progress.
+    previous_handler = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("kinko: service stopping", file=sys.stderr, flush=True)
     finally:
-        service.schedule.stop()
+        signal.signal(signal.SIGTERM, previous_handler)
         server.server_close()
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
+        service.schedule.stop()
+        service.executor.shutdown(wait=True)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _start_schedule(home_path: Path, clock: Any) -> ScheduleThread:

@@ -35,16 +35,23 @@ BACKEND = "sqlite"
 _COUNTER_SINCE = 2
 
 
-def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+def _connect(path: Path, readonly: bool, immutable: bool = False) -> sqlite3.Connection:
     try:
         if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=30)
+            flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+            conn = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None, timeout=30)
         else:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from None
     return conn
+
+
+def _no_wal_to_share(path: Path) -> bool:
+    """A WAL database nobody has open, in a directory this account may not write: SQLite cannot
+    create the -wal and -shm a read-only connection needs."""
+    return not Path(f"{path}-wal").exists() and not os.access(path.parent, os.W_OK)
 
 
 def _prepare_for_writing(conn: sqlite3.Connection, path: Path) -> None:
@@ -96,6 +103,9 @@ class SQLiteStore(AccountReads):
         self._authorities: tuple[int, dict[str, tuple[str, str]]] | None = None
         self._writer: SQLiteWriter | None = None
         self._checked_for: SQLiteWriter | None = None
+        # A reader that may not create the WAL files (the responder's account) of a database no
+        # writer has open reads the checkpointed file as it is, until the CA service opens it.
+        self._immutable = False
 
     @classmethod
     def create(cls, path: Path) -> SQLiteStore:
@@ -130,16 +140,26 @@ class SQLiteStore(AccountReads):
         if not path.exists():
             raise StorageError(f"database {path} is missing")
         conn = _connect(path, readonly)
+        immutable = False
         try:
-            # Before anything that could write: a database of another version is left as it is.
-            version = _schema_version(conn, path)
+            try:
+                # Before anything that could write: a database of another version is left as it is.
+                version = _schema_version(conn, path)
+            except StorageError:
+                if not (readonly and _no_wal_to_share(path)):
+                    raise
+                conn.close()
+                conn, immutable = _connect(path, readonly, immutable=True), True
+                version = _schema_version(conn, path)
             schema.check_version(version, str(path), upgrading)
             if not readonly:
                 _prepare_for_writing(conn, path)
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, version)
+        store = cls(conn, path, version)
+        store._immutable = immutable
+        return store
 
     def close(self) -> None:
         """Closes the connection."""
@@ -377,7 +397,24 @@ class SQLiteStore(AccountReads):
 
     def change_token(self) -> int:
         """A number that differs after any commit that changes state: the change counter, as last committed."""
+        if self._immutable and Path(f"{self.path}-wal").exists():
+            self._read_live()
         return int(self._scalar("SELECT value FROM change_counter WHERE id = 1"))
+
+    def _read_live(self) -> None:
+        """The CA service has the database open (its WAL exists): read through it from now on.
+        Polled often (the responder asks every 50 ms), long before a first checkpoint changes the file."""
+        try:
+            conn = _connect(self.path, readonly=True)
+        except StorageError:
+            return  # not yet readable: the file as it is still answers
+        try:
+            conn.execute("SELECT value FROM change_counter WHERE id = 1").fetchone()
+        except sqlite3.Error:
+            conn.close()
+            return
+        self._conn.close()
+        self._conn, self._immutable, self._authorities = conn, False, None
 
     def table_rows(self, table: str) -> Iterator[tuple[object, ...]]:
         """Every row of one of the tables the ledger's replay decides, in key order, streamed."""

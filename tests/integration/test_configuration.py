@@ -41,7 +41,7 @@ def test_a_new_profile_is_recorded_and_in_force_at_once(
     assert applied["changed"] == ["profiles.toml"]
     assert applied["sha256"]["profiles.toml"] == hashlib.sha256(new.read_bytes()).hexdigest()
     assert (home.path / "profiles.toml").read_bytes() == new.read_bytes()
-    assert (home.path / "profiles.toml").stat().st_mode & 0o777 == 0o600
+    assert (home.path / "profiles.toml").stat().st_mode & 0o007 == 0  # never for others
     event = home.store.last_event("config.changed")
     assert event is not None and event.seq == applied["seq"] and event.actor == current_login()
     assert json.loads(event.details)["sha256"] == applied["sha256"]

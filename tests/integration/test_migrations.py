@@ -103,7 +103,16 @@ def every_command(home: Path, work: Path) -> dict[str, list[Any]]:
     """Parseable arguments for every command that opens the home's database (test_roles' table)."""
     csr = work / "request.csr"
     csr.write_bytes(make_csr())
-    template = {"valid": VALID, "held": HELD, "code": "ABCD-EFGH-IJKL", "csr": csr, "pass": work / "none.txt"}
+    profiles = work / "profiles.toml"
+    profiles.write_text((home / "profiles.toml").read_text("utf-8") + '\n[client-7d]\nvalidity = "7d"\n', "utf-8")
+    template = {
+        "valid": VALID,
+        "held": HELD,
+        "code": "ABCD-EFGH-IJKL",
+        "csr": csr,
+        "pass": work / "none.txt",
+        "profiles": profiles,
+    }
     return {
         path: arguments(path, template, home, work)[2:]  # without the --home prefix
         for path in sorted(set(required_roles()) - WITHOUT_DATABASE)
@@ -145,7 +154,7 @@ def test_a_version_1_database_is_refused_until_upgraded(
     assert (process.returncode, process.stdout) == (1, "")
     assert process.stderr == f"kinko: error: {older_refusal(db)}\n"
     assert servers == []
-    assert list(work.iterdir()) == [work / "request.csr"]
+    assert sorted(work.iterdir()) == [work / "profiles.toml", work / "request.csr"]
     assert digest(db) == before_bytes
     assert snapshot(db) == before
     assert schema_version(db) == "1"

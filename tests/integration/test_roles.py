@@ -138,13 +138,24 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     unused_code = kinko.enroll_administrator(CUSTOMER, "管理者 次郎", "ADM2").code
     csr = base / "request.csr"
     csr.write_bytes(make_csr())
+    profiles = base / "profiles.toml"
+    added = '\n[client-7d]\nvalidity = "7d"\nkey_usage = ["digital_signature"]\nextended_key_usage = ["client_auth"]\n'
+    profiles.write_text((home.path / "profiles.toml").read_text("utf-8") + added, encoding="utf-8")
     home.store.close()
     home.readonly_store.close()
     conn = sqlite3.connect(home.db_file)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     assert verify_database(Home(home.path)).ok
-    return {"home": home.path, "valid": valid, "held": held, "code": unused_code, "csr": csr, "pass": passphrase}
+    return {
+        "home": home.path,
+        "valid": valid,
+        "held": held,
+        "code": unused_code,
+        "csr": csr,
+        "pass": passphrase,
+        "profiles": profiles,
+    }
 
 
 def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]:
@@ -194,6 +205,8 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "db upgrade": ["db", "upgrade"],
         "service run": ["service", "run", "--listen", work / "kinko.sock"],
         "service status": ["service", "status"],
+        "config show": ["config", "show"],
+        "config apply": ["config", "apply", "--profiles", t["profiles"]],
         # A name refused before anything is created: the matrix must not add accounts to the machine.
         "service setup": ["service", "setup", "--account", "Not A Name", "--socket-dir", work / "run"],
     }

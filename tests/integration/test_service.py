@@ -34,18 +34,20 @@ from kinko.ca.clock import SystemClock, to_text
 from kinko.ca.hierarchy import InitOptions, create_home
 from kinko.ca.officers import add_officer
 from kinko.ca.service.protocol import HEADER
-from tests.conftest import ORG, make_csr
+from kinko.ca.service.setup import set_up
+from tests.conftest import ORG, make_csr, wait_listening
 from tests.integration.test_roles import traversable_by_others
 
-SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER = (
+SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER, RESPONDER = (
     "kinko-svc-t",
     "kinko-off1-t",
     "kinko-off2-t",
     "kinko-aud-t",
     "kinko-out-t",
+    "kinko-ocsp-t",
 )
 GROUP = "kinko-officers-t"
-ACCOUNTS = (SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER)
+ACCOUNTS = (SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER, RESPONDER)
 
 
 def _run(*argv: str) -> None:
@@ -157,14 +159,11 @@ def deployment(accounts: None) -> Iterator[dict[str, Any]]:
     now = to_text(SystemClock().now()) or ""
     for login, role in ((OFFICER, "officer"), (OFFICER2, "officer"), (AUDITOR, "auditor")):
         add_officer(home, login, role, "root", now)
-    home.store.close()
-    for path in [secret, *secret.rglob("*"), home.path, *home.path.rglob("*")]:
-        os.chown(path, service.pw_uid, service.pw_gid)
-    home.path.chmod(0o700)
+    os.chown(secret, service.pw_uid, service.pw_gid)
     run = base / "run"
-    run.mkdir()
-    os.chown(run, service.pw_uid, grp.getgrnam(GROUP).gr_gid)
-    run.chmod(0o2750)  # setgid: the socket is born in the officers' group
+    # The set-up a bank runs: the home to the service account, the responder's read-only view, the socket's directory.
+    set_up(home, SERVICE, GROUP, run, responder=RESPONDER)
+    home.store.close()
     for login in (OFFICER, OFFICER2, AUDITOR, OUTSIDER):
         work = base / login
         work.mkdir()
@@ -175,8 +174,9 @@ def deployment(accounts: None) -> Iterator[dict[str, Any]]:
     try:
         yield state
     finally:
-        os.kill(state["pid"], signal.SIGTERM)
-        os.waitpid(state["pid"], 0)
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            os.kill(state["pid"], signal.SIGTERM)
+            os.waitpid(state["pid"], 0)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -524,7 +524,188 @@ def test_a_service_killed_during_a_termination_leaves_all_or_nothing(deployment:
     assert code == 0, stderr
 
 
-SETUP_ACCOUNT, SETUP_GROUP = "kinko-setup-t", "kinko-setupgrp-t"
+def start_responder(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`kinko ocsp serve` as the responder's account (dropped to before exec); returns it and its URL."""
+    from tests.conftest import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kinko.cli",
+            "--home",
+            str(home),
+            "ocsp",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        user=RESPONDER,
+        group=pwd.getpwnam(RESPONDER).pw_gid,
+        extra_groups=[],
+        cwd="/",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    wait_listening(port, process, "the responder")
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def signer_serial_of_answer(d: dict[str, Any], url: str, cert: Path) -> int:
+    """The serial of the signer certificate in the responder's own (nonce) answer."""
+    from cryptography.x509 import ocsp
+
+    issuer, answer = d["home"] / "public" / "ca" / "issuing.pem", d["base"] / "answer.der"
+    result = subprocess.run(
+        [
+            *("openssl", "ocsp", "-issuer", str(issuer), "-cert", str(cert), "-url", url, "-noverify"),
+            "-respout",
+            str(answer),
+        ],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (signer,) = ocsp.load_der_ocsp_response(answer.read_bytes()).certificates
+    return int(signer.serial_number)
+
+
+def ocsp_status(d: dict[str, Any], url: str, cert: Path, nonce: bool = False) -> str:
+    """What the responder at `url` says of `cert`, through openssl (good, revoked or unknown); with a
+    nonce the responder signs the answer itself, with the signer key it read."""
+    issuer = d["home"] / "public" / "ca" / "issuing.pem"
+    result = subprocess.run(
+        ["openssl", "ocsp", "-issuer", str(issuer), "-cert", str(cert), "-url", url, "-noverify"]
+        + ([] if nonce else ["-no_nonce"]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split(f"{cert}: ", 1)[1].split()[0]
+
+
+def until_status(d: dict[str, Any], url: str, cert: Path, expected: str) -> str:
+    """Asks up to 50 times, 0.1 s apart (the responder looks for changes every 50 ms): the last answer."""
+    for _ in range(50):
+        said = ocsp_status(d, url, cert)
+        if said == expected:
+            return said
+        time.sleep(0.1)
+    return said
+
+
+def issued_by_officer(d: dict[str, Any], name: str) -> tuple[str, Path]:
+    out = d["base"] / OFFICER / f"{name}.pem"
+    code, stdout, stderr = kinko_as(
+        d,
+        OFFICER,
+        "--json",
+        "issue",
+        "--csr",
+        str(csr_for(d, OFFICER, f"{name}.csr")),
+        "--name",
+        name,
+        "--out",
+        str(out),
+    )
+    assert code == 0, stderr
+    return json.loads(stdout)["serial"], out
+
+
+def test_the_responder_reads_what_it_serves_and_writes_nothing(deployment: dict[str, Any]) -> None:
+    d = deployment
+    home = d["home"]
+    conn = sqlite3.connect(home / "kinko.db")
+    signer_keys = [
+        home / "keys" / name for (name,) in conn.execute("SELECT key_file FROM authorities WHERE role LIKE 'ocsp:%'")
+    ]
+    other_keys = [
+        home / "keys" / name
+        for (name,) in conn.execute("SELECT key_file FROM authorities WHERE role NOT LIKE 'ocsp:%'")
+    ]
+    conn.close()
+    assert signer_keys and {p.name for p in other_keys} >= {"issuing.key", "root.key"}
+
+    def write_to_the_database() -> None:
+        db = sqlite3.connect(home / "kinko.db", timeout=1)
+        db.execute("UPDATE certificates SET status = 'valid'")
+        db.commit()
+
+    assert in_child(RESPONDER, lambda: open(home / "kinko.db", "r+b").close()) == "PermissionError"
+    assert in_child(RESPONDER, write_to_the_database) == "OperationalError"
+    for key in other_keys:  # the CA keys and the audit key
+        assert in_child(RESPONDER, lambda k=key: open(k, "rb").close()) == "PermissionError", key
+    for key in signer_keys:
+        assert in_child(RESPONDER, lambda k=key: open(k, "rb").close()) == "ok", key
+    assert in_child(RESPONDER, lambda: os.listdir(home)) == "PermissionError"
+    assert in_child(RESPONDER, lambda: (home / "new-file").touch()) == "PermissionError"
+    # The responder's account is no officer, and needs to be none.
+    assert rows(d, "SELECT count(*) FROM officers WHERE login = ?", (RESPONDER,)) == [(0,)]
+
+    responder, url = start_responder(home)
+    try:
+        serial, cert = issued_by_officer(d, "応答 確認")
+        assert until_status(d, url, cert, "good") == "good"
+        code, _stdout, stderr = kinko_as(d, OFFICER, "revoke", serial, "--reason", "key-compromise")
+        assert code == 0, stderr
+        assert until_status(d, url, cert, "revoked") == "revoked"
+        # A new signer made by the service is readable by the responder, which signs with it.
+        code, _stdout, stderr = kinko_as(d, "root", "--json", "ocsp", "signer", "rotate")
+        assert code == 0, stderr
+        conn = sqlite3.connect(f"file:{home / 'kinko.db'}?mode=ro", uri=True)
+        new_serial, new_key = conn.execute(
+            "SELECT serial, key_file FROM authorities WHERE role = 'ocsp:issuing'"
+        ).fetchone()
+        conn.close()
+        assert (home / "keys" / new_key).stat().st_mode & 0o777 == 0o640
+        assert ocsp_status(d, url, cert, nonce=True) == "revoked"
+        assert signer_serial_of_answer(d, url, cert) == int(new_serial, 16)
+    finally:
+        stop(responder)
+    assert responder.stderr is not None and b"Traceback" not in responder.stderr.read()
+
+
+def test_the_responder_serves_while_the_service_is_down_and_follows_it_back(deployment: dict[str, Any]) -> None:
+    """Started while the CA service is stopped (no WAL files it could use, none it may create), the
+    responder answers from the database as it is, and reads live once the service runs again."""
+    d = deployment
+    serial, cert = issued_by_officer(d, "停止中 確認")
+    os.kill(d["pid"], signal.SIGTERM)
+    assert os.waitstatus_to_exitcode(os.waitpid(d["pid"], 0)[1]) == 0  # systemd's stop: a clean exit
+    # The last connection to close removes the WAL files (the service's, or one closed after it).
+    last = sqlite3.connect(d["home"] / "kinko.db")
+    last.execute("SELECT count(*) FROM meta").fetchone()
+    last.close()
+    assert not (d["home"] / "kinko.db-wal").exists()
+    responder, url = start_responder(d["home"])
+    try:
+        assert ocsp_status(d, url, cert) == "good"
+        d["pid"] = start_service(d["home"], d["socket"])
+        code, _stdout, stderr = kinko_as(d, OFFICER, "revoke", serial, "--reason", "superseded")
+        assert code == 0, stderr
+        assert until_status(d, url, cert, "revoked") == "revoked"
+    finally:
+        stop(responder)
+
+
+SETUP_ACCOUNT, SETUP_GROUP, SETUP_RESPONDER = "kinko-setup-t", "kinko-setupgrp-t", "kinko-setupocsp-t"
 
 
 def test_service_setup_gives_the_home_to_its_account(
@@ -541,29 +722,44 @@ def test_service_setup_gives_the_home_to_its_account(
         home.store.close()
         socket_dir = base / "run" / "kinko"
         args = ["--home", home.path, "--json", "service", "setup", "--account", SETUP_ACCOUNT]
-        args += ["--officers-group", SETUP_GROUP, "--socket-dir", socket_dir]
+        args += ["--officers-group", SETUP_GROUP, "--socket-dir", socket_dir, "--responder-account", SETUP_RESPONDER]
         result = run_cli(*args)
         assert result.exit_code == 0, result.output
         done = json.loads(result.stdout)
         account, group = pwd.getpwnam(SETUP_ACCOUNT), grp.getgrnam(SETUP_GROUP)
         assert account.pw_shell == "/usr/sbin/nologin"
+        reader = pwd.getpwnam(SETUP_RESPONDER)
+        conn = sqlite3.connect(f"file:{home.db_file}?mode=ro", uri=True)
+        found = list(conn.execute("SELECT role, key_file FROM authorities WHERE role LIKE 'ocsp:%'"))
+        conn.close()
+        signers = {f[1] for f in found if f is not None}
+        assert len(signers) == 2
         for path in [home.path, *home.path.rglob("*")]:
             info = path.lstat()
-            assert info.st_uid == account.pw_uid, path
-            assert info.st_mode & 0o077 == 0, f"{path} is open to others: {oct(info.st_mode)}"
+            assert (info.st_uid, info.st_gid) == (account.pw_uid, reader.pw_gid), path
+            assert info.st_mode & 0o007 == 0, f"{path} is open to others: {oct(info.st_mode)}"
+            shared = path.name.startswith("kinko.db") or path.name in ("kinko.toml", "profiles.toml", *signers)
+            shared = shared or "public" in path.parts
+            modes = {(True, True): 0o2750, (True, False): 0o2710, (False, True): 0o640, (False, False): 0o600}
+            expected = modes[(path.is_dir(), ("public" in path.parts) if path.is_dir() else shared)]
+            assert info.st_mode & 0o7777 == expected, f"{path}: {oct(info.st_mode)}"
+        assert (home.path / "keys" / "issuing.key").stat().st_mode & 0o777 == 0o600
         assert passphrase.stat().st_uid == account.pw_uid and passphrase.stat().st_mode & 0o777 == 0o600
         info = socket_dir.stat()
         assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (account.pw_uid, group.gr_gid, 0o2750)
         assert f"User={SETUP_ACCOUNT}" in done["unit"] and f"Group={SETUP_GROUP}" in done["unit"]
         assert f"--home {home.path} service run --listen {socket_dir}/kinko.sock" in done["unit"]
         assert "@" not in done["unit"]
+        assert f"User={SETUP_RESPONDER}" in done["responder_unit"] and "ocsp serve" in done["responder_unit"]
+        assert "@" not in done["responder_unit"]
         # Again: nothing to create, nothing changes, exit 0.
         assert run_cli(*args).exit_code == 0
         # An officer's account may not run it.
         code, _out, stderr = as_account(OFFICER, *map(str, args))
         assert code == 1 and "run it as root" in stderr, stderr
     finally:
-        _run("userdel", SETUP_ACCOUNT)
-        _run("groupdel", SETUP_ACCOUNT)
+        for login in (SETUP_ACCOUNT, SETUP_RESPONDER):
+            _run("userdel", login)
+            _run("groupdel", login)
         _run("groupdel", SETUP_GROUP)
         shutil.rmtree(base, ignore_errors=True)
