@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import hmac
 import ipaddress
 import json
+import os
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kinko.ca.errors import ConfigError, Conflict, InputError, KinkoError, NotFound, PolicyError
 from kinko.ca.files import read_secret
@@ -49,12 +49,13 @@ from kinko.ca.http import (
     read_body,
     respond,
 )
-from kinko.ca.locations import resolve_home
+from kinko.ca.locations import SOCKET_ENV, resolve_home
 
 _STATUS_PATH = re.compile(r"^/v1/certificates/([0-9A-Fa-f:]{1,64})/status$")
 MAX_TOKEN_BYTES = 1024
 CLIENT_CERTIFICATE_HEADER = b"x-client-certificate"
-_STATUSES = {InputError: 400, PolicyError: 403, NotFound: 404, Conflict: 409}
+TOKEN_FILE_ENV = "KINKO_API_TOKEN_FILE"  # noqa: S105 - a variable's name, not a token
+_STATUSES: dict[type[KinkoError], int] = {InputError: 400, PolicyError: 403, NotFound: 404, Conflict: 409}
 
 
 def load_token(home: Home) -> bytes:
@@ -62,21 +63,62 @@ def load_token(home: Home) -> bytes:
     name = home.config.api.token_file
     if not name:
         raise ConfigError("no API token: set [api] token_file in kinko.toml (no token, no service)")
-    token = read_secret(Path(name), "API token", MAX_TOKEN_BYTES).strip()
+    return read_token(Path(name))
+
+
+def read_token(path: Path) -> bytes:
+    """A bearer token file: private, 16 to 1024 bytes."""
+    token = read_secret(path, "API token", MAX_TOKEN_BYTES).strip()
     if len(token) > MAX_TOKEN_BYTES:
-        raise ConfigError(f"API token in {name} is longer than {MAX_TOKEN_BYTES} bytes")
+        raise ConfigError(f"API token in {path} is longer than {MAX_TOKEN_BYTES} bytes")
     if len(token) < 16:
-        raise ConfigError(f"API token in {name} is shorter than 16 characters")
+        raise ConfigError(f"API token in {path} is shorter than 16 characters")
     return token
+
+
+class Backend(Protocol):
+    """Runs one of the front end's operations (ca/commands/frontend.py) and returns its JSON."""
+
+    def run(self, operation: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class InProcess:
+    """Direct mode: the operations run in this process, on a home it opens (actor api:<client name>)."""
+
+    def __init__(self, home: Home, clock: Any = None) -> None:
+        from kinko.ca.commands.registry import Context
+
+        self.context = Context(home.path, clock=clock, actor=f"api:{home.config.api.client_name}", home_instance=home)
+
+    def run(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        from kinko.ca.commands.registry import build_params, find
+
+        found = find(operation)
+        result: dict[str, Any] = found.run(self.context, build_params(found.params, params))
+        return result
+
+
+class ThroughService:
+    """The API as the CA service's client: no database, no key; the service runs each operation
+    for this account (its `api` role, by the kernel's word) and records it under its login."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+
+    def run(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        from kinko.ca.service.client import call, raise_for
+
+        reply = call(self.socket_path, operation, params, as_json=True)
+        raise_for(reply)
+        answer: dict[str, Any] = json.loads(reply["stdout"])
+        return answer
 
 
 class API:
     """The ASGI application."""
 
-    def __init__(self, home: Home, token: bytes, clock: Any = None) -> None:
-        from kinko.ca.lifecycle import Kinko
-
-        self.kinko = Kinko(home, clock=clock, actor=f"api:{home.config.api.client_name}")
+    def __init__(self, backend: Backend | Home, token: bytes, clock: Any = None) -> None:
+        self.backend = InProcess(backend, clock) if isinstance(backend, Home) else backend
         self.expected = b"Bearer " + token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,7 +147,7 @@ class API:
         method, path = scope["method"], scope["path"]
         match = _STATUS_PATH.match(path)
         if match and method == "GET":
-            return 200, _json(self.kinko.certificate_status(match.group(1)).to_json())
+            return 200, _json(self.backend.run("api status", {"serial": match.group(1)}))
         routes = {
             "/v1/acquire": self.acquire,
             "/v1/renew": self.renew,
@@ -132,34 +174,38 @@ class API:
         return await routes[path](scope, body)
 
     async def acquire(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
-        issued = self.kinko.acquire(_field(body, "code"), _field(body, "csr").encode(), client=_client_address(scope))
-        return 201, _issued(issued)
+        params = {"code": _field(body, "code"), "csr": _field(body, "csr").encode(), "client": _client_address(scope)}
+        return 201, _json(self.backend.run("api acquire", params))
 
     async def renew(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
         presented = _client_certificate(scope, "renewal")
-        return 201, _issued(self.kinko.renew_by_holder(presented, _field(body, "csr").encode()))
+        return 201, _json(
+            self.backend.run("api renew", {"certificate": presented, "csr": _field(body, "csr").encode()})
+        )
 
     async def reacquire(self, _scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
-        signature = _base64_field(body, "signature")
-        issued = self.kinko.reacquire_by_holder(_field(body, "subscriber"), _field(body, "csr").encode(), signature)
-        return 201, _issued(issued)
+        params = {
+            "subscriber": _field(body, "subscriber"),
+            "csr": _field(body, "csr").encode(),
+            "signature": _base64_field(body, "signature"),
+        }
+        return 201, _json(self.backend.run("api reacquire", params))
 
     async def enrollments(self, scope: Scope, body: dict[str, Any]) -> tuple[int, bytes]:
         presented = _client_certificate(scope, "a user's enrollment")
         email = body.get("email")
         if email is not None and not isinstance(email, str):
             raise InputError("field 'email' must be a string")
-        enrolled = self.kinko.enroll_user_by_administrator(
-            presented, _field(body, "customer"), _field(body, "name"), email
-        )
-        return 201, _json(dataclasses.asdict(enrolled))
+        params = {"certificate": presented, "customer": _field(body, "customer"), "name": _field(body, "name")}
+        return 201, _json(self.backend.run("api enroll", {**params, "email": email}))
 
 
 def _status_for(error: KinkoError) -> int:
     for kind, status in _STATUSES.items():
         if isinstance(error, kind):
             return status
-    return 500
+    # The CA service down or the store failing (exit 3 on the CLI): the front end may try again.
+    return 503 if error.exit_code == 3 else 500
 
 
 def _field(body: dict[str, Any], name: str) -> str:
@@ -201,27 +247,16 @@ def _base64_field(body: dict[str, Any], name: str) -> bytes:
         raise InputError(f"field {name!r} must be base64") from None
 
 
-def _issued(issued: Any) -> bytes:
-    record = issued.record
-    return _json(
-        {
-            "serial": record.serial,
-            "subscriber": record.subscriber_id,
-            "subject": record.subject,
-            "not_before": record.not_before,
-            "not_after": record.not_after,
-            "fingerprint_sha256": record.fingerprint_sha256,
-            "pem": issued.pem,
-        }
-    )
-
-
 def _json(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode("utf-8")
 
 
 def create_app() -> API:
-    """ASGI factory for server workers: the home comes from $KINKO_HOME."""
+    """ASGI factory for server workers: through the CA service when $KINKO_SOCKET is set (the
+    token from $KINKO_API_TOKEN_FILE), else on the home in $KINKO_HOME."""
+    socket_path = os.environ.get(SOCKET_ENV)
+    if socket_path:
+        return API(ThroughService(Path(socket_path)), read_token(Path(os.environ[TOKEN_FILE_ENV])))
     home = Home(resolve_home(None))
     home.require()
     return API(home, load_token(home))

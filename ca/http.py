@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from kinko.ca.errors import ConfigError
-from kinko.ca.locations import HOME_ENV
 
 if TYPE_CHECKING:
     # granian.rsgi re-exports the protocol without marking it public; its own stub names it so.
@@ -267,7 +266,7 @@ def load_tls(tls: TLSFiles) -> TLSFiles:
 
 def run_app(
     target: str,
-    home: Path,
+    env: dict[str, str],
     host: str,
     port: int,
     workers: int,
@@ -275,16 +274,17 @@ def run_app(
     interface: Interface = "asgi",
     tls: TLSFiles | None = None,
 ) -> None:
-    """Runs an app factory (module:function) for a home under Granian until interrupted; first
-    raises ConfigError, before any worker starts, when host:port cannot be listened on."""
+    """Runs an app factory (module:function) under Granian until interrupted, its workers finding
+    their home or socket in `env`; first raises ConfigError, before any worker starts, when
+    host:port cannot be listened on."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     check_port(host, port)
-    # Workers are separate processes: they find the home through the environment.
-    os.environ[HOME_ENV] = str(home.resolve())
+    # Workers are separate processes: they find the home (or the service) through the environment.
+    os.environ.update(env)
     Granian(
         target,
         factory=True,

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 HOME_ENV = "KINKO_HOME"
+SOCKET_ENV = "KINKO_SOCKET"
 DEFAULT_SOCKET = "/run/kinko/kinko.sock"
 
 

@@ -5,6 +5,8 @@ what an auditor may.
     auditor  reads, exports and verifies
     officer  issues, enrolls, revokes, holds, releases, handles incidents and customers, publishes
     admin    manages officers and the CA (signer rotation, the root's ARL)
+
+    api      the login front end's own account: its five operations (ca/commands/frontend.py) only
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ if TYPE_CHECKING:
     from kinko.ca.home import Home
 
 ROLES = ("auditor", "officer", "admin")
+# The API's own identity: the login front end's operations and nothing else (not even an auditor's reads).
+API_ROLE = "api"
+GRANTABLE = (*ROLES, API_ROLE)
 _RANK = {role: rank for rank, role in enumerate(ROLES, 1)}
 _LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$")
 
@@ -38,6 +43,8 @@ def current_login() -> str:
 
 def allows(role: str | None, needed: str) -> bool:
     """Whether a role (None: unregistered) may run something that needs `needed`."""
+    if API_ROLE in (role, needed):
+        return role == needed
     return role is not None and _RANK[role] >= _RANK[needed]
 
 
@@ -75,8 +82,8 @@ def confirm_role(login: str, role: str | None, event: Event | None) -> Mismatch 
 
 def add_officer(home: Home, login: str, role: str, actor: str, time: str) -> None:
     """Registers an OS account with a role."""
-    if role not in ROLES:
-        raise InputError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
+    if role not in GRANTABLE:
+        raise InputError(f"unknown role {role!r}; use one of: {', '.join(GRANTABLE)}")
     if not _LOGIN.match(login):
         raise InputError(f"{login!r} is not an OS login name")
     with home.store.transaction(actor, time) as tx:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kinko.ca.http import run_app
+from kinko.ca.locations import HOME_ENV
 
 
 def check(home: Path) -> None:
@@ -17,4 +18,5 @@ def check(home: Path) -> None:
 def serve(home: Path, host: str = "127.0.0.1", port: int = 8080, workers: int = 2, log_level: str = "warning") -> None:
     """Serves OCSP, the CRLs and the CA certificates of a home until interrupted."""
     check(home)
-    run_app("kinko.ocsp.app:create_app", home, host, port, workers, log_level, interface="rsgi")
+    env = {HOME_ENV: str(home.resolve())}
+    run_app("kinko.ocsp.app:create_app", env, host, port, workers, log_level, interface="rsgi")

@@ -56,6 +56,7 @@ class CLIState:
                 prompt=_tty_prompt if sys.stdin.isatty() else None,
                 progress=self._progress,
                 counter=self._counter,
+                socket=self.socket,
             )
         return self._context
 
@@ -218,6 +219,7 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         params=parameters,
         callback=callback,
         help=operation.help,
+        hidden=operation.hidden,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kinko.ca.commands.registry import Context, NoParams, Operation, param
 from kinko.ca.commands.render import to_json
-from kinko.ca.officers import ROLES
+from kinko.ca.officers import GRANTABLE
 
 GROUPS = {"officer": "Operator accounts and their roles (admin, officer, auditor)."}
 
@@ -15,7 +15,9 @@ GROUPS = {"officer": "Operator accounts and their roles (admin, officer, auditor
 @dataclass(frozen=True, kw_only=True)
 class AddParams:
     login: str = param("The OS account's login name.", argument=True)
-    role: str = param("The role it gets.", choices=ROLES)
+    role: str = param(
+        "The role it gets (api: the login front end's own account, for its operations only).", choices=GRANTABLE
+    )
 
 
 @dataclass(frozen=True)

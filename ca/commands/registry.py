@@ -194,6 +194,8 @@ class Operation(Generic[P, R]):
     # The files it writes where the caller asked: the caller opens them (the service gets descriptors,
     # never a path to open) and the operation writes into `Context.outputs`, in this order.
     writes: Callable[[P], list[Destination]] | None = None
+    # Left out of --help: the front end's operations, which only the API's own identity may run.
+    hidden: bool = False
 
     @property
     def help(self) -> str:
@@ -216,6 +218,7 @@ class Context:
     presigner: OCSPPresigner | None = None  # a long-lived caller's own, reused by every command
     schedule: Schedule | None = None  # the CA service's jobs (`kinko service status`); None in direct mode
     outputs: list[OutputFile] | None = None  # the files of an operation that `writes`, opened by the caller
+    socket: Path | None = None  # the CA service's socket, when the caller was given one (`api serve` uses it)
 
     def home(self) -> Home:
         """The CA home, opened once per command: its config, connections and loaded keys are reused."""

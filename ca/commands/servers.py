@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kinko.ca.commands.frontend import OPERATIONS as FRONTEND_OPERATIONS
 from kinko.ca.commands.registry import Context, NoParams, Operation, param
 from kinko.ca.commands.render import Output, table, to_json
 
@@ -39,25 +40,65 @@ class APIServeParams(ServeParams):
     tls_client_ca: Path | None = param(
         "Require a client certificate from the front end, issued by a CA in this PEM file.", None, file_only=True
     )
+    token_file: Path | None = param(
+        "The bearer token file (0600); through the CA service it is required, else [api] token_file.",
+        None,
+        file_only=True,
+    )
 
 
 def api_serve(ctx: Context, p: APIServeParams) -> None:
-    """Serve the login front end's API (bearer token from [api] token_file), in the foreground."""
-    from kinko.ca.api import load_token
+    """Serve the login front end's API, in the foreground: through the CA service when a socket
+    is given (as this account, which needs the api role), else on the home."""
+    from kinko.ca.api import TOKEN_FILE_ENV, load_token, read_token
+    from kinko.ca.errors import InputError
     from kinko.ca.http import check_port, run_app
+    from kinko.ca.locations import HOME_ENV, SOCKET_ENV
 
-    home = ctx.home()
-    home.require()
     tls = _tls(p)
-    load_token(home)  # no token, no service: refuse here with a clear message
-    home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
+    if ctx.socket is not None:
+        if p.token_file is None:
+            raise InputError("through the CA service, give the bearer token with --token-file")
+        read_token(p.token_file)  # no token, no service: refuse here with a clear message
+        _check_api_role(ctx.socket)
+        where, env = (
+            f"the CA service at {ctx.socket}",
+            {SOCKET_ENV: str(ctx.socket), TOKEN_FILE_ENV: str(p.token_file.resolve())},
+        )
+    else:
+        home = ctx.home()
+        home.require()
+        if p.token_file is not None:
+            raise InputError("--token-file is for the API through the CA service; on a home, [api] token_file names it")
+        load_token(home)  # no token, no service: refuse here with a clear message
+        home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
+        where, env = str(home.path), {HOME_ENV: str(home.path.resolve())}
     check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
     scheme = "https" if tls else "http"
     required = " (client certificate required)" if tls and tls.client_ca else ""
     click.echo(
-        f"kinko: API for {home.path} on {scheme}://{p.host}:{p.port}/{required} with {p.workers} worker(s)", err=True
+        f"kinko: API for {where} on {scheme}://{p.host}:{p.port}/{required} with {p.workers} worker(s)", err=True
     )
-    run_app("kinko.ca.api:create_app", home.path, p.host, p.port, p.workers, tls=tls)
+    run_app("kinko.ca.api:create_app", env, p.host, p.port, p.workers, tls=tls)
+
+
+def officer_on_a_home(ctx: Context, _p: object) -> list[tuple[str, str]]:
+    """`api serve` on a home needs an officer; through the service it needs none here."""
+    return [] if ctx.socket is not None else [("api serve", "officer")]
+
+
+def _check_api_role(socket_path: Path) -> None:
+    """Asks the service for a status as this account: a refusal (no api role) or a service that is
+    down is the one line at start, not an error on every request."""
+    from kinko.ca.errors import Forbidden, KinkoError
+    from kinko.ca.service.client import ServiceUnavailable, call, raise_for
+
+    try:
+        raise_for(call(socket_path, "api status", {"serial": "00"}, as_json=True))
+    except (Forbidden, ServiceUnavailable):
+        raise
+    except KinkoError:
+        pass  # no certificate 00: the service answered this account's request
 
 
 def _tls(p: APIServeParams) -> TLSFiles | None:
@@ -198,7 +239,9 @@ def _nothing(_result: None, _out: Output, _p: object) -> None:
 
 
 OPERATIONS: list[Operation[Any, Any]] = [
-    Operation("api serve", APIServeParams, api_serve, _nothing, "officer", local=True),
+    *FRONTEND_OPERATIONS,
+    # On a home, an officer's; through the service, the service checks this account's api role.
+    Operation("api serve", APIServeParams, api_serve, _nothing, None, local=True, state_roles=officer_on_a_home),
     # No role: the responder's account reads the registry view and its signers' keys, by file permission.
     Operation("ocsp serve", ServeParams, ocsp_serve, _nothing, None, local=True),
     Operation("ocsp refresh", NoParams, ocsp_refresh, render_refresh, "officer"),

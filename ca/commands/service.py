@@ -44,13 +44,25 @@ class SetupParams:
     responder_account: str = param(
         "The OCSP responder's account: read access to what it serves, nothing else.", "kinko-ocsp", show_default=True
     )
+    api_account: str = param(
+        "The API's account: the front end's operations through the socket, no access to the home.",
+        "kinko-api",
+        show_default=True,
+    )
+    api_token_file: Path = param(
+        "The API's bearer token (made if missing, 0600, the API account's).",
+        Path("/etc/kinko/api-token"),
+        file_only=True,
+        show_default=True,
+    )
 
 
 def service_setup(ctx: Context, p: SetupParams) -> Setup:
     """Give the home to a service account (created if missing) and print the systemd units; run as root."""
-    from kinko.ca.service.setup import set_up
+    from kinko.ca.service.setup import Accounts, set_up
 
-    return set_up(ctx.home(), p.account, p.officers_group, p.socket_dir, p.responder_account)
+    accounts = Accounts(p.account, p.officers_group, p.responder_account, p.api_account)
+    return set_up(ctx.home(), accounts, p.socket_dir, p.api_token_file, ctx.login(), ctx.now_text())
 
 
 def render_setup(result: Setup, out: Output, _p: object) -> None:
@@ -62,6 +74,8 @@ def render_setup(result: Setup, out: Output, _p: object) -> None:
         "and the passphrase.",
         f"The responder's account {result.responder_account} may read the database, the configuration, public/ "
         "and its signers' keys, and write nothing.",
+        f"The API's account {result.api_account} has the api role and no access to the home; its token is "
+        f"{result.api_token_file} (0600).",
         f"Socket directory {result.socket_dir}: {result.account}:{result.officers_group}, 2750.",
     ]
     if result.passphrase_file:
@@ -69,7 +83,7 @@ def render_setup(result: Setup, out: Output, _p: object) -> None:
     lines += [
         "",
         "Install the units below in /etc/systemd/system/, then:",
-        "  systemctl daemon-reload && systemctl enable --now kinko-service kinko-ocsp",
+        "  systemctl daemon-reload && systemctl enable --now kinko-service kinko-ocsp kinko-api",
         f"  usermod -aG {result.officers_group} LOGIN    # for each officer and auditor",
         f"  kinko --socket {result.socket_dir}/kinko.sock officer add LOGIN --role officer",
         "",
@@ -78,6 +92,9 @@ def render_setup(result: Setup, out: Output, _p: object) -> None:
         "",
         "# kinko-ocsp.service",
         result.responder_unit.rstrip(),
+        "",
+        "# kinko-api.service",
+        result.api_unit.rstrip(),
     ]
     out.text("\n".join(lines))
 

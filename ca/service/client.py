@@ -21,6 +21,24 @@ class ServiceUnavailable(KinkoError):
     exit_code = 3
 
 
+def raise_for(reply: dict[str, Any]) -> None:
+    """Raises the error a failed reply reports, as the service raised it (its class by name, its message)."""
+    from kinko.ca import errors
+
+    if reply["exit"] == 0:
+        return
+    error = reply.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        kinds = [getattr(errors, name, None) for name in error.get("kinds", []) if isinstance(name, str)]
+        kind = next((k for k in kinds if isinstance(k, type) and issubclass(k, KinkoError)), KinkoError)
+        try:
+            raised = kind(error["message"])
+        except TypeError:  # a kind that carries more than its message (IntegrityError): its message only
+            raised = KinkoError(error["message"])
+        raise raised
+    raise KinkoError(str(reply.get("stderr", "")).strip().removeprefix("kinko: error: ") or "the service refused")
+
+
 def call(
     socket_path: Path,
     operation: str,

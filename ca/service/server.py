@@ -164,7 +164,11 @@ class Service:
                 reply["produced"] = [f.produced for f in outputs]
             return reply
         except KinkoError as exc:
-            return _reply(exc.exit_code, "".join(out.chunks), f"kinko: error: {exc}\n")
+            reply = _reply(exc.exit_code, "".join(out.chunks), f"kinko: error: {exc}\n")
+            # For a client that acts on the kind (the API's HTTP status): the error's classes, nearest first.
+            kinds = [cls.__name__ for cls in type(exc).__mro__ if issubclass(cls, KinkoError)]
+            reply["error"] = {"kinds": kinds, "message": str(exc)}
+            return reply
         except click.UsageError as exc:
             return _reply(2, stderr=f"kinko: error: {exc.message}\n")
         except Exception as exc:  # one request that fails never stops the service

@@ -11,6 +11,10 @@ inherit the group), the database and its WAL files, the configuration and public
 the OCSP signers' keys 0640; the CA keys, the audit key, the lock files and the passphrase stay
 0600, the service account's alone. SQLite gives the WAL files the database's mode, and a
 read-only connection works as long as they exist (the responder's own connection keeps them).
+
+The API's account gets nothing in the home: it joins the officers' group to reach the socket,
+is registered with the `api` role (the front end's operations only), and gets its bearer
+token file (made once, 0600, its own).
 """
 
 from __future__ import annotations
@@ -28,41 +32,64 @@ from pathlib import Path
 
 from kinko.ca.errors import ConfigError, InputError
 from kinko.ca.home import Home
+from kinko.ca.officers import API_ROLE, add_officer
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 @dataclass(frozen=True)
+class Accounts:
+    """Who is who: the service (owns the home), the officers' group (may use the socket), the
+    responder (reads what it serves) and the API (the front end's operations, through the socket)."""
+
+    service: str = "kinko"
+    officers_group: str = "kinko-officers"
+    responder: str = "kinko-ocsp"
+    api: str = "kinko-api"
+
+
+@dataclass(frozen=True)
 class Setup:
-    """What `service setup` made: the accounts, the home's owner, the socket's directory and the unit."""
+    """What `service setup` made: the accounts, the home's owner, the socket's directory and the units."""
 
     account: str
     officers_group: str
     responder_account: str
+    api_account: str
     home: str
     socket_dir: str
     passphrase_file: str | None
+    api_token_file: str
     unit: str
     responder_unit: str
+    api_unit: str
 
 
-def set_up(home: Home, account: str, group: str, socket_dir: Path, responder: str = "kinko-ocsp") -> Setup:
+def set_up(home: Home, accounts: Accounts, socket_dir: Path, api_token: Path, actor: str, now: str) -> Setup:
     """Creates what is missing, fixes ownership and modes; returns what was set up and the units."""
     if os.geteuid() != 0:
         raise ConfigError("`kinko service setup` creates accounts and changes owners: run it as root")
     home.require()
     home.store.change_token()  # a home this Kinko cannot serve (e.g. an older schema) is refused first
-    for name, what in ((account, "account"), (group, "officers' group"), (responder, "responder account")):
+    a = accounts
+    names = ((a.service, "account"), (a.officers_group, "officers' group"), (a.responder, "responder account"))
+    for name, what in (*names, (a.api, "API account")):
         if not _NAME.match(name):
             raise InputError(f"{what} name {name!r} is not a valid system name")
-    if responder == account:
-        raise InputError("the responder needs an account of its own, not the service's")
-    if not _exists(grp.getgrnam, group):
-        _run(["groupadd", "--system", group])
-    for login in (account, responder):
+    if len({a.service, a.responder, a.api}) != 3:
+        raise InputError("the service, the responder and the API each need an account of their own")
+    role = home.store.officer_role(a.api)
+    if role not in (None, API_ROLE):
+        raise InputError(f"{a.api} is an officer ({role}): the API needs an account of its own")
+    if not _exists(grp.getgrnam, a.officers_group):
+        _run(["groupadd", "--system", a.officers_group])
+    for login in (a.service, a.responder, a.api):
         if not _exists(pwd.getpwnam, login):
             _run(_useradd(login, home.path))
-    entry, officers, reader = pwd.getpwnam(account), grp.getgrnam(group), pwd.getpwnam(responder)
+    _run(["usermod", "--append", "--groups", a.officers_group, a.api])  # the API reaches the socket
+    if role is None:
+        add_officer(home, a.api, API_ROLE, actor, now)  # in the ledger: officer.added, role api
+    entry, officers, reader = pwd.getpwnam(a.service), grp.getgrnam(a.officers_group), pwd.getpwnam(a.responder)
     shared = _responder_files(home)
     for path in [home.path, *home.path.rglob("*")]:
         os.chown(path, entry.pw_uid, reader.pw_gid, follow_symlinks=False)
@@ -75,22 +102,42 @@ def set_up(home: Home, account: str, group: str, socket_dir: Path, responder: st
     socket_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
     os.chown(socket_dir, entry.pw_uid, officers.gr_gid)
     socket_dir.chmod(0o2750)
+    _api_token(api_token, pwd.getpwnam(a.api))
     values = {
         "@HOME@": str(home.path),
-        "@ACCOUNT@": account,
-        "@GROUP@": group,
+        "@ACCOUNT@": a.service,
+        "@GROUP@": a.officers_group,
         "@SOCKET@": str(socket_dir / "kinko.sock"),
+        "@TOKEN@": str(api_token),
     }
     return Setup(
-        account,
-        group,
-        responder,
+        a.service,
+        a.officers_group,
+        a.responder,
+        a.api,
         str(home.path),
         str(socket_dir),
         passphrase,
+        str(api_token),
         unit("kinko-service.service", values),
-        unit("kinko-ocsp.service", {**values, "@ACCOUNT@": responder}),
+        unit("kinko-ocsp.service", {**values, "@ACCOUNT@": a.responder}),
+        unit("kinko-api.service", {**values, "@ACCOUNT@": a.api}),
     )
+
+
+def _api_token(path: Path, owner: pwd.struct_passwd) -> None:
+    """The API's bearer token, made once (never printed): 0600, the API account's; the front end
+    is given a copy by root."""
+    import secrets
+
+    from kinko.ca.files import make_dir, write_new
+
+    if not path.exists():
+        if not path.parent.exists():
+            make_dir(path.parent, 0o755)
+        write_new(path, (secrets.token_urlsafe(32) + "\n").encode(), 0o600)
+    os.chown(path, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
+    path.chmod(0o600)
 
 
 def _useradd(login: str, home: Path) -> list[str]:

@@ -205,6 +205,11 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "db upgrade": ["db", "upgrade"],
         "service run": ["service", "run", "--listen", work / "kinko.sock"],
         "service status": ["service", "status"],
+        "api status": ["api", "status", t["valid"]],
+        "api acquire": ["api", "acquire", "--csr", t["csr"], "--client", "api:192.0.2.1"],
+        "api renew": ["api", "renew", "--certificate", t["csr"], "--csr", t["csr"]],
+        "api reacquire": ["api", "reacquire", "--subscriber", "ADM1", "--csr", t["csr"], "--signature", t["csr"]],
+        "api enroll": ["api", "enroll", "--certificate", t["csr"], "--customer", CUSTOMER, "--name", "利用者 二郎"],
         "config show": ["config", "show"],
         "config apply": ["config", "apply", "--profiles", t["profiles"]],
         # A name refused before anything is created: the matrix must not add accounts to the machine.
@@ -248,7 +253,7 @@ def test_role_matrix(template: dict[str, Any], tmp_path: Path, servers: list[str
     login = LOGINS[identity]
     role = None if identity == "unknown" else identity
     # `ledger verify` checks its role inside the command (an export verifies offline, with no home).
-    needed = {"ledger verify": "auditor"}.get(path, REQUIRED_ROLES[path])
+    needed = {"ledger verify": "auditor", "api serve": "officer"}.get(path, REQUIRED_ROLES[path])
     db = home / "kinko.db"
     before, before_files = snapshot(db), files(home)
 

@@ -34,20 +34,21 @@ from kinko.ca.clock import SystemClock, to_text
 from kinko.ca.hierarchy import InitOptions, create_home
 from kinko.ca.officers import add_officer
 from kinko.ca.service.protocol import HEADER
-from kinko.ca.service.setup import set_up
+from kinko.ca.service.setup import Accounts, set_up
 from tests.conftest import ORG, make_csr, wait_listening
 from tests.integration.test_roles import traversable_by_others
 
-SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER, RESPONDER = (
+SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER, RESPONDER, API_ACCOUNT = (
     "kinko-svc-t",
     "kinko-off1-t",
     "kinko-off2-t",
     "kinko-aud-t",
     "kinko-out-t",
     "kinko-ocsp-t",
+    "kinko-api-t",
 )
 GROUP = "kinko-officers-t"
-ACCOUNTS = (SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER, RESPONDER)
+ACCOUNTS = (SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER, RESPONDER, API_ACCOUNT)
 
 
 def _run(*argv: str) -> None:
@@ -162,7 +163,8 @@ def deployment(accounts: None) -> Iterator[dict[str, Any]]:
     os.chown(secret, service.pw_uid, service.pw_gid)
     run = base / "run"
     # The set-up a bank runs: the home to the service account, the responder's read-only view, the socket's directory.
-    set_up(home, SERVICE, GROUP, run, responder=RESPONDER)
+    token = base / "api" / "api-token"
+    set_up(home, Accounts(SERVICE, GROUP, RESPONDER, API_ACCOUNT), run, token, "root", now)
     home.store.close()
     for login in (OFFICER, OFFICER2, AUDITOR, OUTSIDER):
         work = base / login
@@ -170,7 +172,7 @@ def deployment(accounts: None) -> Iterator[dict[str, Any]]:
         os.chown(work, pwd.getpwnam(login).pw_uid, -1)
     sock = run / "kinko.sock"
     pid = start_service(home.path, sock)
-    state = {"base": base, "home": home.path, "socket": sock, "pid": pid}
+    state = {"base": base, "home": home.path, "socket": sock, "pid": pid, "api_token": token}
     try:
         yield state
     finally:
@@ -705,7 +707,113 @@ def test_the_responder_serves_while_the_service_is_down_and_follows_it_back(depl
         stop(responder)
 
 
-SETUP_ACCOUNT, SETUP_GROUP, SETUP_RESPONDER = "kinko-setup-t", "kinko-setupgrp-t", "kinko-setupocsp-t"
+def post(port: int, path: str, token: str, body: object | None = None) -> tuple[int, dict[str, Any]]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    method = "GET" if body is None else "POST"
+    connection.request(method, path, body=None if body is None else json.dumps(body).encode(), headers=headers)
+    response = connection.getresponse()
+    text = response.read().decode()
+    return response.status, json.loads(text) if text else {}
+
+
+def test_the_api_runs_as_its_own_identity_with_the_front_end_s_operations_only(deployment: dict[str, Any]) -> None:
+    """`kinko api serve` as the API's account, through the socket: no access to the home, the
+    front end's operations recorded under its login, every other operation refused."""
+    from tests.conftest import free_port
+
+    d = deployment
+    home, token_file = d["home"], d["api_token"]
+    info = token_file.stat()
+    assert (info.st_uid, info.st_mode & 0o777) == (pwd.getpwnam(API_ACCOUNT).pw_uid, 0o600)
+    token = token_file.read_text().strip()
+    assert rows(d, "SELECT role FROM officers WHERE login = ?", (API_ACCOUNT,)) == [("api",)]
+    assert in_child(API_ACCOUNT, lambda: open(home / "kinko.db", "rb").close()) == "PermissionError"
+    assert in_child(API_ACCOUNT, lambda: open(home / "kinko.toml", "rb").close()) == "PermissionError"
+    # Through the socket, only the front end's operations: an officer's or an auditor's are refused.
+    for args in (("cert", "list"), ("revoke", "01", "--reason", "key-compromise"), ("ledger", "verify")):
+        code, _stdout, stderr = kinko_as(d, API_ACCOUNT, *args)
+        assert code == 1 and f"{API_ACCOUNT} is api" in stderr, stderr
+
+    code, stdout, stderr = kinko_as(d, OFFICER, "customer", "add", "C700", "--name", "株式会社フロント")
+    assert code == 0, stderr
+    code, stdout, stderr = kinko_as(
+        d,
+        OFFICER,
+        "--json",
+        "enroll",
+        "administrator",
+        "--customer",
+        "C700",
+        "--name",
+        "管理者 花子",
+        "--id",
+        "C700-A1",
+    )
+    assert code == 0, stderr
+    enrollment_code = json.loads(stdout)["code"]
+
+    port = free_port()
+    entry = pwd.getpwnam(API_ACCOUNT)
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "kinko.cli", "--socket", str(d["socket"]), "api", "serve"),
+            *("--port", str(port), "--workers", "1", "--token-file", str(token_file)),
+        ],
+        user=API_ACCOUNT,
+        group=entry.pw_gid,
+        extra_groups=os.getgrouplist(API_ACCOUNT, entry.pw_gid),
+        cwd="/",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_listening(port, process, "api serve")
+        status, body = post(port, "/v1/acquire", token, {"code": enrollment_code, "csr": make_csr().decode()})
+        assert status == 201, body
+        serial = body["serial"]
+        assert "BEGIN CERTIFICATE" in body["pem"] and body["subscriber"] == "C700-A1"
+        assert rows(d, "SELECT actor FROM ledger WHERE serial = ? AND action = 'certificate.issued'", (serial,)) == [
+            (API_ACCOUNT,)
+        ]
+        status, body = post(port, f"/v1/certificates/{serial}/status", token)
+        assert status == 200 and body["subscriber"] == "C700-A1", body
+        # Refusals come back as the same problems as in direct mode, never a 5xx.
+        status, body = post(port, "/v1/acquire", token, {"code": enrollment_code, "csr": make_csr().decode()})
+        assert status in (403, 404, 409) and body["detail"], body
+        status, body = post(port, "/v1/acquire", token, {"code": "AAAA-BBBB-CCCC", "csr": "not a CSR"})
+        assert 400 <= status < 500, body
+        status, body = post(port, "/v1/certificates/FFFFFF/status", token)
+        assert status == 404, body
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    assert process.stderr is not None and b"Traceback" not in process.stderr.read()
+
+
+def test_api_serve_through_the_socket_refuses_an_account_without_the_api_role(deployment: dict[str, Any]) -> None:
+    d = deployment
+    token = d["base"] / OFFICER / "token"
+    token.write_text("x" * 32)
+    os.chown(token, pwd.getpwnam(OFFICER).pw_uid, -1)
+    token.chmod(0o600)
+    code, stdout, stderr = kinko_as(d, OFFICER, "api", "serve", "--port", "1", "--token-file", str(token))
+    assert (code, stdout) == (1, "")
+    assert stderr == f"kinko: error: `kinko api status` needs the api role; {OFFICER} is officer\n"
+    code, _stdout, stderr = kinko_as(d, OFFICER, "api", "serve", "--port", "1")
+    assert code == 1 and "give the bearer token with --token-file" in stderr, stderr
+
+
+SETUP_ACCOUNT, SETUP_GROUP, SETUP_RESPONDER, SETUP_API = (
+    "kinko-setup-t",
+    "kinko-setupgrp-t",
+    "kinko-setupocsp-t",
+    "kinko-setupapi-t",
+)
 
 
 def test_service_setup_gives_the_home_to_its_account(
@@ -723,6 +831,7 @@ def test_service_setup_gives_the_home_to_its_account(
         socket_dir = base / "run" / "kinko"
         args = ["--home", home.path, "--json", "service", "setup", "--account", SETUP_ACCOUNT]
         args += ["--officers-group", SETUP_GROUP, "--socket-dir", socket_dir, "--responder-account", SETUP_RESPONDER]
+        args += ["--api-account", SETUP_API, "--api-token-file", base / "etc" / "api-token"]
         result = run_cli(*args)
         assert result.exit_code == 0, result.output
         done = json.loads(result.stdout)
@@ -752,13 +861,22 @@ def test_service_setup_gives_the_home_to_its_account(
         assert "@" not in done["unit"]
         assert f"User={SETUP_RESPONDER}" in done["responder_unit"] and "ocsp serve" in done["responder_unit"]
         assert "@" not in done["responder_unit"]
+        assert f"User={SETUP_API}" in done["api_unit"] and f"--token-file {base}/etc/api-token" in done["api_unit"]
+        assert "@" not in done["api_unit"]
+        token = (base / "etc" / "api-token").stat()
+        assert (token.st_uid, token.st_mode & 0o777) == (pwd.getpwnam(SETUP_API).pw_uid, 0o600)
+        assert SETUP_API in grp.getgrnam(SETUP_GROUP).gr_mem
+        conn = sqlite3.connect(f"file:{home.db_file}?mode=ro", uri=True)
+        assert list(conn.execute("SELECT role FROM officers WHERE login = ?", (SETUP_API,))) == [("api",)]
+        conn.close()
         # Again: nothing to create, nothing changes, exit 0.
         assert run_cli(*args).exit_code == 0
         # An officer's account may not run it.
-        code, _out, stderr = as_account(OFFICER, *map(str, args))
+        mine = [*args[:-1], base / OFFICER / "api-token"]
+        code, _out, stderr = as_account(OFFICER, *map(str, mine))
         assert code == 1 and "run it as root" in stderr, stderr
     finally:
-        for login in (SETUP_ACCOUNT, SETUP_RESPONDER):
+        for login in (SETUP_ACCOUNT, SETUP_RESPONDER, SETUP_API):
             _run("userdel", login)
             _run("groupdel", login)
         _run("groupdel", SETUP_GROUP)
