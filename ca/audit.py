@@ -67,26 +67,31 @@ def verify_database(home: Home, anchors: tuple[Head, ...] = (), replay: bool = T
     (`replay=False`: all but the replay, as a benchmark's reference): names the first bad seq."""
     store = home.readonly_store
     with store.reading():
-        try:
-            checkpoints = store.checkpoints()
-        except StorageError as exc:
-            return Verification(0, 0, ledger.ChainProblem(0, str(exc)))
-        wanted = {seq for seq, *_ in checkpoints} | {anchor.seq for anchor in anchors}
-        walk = ledger.walk_encoded(store.ledger_chain(), store.ledger_event, wanted)
-        if walk.problem is not None:
-            return Verification(walk.count, len(checkpoints), walk.problem)
-        problem = check_anchors(anchors, walk.heads or {}, walk.last_seq, "the ledger")
-        if problem is None:
-            signers = AuditSigners(store.signer_events())
-            problem = _check_checkpoints(store, checkpoints, walk.heads or {}, walk.last_seq, signers)
-        if problem is None and replay:
-            # The chain holds: now the tables must hold what its events say (in the same snapshot).
-            from kinko.ca import replay as replaying
+        return verify_snapshot(home, store, anchors, replay)
 
-            state = replaying.replay(store.ledger_events(), retention_days=home.config.crl.retention_days)
-            mismatch = replaying.compare(store, state)
-            if mismatch is not None:
-                problem = ledger.ChainProblem(mismatch.seq or 0, str(mismatch))
+
+def verify_snapshot(home: Home, store: Reader, anchors: tuple[Head, ...] = (), replay: bool = True) -> Verification:
+    """`verify_database` inside a snapshot the caller holds (`store.reading()`)."""
+    try:
+        checkpoints = store.checkpoints()
+    except StorageError as exc:
+        return Verification(0, 0, ledger.ChainProblem(0, str(exc)))
+    wanted = {seq for seq, *_ in checkpoints} | {anchor.seq for anchor in anchors}
+    walk = ledger.walk_encoded(store.ledger_chain(), store.ledger_event, wanted)
+    if walk.problem is not None:
+        return Verification(walk.count, len(checkpoints), walk.problem)
+    problem = check_anchors(anchors, walk.heads or {}, walk.last_seq, "the ledger")
+    if problem is None:
+        signers = AuditSigners(store.signer_events())
+        problem = _check_checkpoints(store, checkpoints, walk.heads or {}, walk.last_seq, signers)
+    if problem is None and replay:
+        # The chain holds: now the tables must hold what its events say (in the same snapshot).
+        from kinko.ca import replay as replaying
+
+        state = replaying.replay(store.ledger_events(), retention_days=home.config.crl.retention_days)
+        mismatch = replaying.compare(store, state)
+        if mismatch is not None:
+            problem = ledger.ChainProblem(mismatch.seq or 0, str(mismatch))
     notes = [f"extends anchor seq {anchor.seq} ({anchor.source})" for anchor in anchors]
     return Verification(walk.count, len(checkpoints), problem, notes if problem is None else [])
 
@@ -355,6 +360,14 @@ def export_to(
                 )
             # Refuse before writing anything: a signer the ledger no longer appoints signs nothing.
             home.require_audit_signer(begins=head_seq + 1, head=head_seq, time=to_text(now) or "")
+        # An export is evidence: a chain that does not hold (a row rewritten, one cut out, a
+        # checkpoint that does not sign its head) is not written out, signed or not.
+        checked = verify_snapshot(home, reader, replay=False)
+        if checked.problem is not None:
+            raise LedgerBroken(
+                f"the ledger does not verify (seq {checked.problem.seq}: {checked.problem.what}): "
+                "nothing was exported; run `kinko ledger verify`"
+            )
         lines = reader.ledger_export_lines(fmt, to_text(since), to_text(until), customer, action)
         try:
             write((b"\xef\xbb\xbf" if excel else b"") + (ledger.CSV_HEADER.encode("utf-8") if fmt == "csv" else b""))

@@ -23,7 +23,7 @@ DEMO_HOLDER = "山田 太郎"
 DEMO_CUSTOMER = "株式会社テスト"
 
 
-def build_demo(directory: Path, clock: Clock, actor: str, port: int = 8080) -> dict[str, Any]:
+def build_demo(directory: Path, clock: Clock, actor: str, port: int = 8088) -> dict[str, Any]:
     """Creates DIR/home with a random passphrase in DIR/passphrase.txt and issues one certificate."""
     if directory.exists() and any(directory.iterdir()):
         raise Conflict(f"{directory} already exists; remove it or pass --dir to build the demo elsewhere")

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from kinko.ca.lifecycle import OCSPRefresh
     from kinko.ca.registry import CertificateView
 
+DEMO_PORT = 8088  # the officer's day serves its CA on 8080: the demo must not share it
+
 GROUPS = {
     "api": "The JSON API for the login front end.",
     "ocsp": "The OCSP responder.",
@@ -165,8 +167,8 @@ class QuickstartParams:
         show_default=True,
     )
     port: int = param(
-        "Port on 127.0.0.1 where the demo serves OCSP, CRLs and CA certificates.",
-        8080,
+        "Port on 127.0.0.1 where the demo serves OCSP, CRLs and CA certificates (not 8080: that is the CA's own).",
+        DEMO_PORT,
         minimum=1,
         maximum=65535,
         show_default=True,
@@ -203,11 +205,13 @@ def render_quickstart(result: Demo, out: Output, p: QuickstartParams) -> None:
 
 
 def _quickstart_text(result: Demo, port: int, serving: bool) -> str:
-    home = result.home
+    from kinko.ca.locations import kinko_command
+
+    home, kinko = result.home, kinko_command()
     serve_line = (
         f"Serving OCSP, CRLs and CA certificates on http://127.0.0.1:{port}/ (Ctrl-C stops). In a second terminal:"
         if serving
-        else f"Serve OCSP and CRLs with: kinko --home {home} ocsp serve --port {port}; then:"
+        else f"Serve OCSP and CRLs with: {kinko} --home {home} ocsp serve --port {port}; then:"
     )
     return "\n".join(
         [
@@ -218,14 +222,14 @@ def _quickstart_text(result: Demo, port: int, serving: bool) -> str:
             f"  CA chain        : {result.chain}",
             "",
             "Next steps:",
-            f"  kinko --home {home} ca show",
-            f"  kinko --home {home} cert show {result.serial}",
-            f"  kinko --home {home} cert list",
+            f"  {kinko} --home {home} ca show",
+            f"  {kinko} --home {home} cert show {result.serial}",
+            f"  {kinko} --home {home} cert list",
             f"  openssl verify -CAfile {home}/public/ca/root.pem -untrusted {home}/public/ca/issuing.pem "
             f"{result.client_cert}",
             f"  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout me.key "
-            f"-subj /CN=me -out me.csr && kinko --home {home} issue --csr me.csr --name 'Your Name' --out me.pem",
-            f"  kinko --home {home} revoke {result.serial} --reason key-compromise",
+            f"-subj /CN=me -out me.csr && {kinko} --home {home} issue --csr me.csr --name 'Your Name' --out me.pem",
+            f"  {kinko} --home {home} revoke {result.serial} --reason key-compromise",
             "",
             serve_line,
             f"  openssl ocsp -issuer {home}/public/ca/issuing.pem -cert {result.client_cert} "

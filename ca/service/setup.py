@@ -23,15 +23,14 @@ import grp
 import os
 import pwd
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kinko.ca.errors import ConfigError, InputError
 from kinko.ca.home import Home
+from kinko.ca.locations import kinko_command
 from kinko.ca.officers import API_ROLE, add_officer
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -180,8 +179,7 @@ def unit(name: str, values: dict[str, str]) -> str:
     from importlib import resources
 
     template = resources.files("kinko.config").joinpath("systemd", name).read_text("utf-8")
-    kinko = shutil.which("kinko") or f"{sys.executable} -m kinko.cli"
-    for placeholder, value in {**values, "@KINKO@": kinko}.items():
+    for placeholder, value in {**values, "@KINKO@": kinko_command()}.items():
         template = template.replace(placeholder, value)
     return template
 

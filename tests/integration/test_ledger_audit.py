@@ -507,6 +507,24 @@ def test_full_export_round_trip(home: Home, history: dict[str, Any], tmp_path: P
     assert verify(home).returncode == 0
 
 
+@pytest.mark.parametrize("options", [(), ("--action", "certificate.issued")], ids=["full", "filtered"])
+def test_a_ledger_that_does_not_verify_is_not_exported(
+    home: Home, history: dict[str, Any], tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    """The README's tamper demo once left a rewritten ledger that `ledger export` then signed:
+    an export is evidence, so a chain that does not hold is refused and nothing is written."""
+    sqlite_cli(home, UNGUARD, "UPDATE ledger SET actor = 'mallory' WHERE seq = 5;")
+    before = len(events(home))
+    out = tmp_path / "ledger.csv"
+    result = run_kinko("--home", home.path, "ledger", "export", "--format", "csv", "--out", out, *options)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith("kinko: error: the ledger does not verify (seq 5: ")
+    assert result.stderr.rstrip().endswith("nothing was exported; run `kinko ledger verify`")
+    assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.glob("ledger.csv*")) == []
+    assert len(events(home)) == before  # no ledger.exported event either
+
+
 def test_export_verifies_offline_without_a_home(home: Home, history: dict[str, Any], tmp_path: Path) -> None:
     """The README: `kinko ledger verify --export ledger.csv  # offline, no database`. An outside
     auditor has the three files and no Kinko home."""

@@ -169,6 +169,25 @@ def test_quickstart_builds_a_working_demo(tmp_path: Path, run_cli) -> None:
     assert again.exit_code == 1 and "already exists" in again.output
 
 
+def test_quickstart_next_steps_run_as_printed_without_the_venv_on_path(tmp_path: Path) -> None:
+    """A newcomer pastes the next steps into a shell where the venv is not activated: the printed
+    command must work there; and the demo keeps off 8080, where the officer's day serves its CA."""
+    import subprocess
+
+    from tests.conftest import run_kinko
+
+    result = run_kinko("quickstart", "--dir", tmp_path / "demo", "--no-serve")
+    assert result.returncode == 0, result.stderr
+    steps = [line.strip() for line in result.stdout.splitlines() if line.strip().endswith(" cert list")]
+    assert len(steps) == 1 and not steps[0].startswith("kinko "), result.stdout
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    listed = subprocess.run(["sh", "-c", steps[0]], env=bare, capture_output=True, text=True, timeout=60, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert "SERIAL" in listed.stdout
+    assert "http://127.0.0.1:8088/" in result.stdout and ":8080" not in result.stdout
+    assert Home(tmp_path / "demo" / "home").config.ca.base_url == "http://127.0.0.1:8088"
+
+
 def test_lapsed_enrollments_are_recorded_once(home: Home, kinko: Kinko, clock) -> None:
     kinko.add_customer("C0001", "株式会社テスト")
     kinko.enroll_administrator("C0001", "山田 太郎", "C0001-A1")
