@@ -159,7 +159,9 @@ class ResponderApp:
 
     def get(self, reply: Reply, path: str) -> None:
         if path == "/healthz":
-            reply.send(200, [("content-type", TEXT), ("cache-control", "no-store")], b"ok\n")
+            problem = self.source.problem()
+            status, text = (200, "ok") if problem is None else (503, problem)
+            reply.send(status, [("content-type", TEXT), ("cache-control", "no-store")], f"{text}\n".encode())
             return
         static = STATIC.match(path)
         if static is not None:

@@ -63,6 +63,10 @@ class Source(Protocol):
 
     def response(self, request: bytes, client: str = "") -> Answer: ...
 
+    def problem(self) -> str | None:
+        """Why the responder cannot answer as it should (for /healthz), or None when it can."""
+        ...
+
 
 class SigningBudget:
     """Signatures on demand per client: a token bucket each, `rate` a second, bursts of twice that.
@@ -149,6 +153,19 @@ class DatabaseSource:
             if len(self._parsed) > CACHE_SIZE:
                 self._parsed.popitem(last=False)
         return request
+
+    def problem(self) -> str | None:
+        """A delegated signer outside its validity: every answer it would sign is refused by clients
+        (and nginx then refuses every login), so /healthz says so until a new signer is issued."""
+        if time.monotonic() >= self._next_check:
+            self._check_for_changes()
+        now = self.clock.now()
+        for context in {id(c): c for c in self._issuers.values()}.values():
+            if not within_validity(context, now):
+                ends = to_text(context.signer_not_after)
+                fix = "run `kinko ocsp signer rotate`"
+                return f"the OCSP signer of {context.role} is not valid now (it ends {ends}): {fix}"
+        return None
 
     def response(self, request_der: bytes, client: str = "") -> Answer:
         """The response for one DER request from a client; never raises for bad input."""

@@ -195,6 +195,7 @@ class RunningResponder:
     def __init__(self, home: Home, workers: int = 2, port: int | None = None) -> None:
         import signal
         import time
+        import urllib.error
         import urllib.request
 
         self.port = port or free_port()
@@ -227,6 +228,8 @@ class RunningResponder:
                 with urllib.request.urlopen(self.url + "healthz", timeout=1) as reply:  # noqa: S310 - loopback
                     if reply.status == 200:
                         return
+            except urllib.error.HTTPError:
+                return  # it answers: /healthz says what is wrong, which a test may want to see
             except OSError:
                 time.sleep(0.1)
         self.stop()

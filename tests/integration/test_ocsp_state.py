@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -186,6 +187,52 @@ def test_quickstart_next_steps_run_as_printed_without_the_venv_on_path(tmp_path:
     assert "SERIAL" in listed.stdout
     assert "http://127.0.0.1:8088/" in result.stdout and ":8080" not in result.stdout
     assert Home(tmp_path / "demo" / "home").config.ca.base_url == "http://127.0.0.1:8088"
+
+
+def test_healthz_fails_while_a_signer_is_expired_and_recovers_after_rotation(
+    tmp_path: Path, passphrase_file: Path
+) -> None:
+    """nginx refuses every login when the responder's answers are refused: past its signer's end
+    the responder says so on /healthz (503), and answers 200 again once a new signer is issued."""
+    import datetime as dt
+    import urllib.error
+    import urllib.request
+
+    import pytest
+
+    from kinko.ca.clock import FixedClock
+    from kinko.ca.hierarchy import InitOptions, create_home
+    from kinko.ca.officers import current_login
+    from tests.conftest import RunningResponder, run_kinko
+
+    past = FixedClock(dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=31))
+    home = create_home(
+        tmp_path / "home", InitOptions(organization="X", passphrase_file=passphrase_file), past, current_login()
+    )
+    home.store.close()
+    responder = RunningResponder(home)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(responder.url + "healthz", timeout=10)  # noqa: S310 - loopback
+        assert refused.value.code == 503
+        text = refused.value.read().decode()
+        assert text.startswith("the OCSP signer of issuing is not valid now (it ends ")
+        assert text.rstrip().endswith("run `kinko ocsp signer rotate`")
+        rotated = run_kinko(
+            "--home", home.path, "ocsp", "signer", "rotate", env={"KINKO_PASSPHRASE_FILE": str(passphrase_file)}
+        )
+        assert rotated.returncode == 0, rotated.stderr
+        status = 0
+        for _ in range(50):  # the responder looks for changes every 50 ms
+            try:
+                with urllib.request.urlopen(responder.url + "healthz", timeout=10) as reply:  # noqa: S310
+                    status = reply.status
+                    break
+            except urllib.error.HTTPError:
+                time.sleep(0.1)
+        assert status == 200
+    finally:
+        responder.stop()
 
 
 def test_lapsed_enrollments_are_recorded_once(home: Home, kinko: Kinko, clock) -> None:
