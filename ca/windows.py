@@ -115,15 +115,17 @@ def status_of(
     """The state of a holder's latest certificate (or of an open enrollment without one)."""
     if certificate is None:
         return LifecycleStatus("pending" if pending else "reissue-required")
-    if pending and (certificate.status != "valid" or now > _at(certificate.not_after)):
-        # A reissue's code is out and the old certificate no longer works: waiting for acquisition.
-        return LifecycleStatus("pending", certificate.serial, certificate.not_after)
+    # Revoked and held win over an open enrollment: the holder's certificate does not work, and
+    # why is what the officer and the front end must see (the open code shows beside it).
     if certificate.status == "revoked":
         return LifecycleStatus(
             "revoked", certificate.serial, certificate.not_after, reason=certificate.revocation_reason
         )
     if certificate.status == "held":
         return LifecycleStatus("on-hold", certificate.serial, certificate.not_after)
+    if pending and now > _at(certificate.not_after):
+        # A reissue's code is out and the old certificate has ended: waiting for acquisition.
+        return LifecycleStatus("pending", certificate.serial, certificate.not_after)
     opens, closes = renewal_window(certificate, rules)
     if now < opens:
         return LifecycleStatus(

@@ -78,17 +78,22 @@ def assert_unchanged(home: Home, before: dict[str, list[dict[str, Any]]]) -> Non
 
 
 def assert_only_code_refusal(
-    home: Home, before: dict[str, list[dict[str, Any]]], subscriber_id: str, attempts: int
+    home: Home,
+    before: dict[str, list[dict[str, Any]]],
+    subscriber_id: str,
+    attempts: int,
+    action: str = "enrollment.code-refused",
 ) -> dict[str, Any]:
     """The one allowed change on a refusal: one enrollment.code-refused event (which the rate
-    limit counts, per client); returns its details."""
+    limit counts, per client), or for a spent code one enrollment.spent-code-refused (which it
+    does not); returns its details."""
     after = snapshot(home)
     for table in TABLES:
         if table != "ledger":
             assert after[table] == before[table], f"table {table} changed"
     assert after["ledger"][: len(before["ledger"])] == before["ledger"]
     added = after["ledger"][len(before["ledger"]) :]
-    assert [(e["action"], e["subscriber"]) for e in added] == [("enrollment.code-refused", subscriber_id)]
+    assert [(e["action"], e["subscriber"]) for e in added] == [(action, subscriber_id)]
     details = json.loads(added[0]["details"])
     assert details["attempts"] == attempts
     assert added[0]["actor"] == current_login()
@@ -330,7 +335,8 @@ def test_enrollment_is_refused_one_second_after_80_days(home: Home, bank: Kinko,
     clock.set(clock.now() + dt.timedelta(days=80, seconds=1))
     before = snapshot(home)
     refuse(lambda: bank.acquire(enrolled.code, make_csr()), PolicyError, windows.BAD_CODE)
-    assert assert_only_code_refusal(home, before, enrolled.subscriber_id, 1)["locked_until"] is None
+    spent = assert_only_code_refusal(home, before, enrolled.subscriber_id, 0, "enrollment.spent-code-refused")
+    assert spent["locked_until"] is None
 
 
 # ---------------------------------------------------------------- wrong, used and expired codes
@@ -343,12 +349,27 @@ def test_wrong_code_records_only_a_failed_attempt(home: Home, bank: Kinko) -> No
     assert_only_code_refusal(home, before, enrolled.subscriber_id, 1)
 
 
-def test_used_code_records_only_a_failed_attempt(home: Home, bank: Kinko) -> None:
+def test_used_code_records_only_an_uncounted_refusal(home: Home, bank: Kinko) -> None:
     enrolled = bank.enroll_administrator(CUSTOMER, ADMIN_NAME)
     bank.acquire(enrolled.code, make_csr())
     before = snapshot(home)
     refuse(lambda: bank.acquire(enrolled.code, make_csr()), PolicyError, windows.BAD_CODE)
-    assert_only_code_refusal(home, before, enrolled.subscriber_id, 1)
+    assert_only_code_refusal(home, before, enrolled.subscriber_id, 0, "enrollment.spent-code-refused")
+
+
+def test_replaying_a_used_code_never_locks_the_holder_out_of_a_new_one(
+    home: Home, bank: Kinko, clock: FixedClock
+) -> None:
+    """Five replays of an old code from shell history once locked the holder out of the reissue
+    code the bank had just sent: whoever types a code that was once right is not guessing."""
+    enrolled = bank.enroll_administrator(CUSTOMER, ADMIN_NAME, "ADM-9")
+    first = bank.acquire(enrolled.code, make_csr()).record
+    bank.revoke(first.serial, "key-compromise")
+    reissued = bank.reissue("ADM-9")
+    for _ in range(6):
+        refuse(lambda: bank.acquire(enrolled.code, make_csr()), PolicyError, windows.BAD_CODE)
+        clock.advance(seconds=5)
+    assert bank.acquire(reissued.code, make_csr()).record.subscriber_id == "ADM-9"
 
 
 def test_code_of_no_enrollment_is_counted_like_a_wrong_one(home: Home, bank: Kinko) -> None:
@@ -507,8 +528,8 @@ def test_terminated_customer_is_closed_for_good(home: Home, bank: Kinko, kcli, t
     with pytest.raises(PolicyError) as info:
         bank.acquire(pending.code, make_csr())
     assert str(info.value) in (windows.BAD_CODE, message + ": no enrollments or acquisitions")
-    if snapshot(home) != before:
-        assert_only_code_refusal(home, before, pending.subscriber_id, 1)
+    if snapshot(home) != before:  # a voided code, once right: recorded, not counted as a guess
+        assert_only_code_refusal(home, before, pending.subscriber_id, 0, "enrollment.spent-code-refused")
 
 
 def test_officer_cannot_issue_to_a_terminated_customers_subscriber(home: Home, bank: Kinko, kcli, tmp_path) -> None:
@@ -1055,6 +1076,17 @@ def test_status_walks_through_every_state(home: Home, bank: Kinko, kcli, clock: 
     bank.revoke(current.serial, "privilege-withdrawn")
     human, data = state("--subscriber", "ADM-1")
     assert human == "revoked (privilege-withdrawn)" and data["reason"] == "privilege-withdrawn"
+
+    # An open enrollment (a reissue's code) does not hide why the certificate does not work.
+    again = bank.reissue("ADM-1")
+    human, data = state("--subscriber", "ADM-1")
+    assert human.startswith("revoked (privilege-withdrawn)") and data["state"] == "revoked"
+    assert data["reason"] == "privilege-withdrawn" and data["enrollment_expires_at"] == again.expires_at
+    held = bank.acquire(again.code, make_csr()).record
+    bank.hold(held.serial)
+    bank.reissue("ADM-1")
+    human, data = state("--subscriber", "ADM-1")
+    assert human == "on-hold" and data["state"] == "on-hold" and data["enrollment_expires_at"] is not None
 
     before = snapshot(home)
     assert kcli("status").exit_code == 2
