@@ -203,6 +203,11 @@ def _subscriber_added(state: LedgerState, event: Event, details: dict[str, objec
     )
 
 
+def _incident_recorded(state: LedgerState, event: Event, details: dict[str, object]) -> None:
+    if details.get("voided_enrollments"):  # a key-compromise voids the holder's open codes
+        state._close_open_enrollments({event.subscriber}, event)
+
+
 def _enrollment_created(state: LedgerState, event: Event, details: dict[str, object]) -> None:
     if details.get("kind") == "reissue":  # a reissue replaces the holder's unused codes
         state._close_open_enrollments({event.subscriber}, event)
@@ -301,6 +306,7 @@ _HANDLERS = {
     "enrollment.created": _enrollment_created,
     "enrollment.redeemed": _enrollment_redeemed,
     "enrollment.expired-unused": _enrollment_lapsed,
+    "incident.recorded": _incident_recorded,
     "crl.published": _crl_published,
     "schema.upgraded": _upgraded,
 }

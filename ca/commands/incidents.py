@@ -27,6 +27,9 @@ class ReportParams:
         "For a disposal the officer may choose another revocation reason.", "key-compromise", show_default=True
     )
     note: str | None = param("A note for the ledger.", None)
+    keep_enrollments: bool = param(
+        "Keep the holder's open enrollment codes (a key-compromise voids them unless told otherwise).", False
+    )
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,16 @@ class IncidentView:
 
     record: IncidentRecord
     crls: list[CRLView]
+    voided_enrollments: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """The incident's fields with the CRLs published."""
-        return {**dataclasses.asdict(self.record), "crls_published": [dataclasses.asdict(c) for c in self.crls]}
+        """The incident's fields with the CRLs published and the enrollment codes voided."""
+        crls = [dataclasses.asdict(c) for c in self.crls]
+        return {
+            **dataclasses.asdict(self.record),
+            "crls_published": crls,
+            "voided_enrollments": self.voided_enrollments,
+        }
 
 
 def incident_report(ctx: Context, p: ReportParams) -> IncidentView:
@@ -53,12 +62,16 @@ def incident_report(ctx: Context, p: ReportParams) -> IncidentView:
         suspend_customer=p.suspend_customer,
         note=p.note,
         reason=p.reason,
+        keep_enrollments=p.keep_enrollments,
     )
-    return IncidentView(result.record, crl_views(result.crls))
+    return IncidentView(result.record, crl_views(result.crls), result.voided_enrollments)
 
 
 def render_incident(result: IncidentView, out: Output, _p: object) -> None:
-    out.emit(result.to_json(), key_values(dataclasses.asdict(result.record)))
+    fields = dataclasses.asdict(result.record)
+    fields["suspended_customer"] = "yes" if fields["suspended_customer"] else "no"
+    human = key_values({**fields, "voided enrollments": result.voided_enrollments})
+    out.emit(result.to_json(), human)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,6 +38,7 @@ class Incident:
 
     record: IncidentRecord
     crls: list[Published]
+    voided_enrollments: int = 0
 
 
 class ServiceEnd:
@@ -57,9 +58,12 @@ class ServiceEnd:
         suspend_customer: bool = False,
         note: str | None = None,
         reason: str = "key-compromise",
+        keep_enrollments: bool = False,
     ) -> Incident:
         """Records a holder's report and revokes the certificate (key-compromise by default,
-        invalidityDate = suspected_since), optionally suspending the whole customer."""
+        invalidityDate = suspected_since), optionally suspending the whole customer. A
+        key-compromise also voids the holder's open enrollment codes (a code sent before the PC
+        was lost may be in the wrong hands too), unless `keep_enrollments`."""
         if kind not in INCIDENT_KINDS:
             raise InputError(f"unknown incident kind {kind!r}; use one of: {', '.join(INCIDENT_KINDS)}")
         if reason not in REVOCATION_REASONS:
@@ -77,6 +81,11 @@ class ServiceEnd:
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             subscriber = _subscriber(tx, subscriber_id)
             active = active_certificates(tx, subscriber_id, self.s.text(now))
+            voided = 0
+            if reason == "key-compromise" and not keep_enrollments:
+                voided = sum(1 for e in tx.enrollments(subscriber.id) if e.redeemed_at is None and e.closed_at is None)
+                if voided:
+                    tx.close_enrollments(subscriber.id)
             for record in active:
                 self.revocation.revoke_in(
                     tx,
@@ -115,13 +124,14 @@ class ServiceEnd:
                     "reason": reason if active else None,
                     "suspend_customer": suspend_customer,
                     "note": note,
+                    "voided_enrollments": voided,
                 },
             )
             if suspend_customer:
                 issuers |= self._suspend_in(tx, subscriber.customer_id, now, None)
         crls = self.s.publish_after(issuers, now)
         incident = next(i for i in self.s.store.incidents(subscriber_id) if i.id == incident_id)
-        return Incident(incident, crls)
+        return Incident(incident, crls, voided)
 
     def incidents(self, subscriber_id: str | None = None) -> list[IncidentRecord]:
         """Recorded incidents, newest first."""

@@ -875,6 +875,61 @@ def test_every_incident_kind_revokes_for_key_compromise(home: Home, bank: Kinko,
     assert entry is not None and crl_reason(entry) == x509.ReasonFlags.key_compromise
 
 
+def test_a_lost_pc_voids_the_codes_sent_before_it_unless_the_officer_keeps_them(
+    home: Home, bank: Kinko, kcli, clock: FixedClock
+) -> None:
+    """A reissue code made before a lost-PC report once still redeemed a certificate after it: the
+    letter may be in the same bag as the PC. The incident voids it (recorded, replayed)."""
+    from kinko.ca.audit import verify_database
+
+    admin = admin_holder(bank, subscriber_id="ADM-1")
+    clock.advance(days=2)
+    early = bank.reissue("ADM-1")
+    data = ok_json(
+        kcli(
+            "--json",
+            "incident",
+            "report",
+            "--subscriber",
+            "ADM-1",
+            "--kind",
+            "lost",
+            "--received-at",
+            to_text(clock.now()),
+        )
+    )
+    assert data["voided_enrollments"] == 1
+    event = [e for e in home.store.ledger_events() if e.action == "incident.recorded"][-1]
+    assert json.loads(event.details)["voided_enrollments"] == 1
+    refuse(lambda: bank.acquire(early.code, make_csr()), PolicyError, windows.BAD_CODE)
+    assert home.store.certificate(admin.record.serial).status == "revoked"
+    assert verify_database(home).ok  # the replay closes the code as the incident did
+
+    # The officer may say otherwise: the holder has the new code in hand, on another PC.
+    later = bank.reissue("ADM-1")
+    fresh = bank.acquire(later.code, make_csr()).record
+    kept = bank.reissue("ADM-1")
+    clock.advance(minutes=5)
+    data = ok_json(
+        kcli(
+            "--json",
+            "incident",
+            "report",
+            "--subscriber",
+            "ADM-1",
+            "--kind",
+            "stolen",
+            "--received-at",
+            to_text(clock.now()),
+            "--keep-enrollments",
+        )
+    )
+    assert data["voided_enrollments"] == 0
+    assert home.store.certificate(fresh.serial).status == "revoked"
+    assert bank.acquire(kept.code, make_csr()).record.subscriber_id == "ADM-1"
+    assert verify_database(home).ok
+
+
 def test_incident_can_suspend_the_customer(home: Home, bank: Kinko, kcli, clock: FixedClock) -> None:
     admin = admin_holder(bank)
     user = user_holder(bank, admin.id)
