@@ -36,12 +36,26 @@ class InitOptions:
     policy_oid: str | None = None
 
 
+def _check_names(options: InitOptions) -> None:
+    """The organisation and country become every CA certificate's subject: refused before anything is made."""
+    organization = options.organization
+    if not organization.strip():
+        raise InputError("--org must name the organisation: it becomes the CA certificates' O= and CN=")
+    if organization != organization.strip() or any(ord(c) < 32 or ord(c) == 127 for c in organization):
+        raise InputError("--org must not start or end with spaces or hold control characters")
+    if len(organization) > 64 - len(" Issuing CA"):  # X.520: a CN or O of at most 64 characters
+        raise InputError(f"--org is {len(organization)} characters; at most {64 - len(' Issuing CA')} fit a CA's name")
+    if not (len(options.country) == 2 and options.country.isascii() and options.country.isalpha()):
+        raise InputError(f"--country must be a two-letter ISO 3166 code such as JP, not {options.country!r}")
+
+
 def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, passphrase: bytes | None = None) -> Home:
     """Builds a complete CA home at `path`; refuses an existing one and leaves nothing on failure."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise Conflict(f"{path} already exists and is not empty; kinko init never touches an existing home")
     if options.key_type not in config_module.KEY_TYPES:
         raise InputError(f"key type {options.key_type!r} is not one of {', '.join(config_module.KEY_TYPES)}")
+    _check_names(options)
     if options.passphrase_file is not None:
         passphrase_file = options.passphrase_file.resolve()
         passphrase = read_passphrase_file(passphrase_file)

@@ -73,6 +73,28 @@ def test_init_refuses_an_existing_home(home: Home, passphrase_file: Path, run_cl
     assert ((home.path / "kinko.toml").read_bytes(), row_counts(home)) == before
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--org", ""], "--org must name the organisation"),
+        (["--org", "   "], "--org must name the organisation"),
+        (["--org", " 興産信用金庫"], "must not start or end with spaces"),
+        (["--org", "興産\n信用金庫"], "control characters"),
+        (["--org", "信" * 60], "at most 53 fit a CA's name"),
+        (["--org", ORG, "--country", "JPN"], "two-letter ISO 3166 code"),
+        (["--org", ORG, "--country", "日本"], "two-letter ISO 3166 code"),
+    ],
+)
+def test_init_refuses_names_no_ca_should_carry(
+    tmp_path: Path, passphrase_file: Path, run_cli, args: list[str], message: str
+) -> None:
+    """`init --org ""` once made CN=Root CA,C=JP: the names go into every CA certificate."""
+    result = run_cli("--home", tmp_path / "h", "init", *args, "--passphrase-file", passphrase_file)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "h").exists()
+
+
 def test_init_refuses_without_passphrase_non_interactively(tmp_path: Path) -> None:
     result = run_kinko("--home", tmp_path / "h", "init", "--org", ORG)
     assert result.returncode == 1
