@@ -202,6 +202,7 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         state = click.get_current_context().find_object(CLIState)
         assert state is not None
         params = operation.params(**{item.name: _value(item, values[item.name]) for item in fields})
+        params = _confirmed(operation, params)
         if state.socket is not None and not operation.local and not operation.runs_here(params):
             through_service(state.socket, operation, params, state.as_json)
             return
@@ -221,6 +222,16 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         help=operation.help,
         hidden=operation.hidden,
     )
+
+
+def _confirmed(operation: Operation[Any, Any], params: Any) -> Any:
+    """Asks an operation's question on a terminal unless --yes was given; the answer sets `yes`.
+    Off a terminal the operation itself refuses to run without --yes."""
+    if operation.confirm is None or params.yes or not sys.stdin.isatty():
+        return params
+    if not click.confirm(operation.confirm(params), default=False, err=True):
+        raise InputError("nothing was done: not confirmed")
+    return dataclasses.replace(params, yes=True)
 
 
 def _run_writing(operation: Operation[Any, Any], context: Context, params: Any) -> Any:

@@ -46,7 +46,11 @@ def customer_show(ctx: Context, p: CustomerParams) -> CustomerOverview:
 def render_overview(result: CustomerOverview, out: Output, _p: object) -> None:
     data = result.to_json()
     holders = table(result.holder_rows(), ["id", "role", "name", "state", "serial", "not_after", "days_left"])
-    out.emit(data, key_values({k: v for k, v in data.items() if k != "subscribers"}) + "\n\n" + holders)
+    shown = {k: v for k, v in data.items() if k != "subscribers"}
+    if shown.get("terminate_at") and shown.get("status") != "terminated":
+        # Already closed to new enrollments: the officer must not read a plain "active".
+        shown["status"] = f"{shown['status']}, terminating at {shown['terminate_at']}"
+    out.emit(data, key_values(shown) + "\n\n" + holders)
 
 
 @dataclass(frozen=True)
@@ -88,15 +92,27 @@ def customer_resume(ctx: Context, p: CustomerParams) -> BulkView:
 @dataclass(frozen=True, kw_only=True)
 class TerminateParams:
     customer_id: str = param("The customer's id.", argument=True)
-    effective: str | None = param("When the service ends (ISO 8601); default now.", None)
+    effective: str | None = param("When the service ends (ISO 8601 with its zone); default now.", None)
+    reschedule: bool = param("Move a termination already scheduled to this date (or to now).", False)
+    yes: bool = param("Do it without asking (for scripts); on a terminal Kinko asks first.", False)
+
+
+def terminate_question(p: TerminateParams) -> str:
+    """What the officer confirms before a termination."""
+    when = f"at {p.effective}" if p.effective else "now"
+    return f"Terminate customer {p.customer_id} {when}: revoke every certificate of it and close it for good?"
 
 
 def customer_terminate(ctx: Context, p: TerminateParams) -> BulkView:
     """Revoke every certificate of the customer (cessation-of-operation) and close it for good."""
     from kinko.ca.clock import parse_user_time
+    from kinko.ca.errors import InputError
 
+    if not p.yes:  # the CLI asks on a terminal and then sets it; anyone else says it outright
+        raise InputError(f"customer terminate revokes every certificate of {p.customer_id}: confirm with --yes")
     when = parse_user_time(p.effective, "effective date") if p.effective else None
-    return BulkView.of(ctx.kinko().terminate_customer(p.customer_id, when, ctx.progress("certificates")))
+    change = ctx.kinko().terminate_customer(p.customer_id, when, ctx.progress("certificates"), p.reschedule)
+    return BulkView.of(change)
 
 
 def _emit(result: JSONData, out: Output, _p: object) -> None:
@@ -113,5 +129,7 @@ OPERATIONS: list[Operation[Any, Any]] = [
     Operation("customer show", CustomerParams, customer_show, render_overview, "auditor"),
     Operation("customer suspend", CustomerParams, customer_suspend, render_bulk, "officer"),
     Operation("customer resume", CustomerParams, customer_resume, render_bulk, "officer"),
-    Operation("customer terminate", TerminateParams, customer_terminate, render_bulk, "officer"),
+    Operation(
+        "customer terminate", TerminateParams, customer_terminate, render_bulk, "officer", confirm=terminate_question
+    ),
 ]

@@ -196,6 +196,8 @@ class Operation(Generic[P, R]):
     writes: Callable[[P], list[Destination]] | None = None
     # Left out of --help: the front end's operations, which only the API's own identity may run.
     hidden: bool = False
+    # A question the CLI asks on a terminal before running it (its params' `yes` then set); else --yes.
+    confirm: Callable[[P], str] | None = None
 
     @property
     def help(self) -> str:

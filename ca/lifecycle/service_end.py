@@ -180,10 +180,15 @@ class ServiceEnd:
         return BulkChange(customer_id, "active", [r.serial for r in records], crls)
 
     def terminate_customer(
-        self, customer_id: str, effective: dt.datetime | None = None, progress: Progress | None = None
+        self,
+        customer_id: str,
+        effective: dt.datetime | None = None,
+        progress: Progress | None = None,
+        reschedule: bool = False,
     ) -> BulkChange:
         """Ends the service: every certificate revoked (cessation-of-operation) as of `effective`,
-        now or, for a future date, when `kinko` next runs its upkeep (crl publish, ocsp refresh)."""
+        now or, for a future date, when `kinko` next runs its upkeep (crl publish, ocsp refresh).
+        A termination already scheduled is moved only when `reschedule` says so."""
         now = self.s.clock.now()
         when = effective or now
         self.s.load_signing_keys()
@@ -193,6 +198,14 @@ class ServiceEnd:
                 raise NotFound(f"no customer {customer_id}")
             if customer.status == "terminated":
                 raise Conflict(f"customer {customer_id} was terminated at {customer.status_changed_at}")
+            scheduled = customer.terminate_at
+            if scheduled is not None and scheduled == to_text(when):
+                raise Conflict(f"customer {customer_id}'s termination is already scheduled for {scheduled}")
+            if scheduled is not None and not reschedule:
+                raise Conflict(
+                    f"customer {customer_id}'s termination is scheduled for {scheduled}: "
+                    f"to end it at {to_text(when)} instead, add --reschedule"
+                )
             if when > now:
                 tx.schedule_termination(customer_id, to_text(when) or "")
                 tx.append_event(

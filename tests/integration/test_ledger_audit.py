@@ -761,7 +761,7 @@ def test_every_state_change_is_an_event(tmp_path: Path, passphrase_file: Path, c
         ["incident", "report", "--subscriber", "ADM1", "--kind", "lost", "--received-at", to_text(clock.now())],
         {"incident.recorded", "certificate.revoked"},
     )
-    step("bob", ["customer", "terminate", CUSTOMER], {"customer.terminated"})
+    step("bob", ["customer", "terminate", CUSTOMER, "--yes"], {"customer.terminated"})
     step("carol", ["ledger", "export", "--format", "jsonl", "--out", tmp_path / "l.jsonl"], {"ledger.exported"})
     step("bob", ["ledger", "checkpoint"], {"ledger.checkpoint"})
     step("carol", ["revoke", second["serial"], "--reason", "superseded"], {"command.refused"}, 1)

@@ -510,7 +510,7 @@ def test_terminated_customer_is_closed_for_good(home: Home, bank: Kinko, kcli, t
     admin = admin_holder(bank, subscriber_id="ADM-1")
     user = user_holder(bank, admin.id)
     pending = bank.enroll_user(CUSTOMER, "未取得", admin.id)
-    ok(kcli("customer", "terminate", CUSTOMER))
+    ok(kcli("customer", "terminate", CUSTOMER, "--yes"))
     before = snapshot(home)
     message = f"customer {CUSTOMER}'s service is terminated"
     cli_refused(kcli("enroll", "administrator", "--customer", CUSTOMER, "--name", "解約後"), message)
@@ -521,7 +521,7 @@ def test_terminated_customer_is_closed_for_good(home: Home, bank: Kinko, kcli, t
     cli_refused(kcli("reacquire", "--subscriber", user.id, "--csr", csr_file(tmp_path)), "was revoked")
     cli_refused(kcli("customer", "resume", CUSTOMER), "is terminated, not suspended")
     cli_refused(kcli("customer", "suspend", CUSTOMER), "is terminated, not active")
-    cli_refused(kcli("customer", "terminate", CUSTOMER), f"customer {CUSTOMER} was terminated")
+    cli_refused(kcli("customer", "terminate", CUSTOMER, "--yes"), f"customer {CUSTOMER} was terminated")
     assert_unchanged(home, before)
     # The code handed out before the end is dead: refused like any dead code. Kinko refuses it as a
     # wrong/used/expired code would (the enrollment was closed), so the one allowed record may appear.
@@ -534,7 +534,7 @@ def test_terminated_customer_is_closed_for_good(home: Home, bank: Kinko, kcli, t
 
 def test_officer_cannot_issue_to_a_terminated_customers_subscriber(home: Home, bank: Kinko, kcli, tmp_path) -> None:
     admin = admin_holder(bank, subscriber_id="ADM-1")
-    ok(kcli("customer", "terminate", CUSTOMER))
+    ok(kcli("customer", "terminate", CUSTOMER, "--yes"))
     before = snapshot(home)
     result = kcli(
         "issue", "--csr", csr_file(tmp_path), "--name", ADMIN_NAME, "--org", CUSTOMER_NAME, "--subscriber", admin.id
@@ -1021,7 +1021,7 @@ def test_terminate_now_revokes_everything_for_cessation_of_operation(
     bank.hold(held.record.serial)
     pending = bank.enroll_user(CUSTOMER, "未取得", admin.id)
     clock.advance(days=5)
-    data = ok_json(kcli("--json", "customer", "terminate", CUSTOMER))
+    data = ok_json(kcli("--json", "customer", "terminate", CUSTOMER, "--yes"))
     assert data["status"] == "terminated"
     assert sorted(data["certificates"]) == sorted(h.record.serial for h in (admin, user, held))
     for holder in (admin, user, held):
@@ -1039,6 +1039,79 @@ def test_terminate_now_revokes_everything_for_cessation_of_operation(
     assert all(e.closed_at == to_text(clock.now()) for e in home.store.enrollments(pending.subscriber_id))
 
 
+def test_termination_is_confirmed_and_a_scheduled_date_moves_only_when_asked(
+    home: Home, bank: Kinko, kcli, clock: FixedClock
+) -> None:
+    admin = admin_holder(bank)
+    before = snapshot(home)
+    # Off a terminal, without --yes: refused, nothing done.
+    cli_refused(kcli("customer", "terminate", CUSTOMER), "confirm with --yes")
+    assert_unchanged(home, before)
+
+    effective = (clock.now() + dt.timedelta(days=10)).astimezone(JST)
+    ok(kcli("customer", "terminate", CUSTOMER, "--effective", effective.isoformat(), "--yes"))
+    shown = ok(kcli("customer", "show", CUSTOMER))
+    assert f"active, terminating at {to_text(effective)}" in shown
+    assert ok_json(kcli("--json", "customer", "show", CUSTOMER))["status"] == "active"  # the JSON keeps its values
+
+    # Running it again without a date once moved the end to now, silently.
+    before = snapshot(home)
+    cli_refused(
+        kcli("customer", "terminate", CUSTOMER, "--yes"),
+        f"termination is scheduled for {to_text(effective)}: to end it at {to_text(clock.now())} instead, add --reschedule",
+    )
+    cli_refused(
+        kcli("customer", "terminate", CUSTOMER, "--effective", effective.isoformat(), "--yes"),
+        f"already scheduled for {to_text(effective)}",
+    )
+    assert_unchanged(home, before)
+    assert home.store.certificate(admin.record.serial).status == "valid"
+    data = ok_json(kcli("--json", "customer", "terminate", CUSTOMER, "--reschedule", "--yes"))
+    assert data["status"] == "terminated" and data["certificates"] == [admin.record.serial]
+
+
+def test_termination_asks_on_a_terminal(home: Home, bank: Kinko, tmp_path: Path) -> None:
+    """On a terminal `customer terminate` asks first; "n" does nothing, "y" goes on."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    admin_holder(bank)
+    home.store.close()
+
+    def run(answer: bytes) -> tuple[int, bytes]:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kinko.cli", "--home", str(home.path), "customer", "terminate", CUSTOMER],
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+        )
+        os.close(follower)
+        seen = b""
+        while b"[y/N]" not in seen:
+            chunk = os.read(leader, 1024)
+            assert chunk, seen
+            seen += chunk
+        os.write(leader, answer + b"\n")
+        process.wait(timeout=60)
+        try:
+            while chunk := os.read(leader, 1024):
+                seen += chunk
+        except OSError:
+            pass
+        os.close(leader)
+        return process.returncode, seen
+
+    code, seen = run(b"n")
+    assert code == 1 and b"Terminate customer " + CUSTOMER.encode() in seen and b"not confirmed" in seen
+    assert Home(home.path).store.customer(CUSTOMER).status == "active"
+    code, seen = run(b"y")
+    assert code == 0, seen
+    assert Home(home.path).store.customer(CUSTOMER).status == "terminated"
+
+
 @pytest.mark.parametrize("upkeep", [("crl", "publish"), ("ocsp", "refresh")])
 def test_future_termination_is_applied_by_the_next_upkeep(
     home: Home, bank: Kinko, kcli, clock: FixedClock, upkeep: tuple[str, str]
@@ -1046,7 +1119,7 @@ def test_future_termination_is_applied_by_the_next_upkeep(
     admin = admin_holder(bank)
     user = user_holder(bank, admin.id)
     effective = (clock.now() + dt.timedelta(days=10)).astimezone(JST)
-    data = ok_json(kcli("--json", "customer", "terminate", CUSTOMER, "--effective", effective.isoformat()))
+    data = ok_json(kcli("--json", "customer", "terminate", CUSTOMER, "--effective", effective.isoformat(), "--yes"))
     assert data["terminate_at"] == to_text(effective) and data["certificates"] == []
     customer = home.store.customer(CUSTOMER)
     assert customer is not None and customer.terminate_at == to_text(effective)
@@ -1260,7 +1333,7 @@ def test_the_ledger_tells_a_year_of_one_customers_story(
     clock.advance(days=3)
     ok(kcli("customer", "resume", CUSTOMER))
     clock.advance(days=5)
-    ok(kcli("customer", "terminate", CUSTOMER))
+    ok(kcli("customer", "terminate", CUSTOMER, "--yes"))
     assert clock.now() - start > dt.timedelta(days=350)
     assert clock.now() < at(user_certs[1]["not_after"])
 

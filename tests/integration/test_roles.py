@@ -175,7 +175,7 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "customer show": ["customer", "show", CUSTOMER],
         "customer suspend": ["customer", "suspend", CUSTOMER],
         "customer resume": ["customer", "resume", CUSTOMER],
-        "customer terminate": ["customer", "terminate", CUSTOMER],
+        "customer terminate": ["customer", "terminate", CUSTOMER, "--yes"],
         "enroll administrator": ["enroll", "administrator", "--customer", CUSTOMER, "--name", "管理者 三郎"],
         "enroll user": ["enroll", "user", "--customer", CUSTOMER, "--name", "利用者 一郎", "--by", "ADM1"],
         "acquire": ["acquire", "--code", t["code"], "--csr", t["csr"], "--out", work / "acquired.pem"],

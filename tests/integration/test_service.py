@@ -503,7 +503,7 @@ def test_a_service_killed_during_a_termination_leaves_all_or_nothing(deployment:
         with contextlib.suppress(Exception):
             from kinko.ca.service.client import call
 
-            call(d["socket"], "customer terminate", {"customer_id": "C900"}, True)
+            call(d["socket"], "customer terminate", {"customer_id": "C900", "yes": True}, True)
         os._exit(0)
     time.sleep(0.03)  # the termination is under way: then the service dies without warning
     os.kill(d["pid"], signal.SIGKILL)
