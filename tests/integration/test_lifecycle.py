@@ -1058,7 +1058,8 @@ def test_termination_is_confirmed_and_a_scheduled_date_moves_only_when_asked(
     before = snapshot(home)
     cli_refused(
         kcli("customer", "terminate", CUSTOMER, "--yes"),
-        f"termination is scheduled for {to_text(effective)}: to end it at {to_text(clock.now())} instead, add --reschedule",
+        f"termination is scheduled for {to_text(effective)}: "
+        f"to end it at {to_text(clock.now())} instead, add --reschedule",
     )
     cli_refused(
         kcli("customer", "terminate", CUSTOMER, "--effective", effective.isoformat(), "--yes"),
