@@ -110,7 +110,10 @@ def ledger_verify(ctx: Context, p: VerifyParams) -> VerifyView:
 
 
 def render_verify(result: VerifyView, out: Output, _p: object) -> None:
-    human = f"ledger OK: {result.events} events, {result.checkpoints} signed checkpoints"
+    # An export carries no checkpoints (its CMS signature covers it, named in the notes).
+    plural = "" if result.checkpoints == 1 else "s"
+    sealed = f", {result.checkpoints} signed checkpoint{plural}" if result.checkpoints else ""
+    human = f"ledger OK: {result.events} events{sealed}"
     out.emit(dataclasses.asdict(result), human + "".join(f"\n{note}" for note in result.notes))
 
 

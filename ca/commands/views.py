@@ -61,7 +61,7 @@ def crl_views(published: Sequence[Published]) -> list[CRLView]:
 
 def crl_summary(crls: Sequence[CRLView]) -> str:
     """'full #3 (12 entries), delta #4 (0 entries)'."""
-    return ", ".join(f"{c.kind} #{c.number} ({c.entries} entries)" for c in crls)
+    return ", ".join(f"{c.kind} #{c.number} ({c.entries} {'entry' if c.entries == 1 else 'entries'})" for c in crls)
 
 
 @dataclass(frozen=True)
@@ -116,5 +116,7 @@ def render_status_change(result: StatusChangeView, out: Output) -> None:
     """The new status and its dates, and the CRLs published."""
     data = result.to_json()
     shown = pick(data, ("serial", "status", "revocation_reason", "revoked_at", "invalidity_date", "reported_at"))
+    if data.get("status") == "held":  # a hold is not a revocation: its time is when it was held
+        shown = {("held_at" if key == "revoked_at" else key): value for key, value in shown.items()}
     shown["crl"] = crl_summary(result.crls)
     out.emit(data, key_values(shown))

@@ -131,7 +131,9 @@ class Accounts:
         """A user's enrollment or reissue needs an administrator of the same customer with a valid
         certificate (the presented one, when the caller proved the administrator by it)."""
         admin = tx.subscriber(admin_id)
-        if admin is None or admin.role != "administrator":
+        if admin is None:
+            raise NotFound(f"no subscriber {admin_id}: --by names the customer's administrator")
+        if admin.role != "administrator":
             raise PolicyError(f"{admin_id} is not an administrator; only a customer's administrator acts for users")
         if admin.customer_id != customer_id:
             raise PolicyError(f"administrator {admin_id} belongs to another customer; refused")

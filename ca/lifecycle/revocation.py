@@ -113,7 +113,10 @@ class Revocation:
         customer: str = "",
         **details: object,
     ) -> None:
-        check_times_within(record, invalidity_date, reported_at)
+        # An incident's report time is given as --received-at; a revocation's as --reported-at.
+        check_times_within(
+            record, invalidity_date, reported_at, "received-at" if "incident" in details else "reported-at"
+        )
         event = tx.append_event(
             "certificate.revoked",
             serial=record.serial,
@@ -237,21 +240,26 @@ def suspended_customer(origin: str | None) -> str | None:
 _SUSPENSION = "suspension:"
 
 
-def check_report_times(now: dt.datetime, invalidity_date: dt.datetime | None, reported_at: dt.datetime | None) -> None:
-    """Refuses report and compromise times in the future."""
+def check_report_times(
+    now: dt.datetime, invalidity_date: dt.datetime | None, reported_at: dt.datetime | None, label: str = "reported-at"
+) -> None:
+    """Refuses report and compromise times in the future (`label`: the option that gave the report's time)."""
     if reported_at is not None and reported_at > now:
-        raise InputError(f"reported-at {to_text(reported_at)} is in the future")
+        raise InputError(f"{label} {to_text(reported_at)} is in the future")
     if invalidity_date is not None and invalidity_date > now:
         raise InputError(f"invalidity date {to_text(invalidity_date)} is in the future (after the revocation)")
 
 
 def check_times_within(
-    record: CertificateRecord, invalidity_date: dt.datetime | None, reported_at: dt.datetime | None
+    record: CertificateRecord,
+    invalidity_date: dt.datetime | None,
+    reported_at: dt.datetime | None,
+    report_label: str = "reported-at",
 ) -> None:
     """Refuses report and compromise times before the certificate's notBefore."""
     # Such a date is meaningless for this certificate, and one at the calendar's edge (year 1)
     # would be signed into every CRL of the issuer until the certificate expires.
-    for label, when in (("invalidity date", invalidity_date), ("reported-at", reported_at)):
+    for label, when in (("invalidity date", invalidity_date), (report_label, reported_at)):
         text = to_text(when)
         if text is not None and text < record.not_before:
             raise InputError(f"{label} {text} is before certificate {record.serial} was issued ({record.not_before})")

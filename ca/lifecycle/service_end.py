@@ -73,7 +73,7 @@ class ServiceEnd:
                 f"a {kind} certificate is revoked for key-compromise; only a disposal may use another reason"
             )
         now = self.s.clock.now()
-        check_report_times(now, suspected_since, received_at)
+        check_report_times(now, suspected_since, received_at, "received-at")
         self.s.load_signing_keys()
         if suspected_since is not None and suspected_since > received_at:
             raise InputError("suspected-since is after the report was received")

@@ -377,3 +377,17 @@ def test_bad_issue_arguments(home: Home, tmp_path: Path, run_cli, args: list[str
     assert result.exit_code == 1
     assert message in result.output
     assert row_counts(home) == before
+
+
+def test_hold_says_held_at_and_counts_crl_entries_in_words(home: Home, tmp_path: Path, run_cli) -> None:
+    """A hold once printed "revoked at", and a CRL of one entry "(1 entries)"."""
+    csr = tmp_path / "r.csr"
+    csr.write_bytes(make_csr())
+    issued = run_cli("--home", home.path, "--json", "issue", "--csr", csr, "--name", "保留 確認")
+    serial = json.loads(issued.stdout)["serial"]
+    held = run_cli("--home", home.path, "hold", serial)
+    assert held.exit_code == 0, held.output
+    assert "held at" in held.stdout and "revoked at" not in held.stdout
+    assert "(1 entry)" in held.stdout and "(1 entries)" not in held.stdout
+    released = run_cli("--home", home.path, "release", serial)
+    assert "(0 entries)" in released.stdout
