@@ -12,6 +12,7 @@ import dataclasses
 import os
 import sys
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +146,34 @@ class KinkoGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(INDEX)
 
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's main, with a usage error as one line (`kinko: error: ...; see kinko X --help`), exit 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `kinko` or `kinko cert`: the help, as Click shows it
+                exc.show()
+                sys.exit(exc.exit_code)
+            where = exc.ctx.command_path if exc.ctx is not None else "kinko"
+            click.echo(f"kinko: error: {exc.format_message().rstrip('.')}; see `{where} --help`", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"kinko: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("kinko: error: interrupted; nothing more was done", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in INDEX:
             return None
@@ -176,16 +205,29 @@ def build(name: str) -> click.Command:
     if len(ops) == 1 and ops[0].path == name:
         return command_for(ops[0])
     helps = module_groups(module)
-    groups: dict[str, click.Group] = {name: click.Group(name, help=helps.get(name))}
+    groups: dict[str, click.Group] = {name: _group(name, helps.get(name))}
     for op in ops:
         words = op.path.split()
         for depth in range(2, len(words)):
             prefix = " ".join(words[:depth])
             if prefix not in groups:
-                groups[prefix] = click.Group(words[depth - 1], help=helps.get(prefix))
+                groups[prefix] = _group(words[depth - 1], helps.get(prefix))
                 groups[" ".join(words[: depth - 1])].add_command(groups[prefix])
         groups[" ".join(words[:-1])].add_command(command_for(op))
     return groups[name]
+
+
+def first_sentence(text: str | None) -> str | None:
+    """A help text's first sentence, whole: `kinko --help` once cut summaries at 45 characters."""
+    if not text:
+        return text
+    line = " ".join(text.split("\n\n", 1)[0].split())
+    end = line.find(". ")
+    return line if end < 0 else line[: end + 1]
+
+
+def _group(name: str, help_text: str | None) -> click.Group:
+    return click.Group(name, help=help_text, short_help=first_sentence(help_text))
 
 
 def command_for(operation: Operation[Any, Any]) -> RoleCommand:
@@ -220,6 +262,7 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         params=parameters,
         callback=callback,
         help=operation.help,
+        short_help=first_sentence(operation.help),
         hidden=operation.hidden,
     )
 

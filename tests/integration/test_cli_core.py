@@ -391,3 +391,27 @@ def test_hold_says_held_at_and_counts_crl_entries_in_words(home: Home, tmp_path:
     assert "(1 entry)" in held.stdout and "(1 entries)" not in held.stdout
     released = run_cli("--home", home.path, "release", serial)
     assert "(0 entries)" in released.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["status", "--bogus"], "kinko: error: No such option '--bogus'; see `kinko status --help`"),
+        (["cert", "show"], "kinko: error: Missing argument 'SERIAL'; see `kinko cert show --help`"),
+        (["nosuch"], "kinko: error: No such command 'nosuch'; see `kinko --help`"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_2(home: Home, args: list[str], message: str) -> None:
+    result = run_kinko("--home", home.path, *args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == message + "\n"
+
+
+def test_help_lists_each_command_s_first_sentence_whole() -> None:
+    result = run_kinko("--help")
+    assert result.returncode == 0
+    # Click wraps the summaries; what matters is that none is cut.
+    words = " ".join(result.stdout.split("Commands:", 1)[1].split())
+    assert "Redeem an enrollment code: a one-year certificate for its holder." in words
+    assert "Issue a certificate from a CSR; the subject comes from --name/--org only." in words
+    assert "..." not in words
