@@ -73,7 +73,8 @@ def confirm_role(login: str, role: str | None, event: Event | None) -> Mismatch 
     """Checks an officer's role against its newest officer event."""
     import json
 
-    expected = json.loads(event.details).get("role") if event is not None and event.action == "officer.added" else None
+    granted = ("officer.added", "officer.role-changed")
+    expected = json.loads(event.details).get("role") if event is not None and event.action in granted else None
     if role == expected:
         return None
     said = f"seq {event.seq} ({event.action}) says {expected!r}" if event is not None else "no ledger event made it"
@@ -89,6 +90,23 @@ def add_officer(home: Home, login: str, role: str, actor: str, time: str) -> Non
     with home.store.transaction(actor, time) as tx:
         tx.add_officer(login, role, actor)
         tx.append_event("officer.added", details={"login": login, "role": role})
+
+
+def set_role(home: Home, login: str, role: str, actor: str, time: str) -> str:
+    """Changes a registered account's role (never the last admin's away); returns the old role."""
+    if role not in GRANTABLE:
+        raise InputError(f"unknown role {role!r}; use one of: {', '.join(GRANTABLE)}")
+    with home.store.transaction(actor, time) as tx:
+        old = tx.officer_role(login)
+        if old is None:
+            raise NotFound(f"{login} is not a registered operator (an admin adds it with `kinko officer add`)")
+        if old == role:
+            raise Conflict(f"{login} is already {role}")
+        if old == "admin" and tx.count_admins() == 1:
+            raise Conflict(f"{login} is the last admin; make another account admin first")
+        tx.set_officer_role(login, role)
+        tx.append_event("officer.role-changed", details={"login": login, "role": role, "was": old})
+    return old
 
 
 def remove_officer(home: Home, login: str, actor: str, time: str) -> None:

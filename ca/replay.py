@@ -297,6 +297,7 @@ _HANDLERS = {
     "certificate.released": _released,
     "officer.added": _officer,
     "officer.removed": _officer,
+    "officer.role-changed": _officer,
     "customer.added": _customer,
     "customer.suspended": _customer,
     "customer.resumed": _customer,

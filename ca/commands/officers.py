@@ -58,6 +58,23 @@ def officer_remove(ctx: Context, p: RemoveParams) -> Removed:
 
 
 @dataclass(frozen=True)
+class RoleChange:
+    """An operator account's role, before and after."""
+
+    login: str
+    role: str
+    was: str
+
+
+def officer_set_role(ctx: Context, p: AddParams) -> RoleChange:
+    """Change a registered account's role (never the last admin's)."""
+    from kinko.ca.officers import set_role
+
+    was = set_role(ctx.home(), p.login, p.role, ctx.login(), ctx.now_text())
+    return RoleChange(p.login, p.role, was)
+
+
+@dataclass(frozen=True)
 class OfficerRow:
     """A registered operator."""
 
@@ -85,6 +102,13 @@ OPERATIONS: list[Operation[Any, Any]] = [
         RemoveParams,
         officer_remove,
         lambda r, out, p: out.emit(to_json(r), f"{r.login} removed"),
+        "admin",
+    ),
+    Operation(
+        "officer set-role",
+        AddParams,
+        officer_set_role,
+        lambda r, out, p: out.emit(to_json(r), f"{r.login} is now {r.role} (was {r.was})"),
         "admin",
     ),
     Operation(

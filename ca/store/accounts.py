@@ -182,10 +182,11 @@ class AccountReads:
         return ledger.Event(*row) if row else None
 
     def officer_event(self, login: str) -> ledger.Event | None:
-        """The newest officer.added or officer.removed event of a login: what its role must be."""
+        """The newest officer.added, officer.role-changed or officer.removed event of a login: what its role must be."""
         row = self._conn.execute(
             "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
-            "WHERE action IN ('officer.added', 'officer.removed') AND json_extract(details, '$.login') = ? "
+            "WHERE action IN ('officer.added', 'officer.role-changed', 'officer.removed') "
+            "AND json_extract(details, '$.login') = ? "
             "ORDER BY seq DESC LIMIT 1",
             (login,),
         ).fetchone()

@@ -508,6 +508,10 @@ class Writer(AccountReader, Protocol):
         """Removes an operator account."""
         ...
 
+    def set_officer_role(self, login: str, role: str) -> None:
+        """Changes an operator account's role."""
+        ...
+
 
 class Store(Reader, Protocol):
     """A Kinko database: the reads, and every change through `transaction()`."""

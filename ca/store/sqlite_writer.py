@@ -331,6 +331,11 @@ class SQLiteWriter(AccountReads):
         self._conn.execute("DELETE FROM officers WHERE login = ?", (login,))
         self._changes += 1
 
+    def set_officer_role(self, login: str, role: str) -> None:
+        """Changes an operator account's role."""
+        self._conn.execute("UPDATE officers SET role = ? WHERE login = ?", (role, login))
+        self._changes += 1
+
     def compromised_certificate_with_key(self, spki_sha256: str) -> str | None:
         """The serial of a certificate revoked for key-compromise that held this public key, if any."""
         row = self._conn.execute(

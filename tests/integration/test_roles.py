@@ -198,6 +198,7 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "officer add": ["officer", "add", "t_new", "--role", "auditor"],
         "officer remove": ["officer", "remove", LOGINS["auditor"]],
         "officer list": ["officer", "list"],
+        "officer set-role": ["officer", "set-role", LOGINS["auditor"], "--role", "officer"],
         "ledger verify": ["ledger", "verify"],
         "ledger export": ["ledger", "export", "--format", "csv", "--out", work / "ledger.csv"],
         "ledger checkpoint": ["ledger", "checkpoint"],
@@ -515,3 +516,27 @@ def test_an_officer_still_revokes_a_subscriber_certificate(template: dict[str, A
     shutil.copytree(template["home"], home)
     result = invoke(home, LOGINS["officer"], "revoke", template["valid"], "--reason", "superseded")
     assert result.exit_code == 0, result.output
+
+
+def test_a_role_is_changed_in_place_recorded_and_replayed(template: dict[str, Any], tmp_path: Path) -> None:
+    """A role could once be changed only by removing and re-adding the account."""
+    home = tmp_path / "home"
+    shutil.copytree(template["home"], home)
+    admin, auditor = LOGINS["admin"], LOGINS["auditor"]
+    result = invoke(home, admin, "officer", "set-role", auditor, "--role", "officer")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"{auditor} is now officer (was auditor)"
+    changed = [row for row in snapshot(home / "kinko.db")["ledger"] if row[3] == "officer.role-changed"]
+    assert len(changed) == 1 and json.loads(changed[0][7]) == {"login": auditor, "role": "officer", "was": "auditor"}
+    # The new role is in force (an officer may publish a CRL) and the ledger still verifies.
+    assert invoke(home, auditor, "crl", "publish").exit_code == 0
+    assert verify_database(Home(home)).ok
+    before = snapshot(home / "kinko.db")
+    for args, message in [
+        ([auditor, "--role", "officer"], f"{auditor} is already officer"),
+        (["t_nobody", "--role", "auditor"], "t_nobody is not a registered operator"),
+        ([admin, "--role", "auditor"], f"{admin} is the last admin"),
+    ]:
+        refused = invoke(home, admin, "officer", "set-role", *args)
+        assert refused.exit_code == 1 and message in refused.stderr, refused.output
+    assert snapshot(home / "kinko.db")["officers"] == before["officers"]
