@@ -314,6 +314,16 @@ def export(home: Home, out: Path, **options: Any) -> Export:
     return result
 
 
+def _require_known_action(home: Home, action: str) -> None:
+    """A misspelt --action once exported 0 rows with exit 0: an action is one the ledger's replay
+    knows or one some event carries."""
+    from kinko.ca.replay import REPLAYED_ACTIONS
+
+    if action in REPLAYED_ACTIONS or home.readonly_store.last_event(action) is not None:
+        return
+    raise InputError(f"no event in the ledger has the action {action!r} (e.g. certificate.issued, certificate.revoked)")
+
+
 def export_to(
     home: Home,
     files: list[OutputFile],
@@ -340,6 +350,8 @@ def export_to(
         raise InputError("an export is written to four files: the export, its signature, chain and head")
     target, signature_file, chain_file, head_file_out = files
     full = since is None and until is None and customer is None and action is None
+    if action is not None:
+        _require_known_action(home, action)
     reader = home.readonly_store
     rows = 0
     hasher = hashlib.sha256()

@@ -63,10 +63,24 @@ def from_text(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+BANK_ZONE = "Asia/Tokyo"  # where a date typed alone (2026-12-02) begins: the bank's day
+
+
 def parse_user_time(text: str, what: str) -> dt.datetime:
-    """Parses an ISO 8601 time typed by a person; it must carry a zone (Z or +09:00)."""
+    """Parses an ISO 8601 time typed by a person; it must carry a zone (Z or +09:00). A date
+    alone (2026-12-02) means the start of that day in the bank's zone (JST)."""
+    import re
+
     from kinko.ca.errors import InputError
 
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        from zoneinfo import ZoneInfo
+
+        try:
+            day = dt.date.fromisoformat(text.strip())
+            return dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(BANK_ZONE)).astimezone(UTC)
+        except (ValueError, OverflowError):  # no such day, or one at the edge of the calendar
+            raise InputError(f"{what} {text!r} is not a date (e.g. 2026-12-02)") from None
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
         if when.tzinfo is not None:

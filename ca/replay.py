@@ -313,6 +313,10 @@ _HANDLERS = {
 }
 
 
+# The actions whose events decide state: known to every export filter, whether or not one happened yet.
+REPLAYED_ACTIONS = frozenset(_HANDLERS)
+
+
 def replay(events: Iterable[Event], retention_days: int = 0) -> LedgerState:
     """The state the events decide, in order."""
     state = LedgerState(retention_days=retention_days)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kinko.ca.clock import parse_user_time
+from kinko.ca.clock import parse_user_time, to_text
 from kinko.ca.errors import InputError, PolicyError
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
@@ -56,6 +56,18 @@ def test_the_responder_never_opens_the_database_for_writing(home: Home, kinko: K
 def test_times_at_the_edge_of_the_calendar_are_refused_cleanly(text: str) -> None:
     with pytest.raises(InputError, match="not an ISO 8601 time"):
         parse_user_time(text, "effective date")
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "2026-02-30", "2026-13-01"])
+def test_impossible_dates_are_refused_cleanly(text: str) -> None:
+    with pytest.raises(InputError, match="is not a date"):
+        parse_user_time(text, "since")
+
+
+def test_a_date_alone_is_the_start_of_the_bank_s_day() -> None:
+    """`--since 2026-12-02` was refused: a date alone is midnight in Tokyo (15:00 UTC the day before)."""
+    assert to_text(parse_user_time("2026-12-02", "since")) == "2026-12-01T15:00:00Z"
+    assert parse_user_time("2026-12-02", "since") == parse_user_time("2026-12-02T00:00:00+09:00", "since")
 
 
 def test_absurd_periods_are_refused_with_exit_1(home: Home, run_cli) -> None:

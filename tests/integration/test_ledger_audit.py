@@ -836,3 +836,20 @@ def test_awkward_text_survives_export_and_verification(home, kinko, tmp_path, cl
         with open(out, encoding="utf-8", newline="") as handle:
             assert list(ledger.read_export(handle)) == stored
         assert audit.verify_export(out, home.public_dir / "ca" / "root.pem").ok  # issue 10: the auditor's root
+
+
+def test_a_misspelt_action_is_refused_not_exported_empty(home: Home, history: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "ledger.csv"
+    result = run_kinko(
+        "--home", home.path, "ledger", "export", "--format", "csv", "--out", out, "--action", "certificate.revokd"
+    )
+    assert result.returncode == 1 and "no event in the ledger has the action 'certificate.revokd'" in result.stderr
+    assert list(tmp_path.glob("ledger.csv*")) == []
+    # An action the replay knows is fine even before it first happens; so is one some event carries.
+    for action in ("customer.terminated", "ledger.exported"):
+        export(home, tmp_path / f"{action}.csv", "--format", "csv", "--action", action)
+
+
+def test_since_takes_a_date_alone(home: Home, history: dict[str, Any], tmp_path: Path) -> None:
+    answer = export(home, tmp_path / "day.csv", "--format", "csv", "--since", "2000-01-01")
+    assert answer["rows"] == len(events(home)) - 1  # every event but this export's own
