@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import Context, Operation, param
-from kinko.ca.commands.render import Output, to_json
+from kinko.ca.commands.render import Output, csv_text, to_json
 from kinko.ca.errors import InputError
 
 if TYPE_CHECKING:
@@ -52,10 +52,14 @@ def _days(text: str) -> int:
     return int(value)
 
 
+EXCEL_HELP = "CSV with a UTF-8 byte order mark, so that Excel shows the Japanese names (implies --csv)."
+
+
 @dataclass(frozen=True, kw_only=True)
 class ExpiringParams:
-    within: str = param("The period, in days (30d).", "30d", show_default=True)
+    within: str = param("Certificates that end within this many days from now (30d).", "30d", show_default=True)
     as_csv: bool = param("CSV instead of a table.", False, flag="--csv")
+    excel: bool = param(EXCEL_HELP, False)
 
 
 def report_expiring(ctx: Context, p: ExpiringParams) -> list[ExpiringCertificate]:
@@ -65,23 +69,31 @@ def report_expiring(ctx: Context, p: ExpiringParams) -> list[ExpiringCertificate
 
 def render_expiring(result: list[ExpiringCertificate], out: Output, p: ExpiringParams) -> None:
     columns = ["customer", "subscriber", "role", "name", "serial", "not_after", "days_left"]
-    out.rows(to_json(result), columns, p.as_csv)
+    _rows(out, to_json(result), columns, p.as_csv, p.excel)
+
+
+def _rows(out: Output, rows: Any, columns: list[str], as_csv: bool, excel: bool) -> None:
+    if excel and not out.as_json:
+        out.text("\ufeff" + csv_text(rows, columns), newline=False)
+    else:
+        out.rows(rows, columns, as_csv)
 
 
 @dataclass(frozen=True, kw_only=True)
 class EnrollmentsParams:
-    expiring_within: str = param("The period, in days (14d).", "14d", show_default=True)
+    within: str = param("Unused codes that lapse within this many days from now (14d).", "14d", show_default=True)
     as_csv: bool = param("CSV instead of a table.", False, flag="--csv")
+    excel: bool = param(EXCEL_HELP, False)
 
 
 def report_enrollments(ctx: Context, p: EnrollmentsParams) -> list[ExpiringEnrollment]:
     """Unused enrollment codes that lapse within the period."""
-    return ctx.kinko().enrollments_expiring(_days(p.expiring_within))
+    return ctx.kinko().enrollments_expiring(_days(p.within))
 
 
 def render_enrollments(result: list[ExpiringEnrollment], out: Output, p: EnrollmentsParams) -> None:
     columns = ["customer", "subscriber", "role", "name", "kind", "expires_at", "days_left"]
-    out.rows(to_json(result), columns, p.as_csv)
+    _rows(out, to_json(result), columns, p.as_csv, p.excel)
 
 
 OPERATIONS: list[Operation[Any, Any]] = [

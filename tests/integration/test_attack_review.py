@@ -444,7 +444,7 @@ def test_report_csv_neutralises_formula_cells(home: Home, kinko: Kinko, run_cli)
     kinko.add_customer("C1", "+株式会社テスト")
     kinko.enroll_administrator("C1", FORMULA)
     kinko.enroll_administrator("C1", "@SUM(1+1)*cmd|' /C calc'!A0")
-    result = run_cli("--home", home.path, "report", "enrollments", "--expiring-within", "90d", "--csv")
+    result = run_cli("--home", home.path, "report", "enrollments", "--within", "90d", "--csv")
     assert result.exit_code == 0, result.output
     names = sorted(row["name"] for row in csv.DictReader(io.StringIO(result.output)))
     assert names == sorted(["'" + FORMULA, "'@SUM(1+1)*cmd|' /C calc'!A0"])

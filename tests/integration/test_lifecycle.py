@@ -1258,9 +1258,9 @@ def test_report_enrollments_expiring_within_14_days(home: Home, bank: Kinko, kcl
     used = bank.enroll_administrator(OTHER, "取得 済み", "ADM-3")
     bank.acquire(used.code, make_csr())
     clock.set(at(first.expires_at) - dt.timedelta(days=14, seconds=1))
-    assert ok_json(kcli("--json", "report", "enrollments", "--expiring-within", "14d")) == []
+    assert ok_json(kcli("--json", "report", "enrollments", "--within", "14d")) == []
     clock.set(at(first.expires_at) - dt.timedelta(days=14))
-    rows = ok_json(kcli("--json", "report", "enrollments", "--expiring-within", "14d"))
+    rows = ok_json(kcli("--json", "report", "enrollments", "--within", "14d"))
     assert rows == [
         {
             "customer": CUSTOMER,
@@ -1272,10 +1272,14 @@ def test_report_enrollments_expiring_within_14_days(home: Home, bank: Kinko, kcl
             "days_left": 14,
         }
     ]
-    parsed = list(csv.DictReader(io.StringIO(ok(kcli("report", "enrollments", "--expiring-within", "14d", "--csv")))))
+    parsed = list(csv.DictReader(io.StringIO(ok(kcli("report", "enrollments", "--within", "14d", "--csv")))))
     assert parsed == [{k: str(v) for k, v in rows[0].items()}]
+    # For Excel: the same CSV behind a UTF-8 byte order mark, or the Japanese names are garbled.
+    excel = ok(kcli("report", "enrollments", "--within", "14d", "--excel"))
+    assert excel.startswith("\ufeff") and list(csv.DictReader(io.StringIO(excel[1:]))) == parsed
+    assert excel.encode("utf-8").startswith(b"\xef\xbb\xbf")
     clock.set(at(first.expires_at) + dt.timedelta(seconds=1))
-    rows = ok_json(kcli("--json", "report", "enrollments", "--expiring-within", "14d"))
+    rows = ok_json(kcli("--json", "report", "enrollments", "--within", "14d"))
     assert [r["subscriber"] for r in rows] == ["ADM-2"]
 
 
