@@ -59,9 +59,15 @@ def apply(home: Home, new: dict[str, bytes], actor: str, time: str) -> Change:
         return Change([], sha256, 0)
     before, after = _parsed(current, "the current configuration"), _parsed(proposed, "the new configuration")
     _keep_fixed(before, after)
-    with home.store.transaction(actor, time) as tx:
-        seq = tx.append_event("config.changed", details={"sha256": sha256, "changed": changed}).seq
-        _write(home.path, {name: proposed[name] for name in changed}, current)
+    try:
+        with home.store.transaction(actor, time) as tx:
+            seq = tx.append_event("config.changed", details={"sha256": sha256, "changed": changed}).seq
+            _write(home.path, {name: proposed[name] for name in changed}, current)
+    except BaseException:
+        # Not committed (the seal refused, the disk, an interrupt): the files go back with the event.
+        # A crash between the writes and the commit leaves them for config-watch to record.
+        _restore(home.path, {name: current[name] for name in changed})
+        raise
     home.reload_config()
     return Change(changed, sha256, seq)
 
@@ -89,6 +95,10 @@ def _keep_fixed(before: config.Config, after: config.Config) -> None:
         raise InputError("the [ca] section is fixed when the CA is created: it cannot be changed")
     if after.api.token_file != before.api.token_file:
         raise InputError("[api] token_file names a file the API opens: root sets it, not `config apply`")
+    if after.crl.retention_days != before.crl.retention_days:
+        # The replay recounts every full CRL published with the retention in force: a new one would
+        # make the ledger contradict the CRLs already signed.
+        raise InputError("[crl] retention_days is fixed once CRLs are published: it cannot be changed")
     if after.audit.syslog_socket != before.audit.syslog_socket:
         raise InputError("[audit] syslog_socket names a socket the CA opens: root sets it, not `config apply`")
     missing = [name for name in OWN_PROFILES if name in before.profiles and name not in after.profiles]
@@ -109,6 +119,13 @@ def _write(home_path: Path, files: dict[str, bytes], previous: dict[str, bytes])
         for name in written:
             write_atomically(home_path / name, previous[name], modes[name])
         raise StorageError(f"cannot write {exc.filename or 'the configuration'}: {exc.strerror}") from None
+
+
+def _restore(home_path: Path, previous: dict[str, bytes]) -> None:
+    for name, data in previous.items():
+        path = home_path / name
+        if path.read_bytes() != data:
+            write_atomically(path, data, 0o640 if path.stat().st_mode & 0o040 else 0o600)
 
 
 def _read(path: Path) -> bytes:

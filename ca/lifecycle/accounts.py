@@ -252,9 +252,11 @@ class Accounts:
         )
         if enrollment is None or not usable:
             # A code once right (used, voided or expired: from shell history, an old letter) is not
-            # a guess, so it does not count toward the lock; the reply is the same as for a wrong one.
-            spent = enrollment is not None and matches
-            self._count_code_failure(client, enrollment, now, counted=not spent)
+            # a guess: it does not count toward the lock, and is not recorded either (nothing changes,
+            # and a replay loop must not cost an fsync and a signature each). Only whoever holds
+            # that very code can tell the reply came sooner; its text is a wrong code's.
+            if enrollment is None or not matches:
+                self._count_code_failure(client, enrollment, now)
             raise PolicyError(windows.BAD_CODE)
         subscriber = self.s.store.subscriber(enrollment.subscriber_id)
         assert subscriber is not None
@@ -315,19 +317,16 @@ class Accounts:
         latest = max(ends, default=None)
         return latest if latest is not None and latest > now_text else None
 
-    def _count_code_failure(
-        self, client: str, enrollment: EnrollmentRecord | None, now: dt.datetime, counted: bool = True
-    ) -> None:
-        # Recorded even though the command is refused: the rate limit counts the code-refused events
-        # (a spent code's refusal is recorded apart, and not counted).
+    def _count_code_failure(self, client: str, enrollment: EnrollmentRecord | None, now: dt.datetime) -> None:
+        # Recorded even though the command is refused: the rate limit counts these events.
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             # The same lookup on both paths (no subscriber has the empty id).
             subscriber = tx.subscriber(enrollment.subscriber_id if enrollment else "")
             holder = subscriber.id if subscriber else ""
             earlier = tx.code_refusals(client, self.s.text(now - LOCKOUT))
-            attempts, locked = _attempts(earlier, holder, now) if counted else (0, None)
+            attempts, locked = _attempts(earlier, holder, now)
             tx.append_event(
-                "enrollment.code-refused" if counted else "enrollment.spent-code-refused",
+                "enrollment.code-refused",
                 subscriber=holder,
                 customer=subscriber.customer_id if subscriber else "",
                 details={"client": client, "attempts": attempts, "locked_until": locked},

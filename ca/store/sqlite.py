@@ -48,6 +48,11 @@ def _connect(path: Path, readonly: bool, immutable: bool = False) -> sqlite3.Con
     return conn
 
 
+def _file_state(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
 def _no_wal_to_share(path: Path) -> bool:
     """A WAL database nobody has open, in a directory this account may not write: SQLite cannot
     create the -wal and -shm a read-only connection needs."""
@@ -106,6 +111,7 @@ class SQLiteStore(AccountReads):
         # A reader that may not create the WAL files (the responder's account) of a database no
         # writer has open reads the checkpointed file as it is, until the CA service opens it.
         self._immutable = False
+        self._file_state: tuple[int, int, int] | None = None  # the file an immutable connection read
 
     @classmethod
     def create(cls, path: Path) -> SQLiteStore:
@@ -159,6 +165,7 @@ class SQLiteStore(AccountReads):
             raise
         store = cls(conn, path, version)
         store._immutable = immutable
+        store._file_state = _file_state(path) if immutable else None
         return store
 
     def close(self) -> None:
@@ -397,9 +404,20 @@ class SQLiteStore(AccountReads):
 
     def change_token(self) -> int:
         """A number that differs after any commit that changes state: the change counter, as last committed."""
-        if self._immutable and Path(f"{self.path}-wal").exists():
-            self._read_live()
+        if self._immutable:
+            self._follow_the_file()
         return int(self._scalar("SELECT value FROM change_counter WHERE id = 1"))
+
+    def _follow_the_file(self) -> None:
+        """An immutable connection reads the file as it was: once the service has it open (its
+        WAL exists) read live; if a writer came and went between two looks (the file changed,
+        no WAL left), read the file afresh: never answer from what it was."""
+        if Path(f"{self.path}-wal").exists():
+            self._read_live()
+        elif _file_state(self.path) != self._file_state:
+            conn = _connect(self.path, readonly=True, immutable=True)
+            self._conn.close()
+            self._conn, self._authorities, self._file_state = conn, None, _file_state(self.path)
 
     def _read_live(self) -> None:
         """The CA service has the database open (its WAL exists): read through it from now on.

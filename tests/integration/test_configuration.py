@@ -124,6 +124,11 @@ BAD: dict[str, tuple[str, Callable[[Home], bytes], str]] = {
         lambda h: _config_with(h, 'token_file = ""', 'token_file = "/etc/shadow"'),
         "[api] token_file names a file the API opens",
     ),
+    "retention": (
+        "--config",
+        lambda h: _config_with(h, "retention_days = 0", "retention_days = 30"),
+        "[crl] retention_days is fixed",
+    ),
     "bad-value": (
         "--config",
         lambda h: _config_with(h, "next_update_hours = 48", "next_update_hours = -1"),
@@ -153,3 +158,24 @@ def test_apply_needs_a_file_it_can_read(home: Home, tmp_path: Path, run_cli: Cal
     assert result.exit_code == 1 and "give the new file(s) with --config and/or --profiles" in result.stderr
     missing = run_cli("--home", home.path, "config", "apply", "--profiles", tmp_path / "absent.toml")
     assert missing.exit_code == 1 and "absent.toml" in missing.stderr
+
+
+def test_a_change_the_ledger_refuses_to_record_leaves_the_files_as_they_were(
+    home: Home, tmp_path: Path, run_cli: Callable[..., Any]
+) -> None:
+    """The files are written inside the transaction: when its commit is refused (here the audit
+    signer may not seal), the event rolls back and so do the files."""
+    import sqlite3
+
+    new = tmp_path / "profiles.toml"
+    new.write_bytes((home.path / "profiles.toml").read_bytes() + CLIENT_30D.encode())
+    before = files_of(home)
+    conn = sqlite3.connect(home.db_file)  # the audit signer retired behind Kinko's back: sealing refuses
+    conn.execute("UPDATE authorities SET serial = 'FFFF' WHERE role = 'audit'")
+    conn.commit()
+    conn.close()
+    result = run_cli("--home", home.path, "config", "apply", "--profiles", new)
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert files_of(home) == before
+    assert home.store.last_event("config.changed") is None

@@ -689,6 +689,7 @@ def test_the_responder_serves_while_the_service_is_down_and_follows_it_back(depl
     responder answers from the database as it is, and reads live once the service runs again."""
     d = deployment
     serial, cert = issued_by_officer(d, "停止中 確認")
+    other_serial, other_cert = issued_by_officer(d, "直接 失効")
     os.kill(d["pid"], signal.SIGTERM)
     assert os.waitstatus_to_exitcode(os.waitpid(d["pid"], 0)[1]) == 0  # systemd's stop: a clean exit
     # The last connection to close removes the WAL files (the service's, or one closed after it).
@@ -699,6 +700,18 @@ def test_the_responder_serves_while_the_service_is_down_and_follows_it_back(depl
     responder, url = start_responder(d["home"])
     try:
         assert ocsp_status(d, url, cert) == "good"
+        assert ocsp_status(d, url, other_cert) == "good"
+        # A writer that comes and goes between two looks (root in direct mode): no WAL is left to
+        # see, but the file changed, and the responder reads it afresh.
+        from tests.conftest import run_kinko
+
+        revoked = run_kinko("--home", d["home"], "revoke", other_serial, "--reason", "key-compromise")
+        assert revoked.returncode == 0, revoked.stderr
+        last = sqlite3.connect(d["home"] / "kinko.db")  # its WAL goes with the last connection
+        last.execute("SELECT count(*) FROM meta").fetchone()
+        last.close()
+        assert not (d["home"] / "kinko.db-wal").exists()
+        assert until_status(d, url, other_cert, "revoked") == "revoked"
         d["pid"] = start_service(d["home"], d["socket"])
         code, _stdout, stderr = kinko_as(d, OFFICER, "revoke", serial, "--reason", "superseded")
         assert code == 0, stderr
