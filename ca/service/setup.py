@@ -80,6 +80,11 @@ def set_up(home: Home, accounts: Accounts, socket_dir: Path, api_token: Path, ac
     role = home.store.officer_role(a.api)
     if role not in (None, API_ROLE):
         raise InputError(f"{a.api} is an officer ({role}): the API needs an account of its own")
+    # Everything that can be refused is refused before anything is created or changed.
+    if _exists(pwd.getpwnam, a.responder):
+        _require_private_group(pwd.getpwnam(a.responder))
+    if api_token.is_symlink() or (api_token.exists() and not api_token.is_file()):
+        raise InputError(f"--api-token-file {api_token} must be a regular file (a symlink is not followed)")
     if not _exists(grp.getgrnam, a.officers_group):
         _run(["groupadd", "--system", a.officers_group])
     for login in (a.service, a.responder, a.api):
@@ -124,6 +129,21 @@ def set_up(home: Home, accounts: Accounts, socket_dir: Path, api_token: Path, ac
     )
 
 
+def _require_private_group(reader: pwd.struct_passwd) -> None:
+    """The home's group is the responder's own: anyone else in it would read the database and the
+    OCSP signers' keys."""
+    group = grp.getgrgid(reader.pw_gid)
+    others = sorted(
+        {m for m in group.gr_mem if m != reader.pw_name}
+        | {u.pw_name for u in pwd.getpwall() if u.pw_gid == reader.pw_gid and u.pw_name != reader.pw_name}
+    )
+    if others:
+        raise InputError(
+            f"the responder's group {group.gr_name} also holds {', '.join(others)}, who would read the database: "
+            "give the responder an account with a group of its own"
+        )
+
+
 def _api_token(path: Path, owner: pwd.struct_passwd) -> None:
     """The API's bearer token, made once (never printed): 0600, the API account's; the front end
     is given a copy by root."""
@@ -136,7 +156,7 @@ def _api_token(path: Path, owner: pwd.struct_passwd) -> None:
             make_dir(path.parent, 0o755)
         write_new(path, (secrets.token_urlsafe(32) + "\n").encode(), 0o600)
     os.chown(path, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
-    path.chmod(0o600)
+    path.chmod(0o600)  # not a symlink: set_up refused one
 
 
 def _useradd(login: str, home: Path) -> list[str]:

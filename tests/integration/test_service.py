@@ -894,3 +894,43 @@ def test_service_setup_gives_the_home_to_its_account(
             _run("groupdel", login)
         _run("groupdel", SETUP_GROUP)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_service_setup_refuses_a_responder_whose_group_others_share(
+    accounts: None, run_cli: Callable[..., Any]
+) -> None:
+    """The home's group is the responder's: anyone else in it would read the database."""
+    shared, other = "kinko-shr-t", "kinko-shr2-t"
+    base = Path(tempfile.mkdtemp(prefix="kinko-setup-", dir="/tmp"))
+    try:
+        _run("groupadd", "kinko-shrgrp-t")
+        for login in (shared, other):
+            subprocess.run(["useradd", "--no-create-home", "-g", "kinko-shrgrp-t", login], check=True)
+        passphrase = base / "pass.txt"
+        passphrase.write_text("setup test passphrase\n")
+        passphrase.chmod(0o600)
+        home = create_home(
+            base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), SystemClock(), "root"
+        )
+        home.store.close()
+
+        def state() -> dict[Path, tuple[int, int]]:  # (the database's own -wal/-shm come and go)
+            paths = [home.path, *(p for p in home.path.rglob("*") if not p.name.startswith("kinko.db-"))]
+            return {p: (p.lstat().st_uid, p.lstat().st_mode) for p in paths}
+
+        before = state()
+        args = ["--home", home.path, "service", "setup", "--account", SETUP_ACCOUNT, "--responder-account", shared]
+        args += ["--socket-dir", base / "run", "--api-account", SETUP_API, "--api-token-file", base / "token"]
+        result = run_cli(*args)
+        assert result.exit_code == 1, result.output
+        assert f"also holds {other}, who would read the database" in result.stderr
+        assert state() == before
+        assert not (base / "token").exists() and not (base / "run").exists()
+        for login in (SETUP_ACCOUNT, SETUP_API):
+            with pytest.raises(KeyError):
+                pwd.getpwnam(login)  # nothing was created
+    finally:
+        for login in (shared, other):
+            _run("userdel", login)
+        _run("groupdel", "kinko-shrgrp-t")
+        shutil.rmtree(base, ignore_errors=True)
