@@ -60,6 +60,7 @@ class Home:
         # The audit signers as of the last committed checkpoint this process looked at: sealing then
         # reads only the events since (a rolled-back transaction's events never enter it).
         self._signers: tuple[int, AuditSigners] | None = None
+        self._loaded_stamps: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def config_file(self) -> Path:
@@ -96,11 +97,39 @@ class Home:
     @cached_property
     def config(self) -> config_module.Config:
         self.require()
-        return config_module.load(self.path)
+        stamps = self._config_stamps()
+        loaded = config_module.load(self.path)
+        self._loaded_stamps = stamps
+        return loaded
 
     def reload_config(self) -> None:
         """Reads kinko.toml and profiles.toml again at next use (after `config apply`)."""
         self.__dict__.pop("config", None)
+
+    def refresh_config(self) -> bool:
+        """A long-lived process's check (two stats): re-reads the configuration when its files
+        changed since they were read; True when it did. One that does not load is left for
+        config-watch to report, and the one in force stays."""
+        if "config" not in self.__dict__ or self._config_stamps() == self._loaded_stamps:
+            return False
+        previous = self.__dict__.pop("config")
+        try:
+            self.config  # noqa: B018 - loads it
+        except ConfigError:
+            self.__dict__["config"] = previous
+            return False
+        return True
+
+    def _config_stamps(self) -> tuple[tuple[int, int, int], ...]:
+        stamps = []
+        for name in ("kinko.toml", "profiles.toml"):
+            try:
+                info = (self.path / name).stat()
+            except OSError:
+                stamps.append((0, 0, 0))
+                continue
+            stamps.append((info.st_ino, info.st_size, info.st_mtime_ns))
+        return tuple(stamps)
 
     @cached_property
     def store(self) -> Store:

@@ -211,7 +211,13 @@ class Schedule:
 
     def run_due(self) -> list[str]:
         """Runs every job that is due; returns the names of those that ran."""
+        from kinko.ca.lifecycle import Kinko
+
         ran = []
+        home = self.kinko.home
+        if home.refresh_config() or self.kinko.session.config is not home.config:
+            # A session keeps the configuration it began with: a new one runs under the new files.
+            self.kinko = Kinko(home, clock=self.kinko.clock, actor=self.kinko.actor)
         for job in self.jobs:
             now = self.clock.now()
             with self._lock:

@@ -140,6 +140,8 @@ class Service:
         if self._home is None:
             self._home = Home(self.home_path)
             self._presigner = Presigner(self._home)
+        elif self._home.refresh_config():  # root edited the files: the next operation runs under them
+            self._presigner = Presigner(self._home)
         context = Context(
             self.home_path,
             clock=self.clock,

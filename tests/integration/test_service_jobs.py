@@ -477,3 +477,23 @@ def test_progress_stops_after_a_client_that_cannot_keep_up() -> None:
     for done in range(1, 4):
         progress.step(done, 3)
     assert len(sent) == 1  # after the first failure, nothing more is tried
+
+
+def test_the_schedule_and_the_service_run_under_a_configuration_root_edited(home: Home, clock: FixedClock) -> None:
+    """A session keeps the configuration it began with: once the files change, the schedule's
+    next run (and the service's next request) runs under the new ones; a file that does not load
+    leaves the one in force."""
+    schedule = Schedule(Kinko(home, clock=clock, actor="kinko-service"), clock, jobs(FULL_CRL_SECONDS))
+    schedule.run_due()
+    assert schedule.kinko.session.config.ocsp.next_update_days == 4
+    text = home.config_file.read_text("utf-8")
+    home.config_file.write_text(text.replace("\nnext_update_days = 4", "\nnext_update_days = 3"), "utf-8")
+    clock.advance(minutes=1)
+    schedule.run_due()
+    assert schedule.kinko.session.config.ocsp.next_update_days == 3
+    recorded = home.store.last_event("config.changed")
+    assert recorded is not None and json.loads(recorded.details)["changed"] == ["kinko.toml"]
+
+    home.config_file.write_text(text.replace("\nnext_update_days = 4", "\nnext_update_days = -5"), "utf-8")
+    assert home.refresh_config() is False  # does not load: the one in force stays
+    assert home.config.ocsp.next_update_days == 3
