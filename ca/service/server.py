@@ -247,7 +247,11 @@ class _Handler(socketserver.BaseRequestHandler):
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
+    # Not daemons, and joined at close: a request in progress when SIGTERM came is finished and
+    # its reply sent, so no client is told "no answer" for a change that committed. A client
+    # stalling its request is bounded by READ_TIMEOUT.
+    daemon_threads = False
+    block_on_close = True
     service: Service
 
 
@@ -275,9 +279,9 @@ def serve(home_path: Path, socket_path: Path, clock: Any = None, ready: Any = No
         print("kinko: service stopping", file=sys.stderr, flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
-        server.server_close()
         with contextlib.suppress(FileNotFoundError):
-            socket_path.unlink()
+            socket_path.unlink()  # no new connections
+        server.server_close()  # joins the requests in progress: each gets its reply
         service.schedule.stop()
         service.executor.shutdown(wait=True)
 

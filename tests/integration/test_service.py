@@ -487,6 +487,40 @@ def calls_as(d: dict[str, Any], login: str, requests: list[tuple[str, dict[str, 
     return list(json.loads(data))
 
 
+def test_a_service_stopped_during_a_termination_finishes_it_and_answers(deployment: dict[str, Any]) -> None:
+    """systemd's stop (SIGTERM) mid-request: the operation completes and its reply reaches the
+    officer, who is never told "no answer" about a change that committed."""
+    d, count = deployment, 300
+    requests: list[tuple[str, dict[str, Any]]] = [("customer add", {"customer_id": "C800", "name": "株式会社停止"})]
+    for i in range(count):
+        requests.append(
+            ("enroll administrator", {"customer_id": "C800", "name": f"管理者 {i}", "subscriber_id": f"T{i}"})
+        )
+        requests.append(("issue", {"csr": make_csr(), "name": f"管理者 {i}", "subscriber": f"T{i}"}))
+    assert set(calls_as(d, OFFICER, requests)) == {0}
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the officer terminating the customer
+        drop_to(OFFICER)
+        answer = "none"
+        with contextlib.suppress(Exception):
+            from kinko.ca.service.client import call
+
+            answer = str(call(d["socket"], "customer terminate", {"customer_id": "C800", "yes": True}, True)["exit"])
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    time.sleep(0.2)  # the request is in (a child connects in milliseconds; 300 revocations take longer)
+    os.kill(d["pid"], signal.SIGTERM)
+    assert os.waitstatus_to_exitcode(os.waitpid(d["pid"], 0)[1]) == 0
+    with os.fdopen(read, "rb") as handle:
+        answer = handle.read().decode()
+    os.waitpid(child, 0)
+    d["pid"] = start_service(d["home"], d["socket"])
+    (status,) = rows(d, "SELECT status FROM customers WHERE id = 'C800'")[0]
+    assert (answer, status) == ("0", "terminated"), (answer, status)
+
+
 def test_a_service_killed_during_a_termination_leaves_all_or_nothing(deployment: dict[str, Any]) -> None:
     d, count = deployment, 400
     requests: list[tuple[str, dict[str, Any]]] = [("customer add", {"customer_id": "C900", "name": "株式会社終了"})]
