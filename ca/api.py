@@ -54,6 +54,7 @@ from kinko.ca.locations import SOCKET_ENV, resolve_home
 _STATUS_PATH = re.compile(r"^/v1/certificates/([0-9A-Fa-f:]{1,64})/status$")
 MAX_TOKEN_BYTES = 1024
 CLIENT_CERTIFICATE_HEADER = b"x-client-certificate"
+SERVICE_TIMEOUT = 30.0
 TOKEN_FILE_ENV = "KINKO_API_TOKEN_FILE"  # noqa: S105 - a variable's name, not a token
 _STATUSES: dict[type[KinkoError], int] = {InputError: 400, PolicyError: 403, NotFound: 404, Conflict: 409}
 
@@ -108,7 +109,8 @@ class ThroughService:
     def run(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         from kinko.ca.service.client import call, raise_for
 
-        reply = call(self.socket_path, operation, params, as_json=True)
+        # A holder's browser waits: a service that does not answer within this is a 503, not a hang.
+        reply = call(self.socket_path, operation, params, as_json=True, timeout=SERVICE_TIMEOUT)
         raise_for(reply)
         answer: dict[str, Any] = json.loads(reply["stdout"])
         return answer

@@ -34,12 +34,24 @@ def api_status(ctx: Context, p: StatusParams) -> dict[str, object]:
 class AcquireParams:
     code: str = param("The enrollment code.", hidden_prompt="Enrollment code")
     csr: bytes = param("The holder's PKCS#10 request (PEM).", reads="CSR")
-    client: str = param("Who typed the code, for the rate limit (api:ADDRESS).")
+    client: str = param("Who typed the code, for the rate limit: api:ADDRESS (the front end's client).")
 
 
 def api_acquire(ctx: Context, p: AcquireParams) -> dict[str, object]:
     """A holder redeems an enrollment code (POST /v1/acquire)."""
-    return issued_json(ctx.kinko().acquire(p.code, p.csr, client=p.client))
+    import ipaddress
+
+    from kinko.ca.errors import InputError
+
+    # The API speaks for the front end's clients only: never for an officer's CLI (cli:LOGIN),
+    # whose code attempts it could otherwise lock out.
+    address = p.client.removeprefix("api:")
+    try:
+        if not p.client.startswith("api:") or address != "unknown":  # a server that saw no peer address
+            ipaddress.ip_address(address)
+    except ValueError:
+        raise InputError(f"client {p.client!r} is not api:ADDRESS") from None
+    return issued_json(ctx.kinko().acquire(p.code, p.csr, client=f"api:{address}"))
 
 
 @dataclass(frozen=True, kw_only=True)

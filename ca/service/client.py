@@ -46,6 +46,7 @@ def call(
     as_json: bool,
     fds: list[int] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float = REPLY_TIMEOUT,
 ) -> dict[str, Any]:
     """Sends one request (and the descriptors of the files the operation writes) and returns its
     reply; with `on_progress`, the service streams progress frames before it, each passed there."""
@@ -64,7 +65,7 @@ def call(
             raise ServiceUnavailable(
                 f"permission denied on {socket_path}: this account is not in the group that may use the service"
             ) from None
-        connection.settimeout(REPLY_TIMEOUT)
+        connection.settimeout(timeout)
         try:
             request = {"op": operation, "params": params, "json": as_json, "progress": on_progress is not None}
             send(connection, request, fds)

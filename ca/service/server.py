@@ -110,7 +110,7 @@ class Service:
             destinations = operation.writes(params) if operation.writes is not None else []
             outputs = received(list(fds or []), [d.path.name for d in destinations])
         except KinkoError as exc:
-            return _reply(2, stderr=f"kinko: error: {exc}\n")
+            return _refusal(2, exc)
         return self.run(operation, params, login_of(uid), bool(request.get("json")), outputs, stream)
 
     def _note_status_change(self, home: Home) -> None:
@@ -166,11 +166,7 @@ class Service:
                 reply["produced"] = [f.produced for f in outputs]
             return reply
         except KinkoError as exc:
-            reply = _reply(exc.exit_code, "".join(out.chunks), f"kinko: error: {exc}\n")
-            # For a client that acts on the kind (the API's HTTP status): the error's classes, nearest first.
-            kinds = [cls.__name__ for cls in type(exc).__mro__ if issubclass(cls, KinkoError)]
-            reply["error"] = {"kinds": kinds, "message": str(exc)}
-            return reply
+            return _refusal(exc.exit_code, exc, "".join(out.chunks))
         except click.UsageError as exc:
             return _reply(2, stderr=f"kinko: error: {exc.message}\n")
         except Exception as exc:  # one request that fails never stops the service
@@ -214,6 +210,17 @@ def _operation(name: str) -> Operation[Any, Any]:
     if operation.local:
         raise ProtocolError(f"`kinko {name}` runs in the caller's own process, not through the service")
     return operation
+
+
+def _refusal(code: int, exc: KinkoError, stdout: str = "") -> dict[str, Any]:
+    """A refusal's reply; for a client that acts on the kind (the API's HTTP status) it names the
+    error's classes, nearest first."""
+    reply = _reply(code, stdout, f"kinko: error: {exc}\n")
+    reply["error"] = {
+        "kinds": [cls.__name__ for cls in type(exc).__mro__ if issubclass(cls, KinkoError)],
+        "message": str(exc),
+    }
+    return reply
 
 
 def _reply(code: int, stdout: str = "", stderr: str = "", files: list[dict[str, str]] | None = None) -> dict[str, Any]:

@@ -783,6 +783,11 @@ def test_the_api_runs_as_its_own_identity_with_the_front_end_s_operations_only(d
     for args in (("cert", "list"), ("revoke", "01", "--reason", "key-compromise"), ("ledger", "verify")):
         code, _stdout, stderr = kinko_as(d, API_ACCOUNT, *args)
         assert code == 1 and f"{API_ACCOUNT} is api" in stderr, stderr
+    # It speaks for the front end's clients only: it cannot spend an officer's code attempts.
+    refusals = rows(d, "SELECT count(*) FROM ledger WHERE action = 'enrollment.code-refused'")
+    as_officer = {"code": "AAAA-BBBB-CCCC", "csr": make_csr(), "client": f"cli:{OFFICER}"}
+    assert calls_as(d, API_ACCOUNT, [("api acquire", as_officer)]) == [1]
+    assert rows(d, "SELECT count(*) FROM ledger WHERE action = 'enrollment.code-refused'") == refusals
 
     code, stdout, stderr = kinko_as(d, OFFICER, "customer", "add", "C700", "--name", "株式会社フロント")
     assert code == 0, stderr
