@@ -43,8 +43,14 @@ def _check_names(options: InitOptions) -> None:
         raise InputError("--org must name the organisation: it becomes the CA certificates' O= and CN=")
     if organization != organization.strip() or any(ord(c) < 32 or ord(c) == 127 for c in organization):
         raise InputError("--org must not start or end with spaces or hold control characters")
-    if len(organization) > 64 - len(" Issuing CA"):  # X.520: a CN or O of at most 64 characters
-        raise InputError(f"--org is {len(organization)} characters; at most {64 - len(' Issuing CA')} fit a CA's name")
+    # The longest name made from it, "<org> OCSP Responder", must fit a certificate's 64 bytes.
+    limit = profiles.MAX_NAME - len(" OCSP Responder")
+    size = len(organization.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise InputError(
+            f"--org is {size} bytes in UTF-8; at most {limit} fit the CAs' names "
+            f"({limit} ASCII characters or {limit // 3} kanji or kana)"
+        )
     if not (len(options.country) == 2 and options.country.isascii() and options.country.isalpha()):
         raise InputError(f"--country must be a two-letter ISO 3166 code such as JP, not {options.country!r}")
 

@@ -192,7 +192,7 @@ def free_port() -> int:
 class RunningResponder:
     """A `kinko ocsp serve` process on 127.0.0.1, stopped when the test ends."""
 
-    def __init__(self, home: Home, workers: int = 2, port: int | None = None) -> None:
+    def __init__(self, home: Home, workers: int = 2, port: int | None = None, unhealthy: bool = False) -> None:
         import signal
         import time
         import urllib.error
@@ -228,8 +228,10 @@ class RunningResponder:
                 with urllib.request.urlopen(self.url + "healthz", timeout=1) as reply:  # noqa: S310 - loopback
                     if reply.status == 200:
                         return
-            except urllib.error.HTTPError:
-                return  # it answers: /healthz says what is wrong, which a test may want to see
+            except urllib.error.HTTPError as exc:
+                if unhealthy and exc.code == 503:
+                    return  # up, and /healthz says what is wrong: what the test is about
+                time.sleep(0.1)
             except OSError:
                 time.sleep(0.1)
         self.stop()

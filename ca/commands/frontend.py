@@ -4,7 +4,10 @@ They need the `api` role, which nothing else has and which grants nothing else: 
 service the API runs as its own account (kinko-api), registered with that role, and holds no
 database access at all, so a compromised front end can do no more than these five. Each
 proves the holder as the API always has (a code, the presented certificate, a signature by the
-expired key); the front end's word is taken only for the client's address (the code rate limit).
+expired key). The front end's word is taken for the client's address (the code rate limit, and
+only as api:ADDRESS) and for the presented certificate having been verified by its TLS layer
+(a certificate is public: the account can renew a holder in its window, or enroll users for an
+administrator whose certificate it has seen, under its own login).
 """
 
 from __future__ import annotations

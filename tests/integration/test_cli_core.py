@@ -80,7 +80,8 @@ def test_init_refuses_an_existing_home(home: Home, passphrase_file: Path, run_cl
         (["--org", "   "], "--org must name the organisation"),
         (["--org", " 興産信用金庫"], "must not start or end with spaces"),
         (["--org", "興産\n信用金庫"], "control characters"),
-        (["--org", "信" * 60], "at most 53 fit a CA's name"),
+        (["--org", "信" * 17], "--org is 51 bytes in UTF-8; at most 49 fit the CAs' names"),
+        (["--org", "x" * 50], "--org is 50 bytes in UTF-8; at most 49"),
         (["--org", ORG, "--country", "JPN"], "two-letter ISO 3166 code"),
         (["--org", ORG, "--country", "日本"], "two-letter ISO 3166 code"),
     ],
@@ -415,3 +416,11 @@ def test_help_lists_each_command_s_first_sentence_whole() -> None:
     assert "Redeem an enrollment code: a one-year certificate for its holder." in words
     assert "Issue a certificate from a CSR; the subject comes from --name/--org only." in words
     assert "..." not in words
+
+
+@pytest.mark.parametrize("org", ["x" * 49, "信" * 16])
+def test_init_takes_the_longest_organisation_that_fits(
+    tmp_path: Path, passphrase_file: Path, run_cli, org: str
+) -> None:
+    result = run_cli("--home", tmp_path / "h", "init", "--org", org, "--passphrase-file", passphrase_file)
+    assert result.exit_code == 0, result.output

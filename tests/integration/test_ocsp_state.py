@@ -210,7 +210,7 @@ def test_healthz_fails_while_a_signer_is_expired_and_recovers_after_rotation(
         tmp_path / "home", InitOptions(organization="X", passphrase_file=passphrase_file), past, current_login()
     )
     home.store.close()
-    responder = RunningResponder(home)
+    responder = RunningResponder(home, unhealthy=True)
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(responder.url + "healthz", timeout=10)  # noqa: S310 - loopback
