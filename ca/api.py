@@ -64,7 +64,8 @@ def load_token(home: Home) -> bytes:
     name = home.config.api.token_file
     if not name:
         raise ConfigError("no API token: set [api] token_file in kinko.toml (no token, no service)")
-    return read_token(Path(name))
+    # A relative name is the home's, not the directory `api serve` happened to start in.
+    return read_token(home.path / name)
 
 
 def read_token(path: Path) -> bytes:

@@ -490,3 +490,43 @@ def test_an_oversized_body_is_drained_so_the_413_arrives(api: int, chunked: bool
     token = b"Authorization: Bearer %s\r\n" % TOKEN.encode()
     assert send_paced_body(api, 300 * 1024, chunked, "/v1/acquire", token) == b"413"
     assert send_paced_body(api, 300 * 1024, chunked, "/v1/acquire") == b"401"
+
+
+def test_a_relative_token_file_is_the_home_s(home: Home, tmp_path: Path, admin) -> None:
+    """`token_file = "api-token"` once named a file in whatever directory `api serve` started in."""
+    token_file = home.path / "api-token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', 'token_file = "api-token"')
+    home.config_file.write_text(text, encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "kinko.cli",
+            "--home",
+            str(home.path),
+            "api",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_listening(port, process, "api serve")
+        status, body, _ = call(port, "GET", f"/v1/certificates/{admin[1]}/status")
+        assert status == 200, body
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
