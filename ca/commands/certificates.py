@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import Context, Operation, param
-from kinko.ca.commands.render import Output, to_json
+from kinko.ca.commands.render import Output, key_values, to_json
 
 if TYPE_CHECKING:
     from kinko.ca.commands.views import Delivered, StatusChangeView
@@ -144,7 +144,11 @@ def render_shown(result: Shown, out: Output, _p: ShowParams) -> None:
     if result.pem is not None:
         out.text(result.pem, newline=False)
     else:
-        out.emit(to_json(result.certificate))
+        from kinko.ca.commands.views import for_people
+
+        data = to_json(result.certificate)
+        assert isinstance(data, dict)
+        out.emit(data, key_values(for_people(data)))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,8 @@ Kept free of cryptography imports, like `kinko.ca.registry`, so quick reads star
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -79,6 +80,24 @@ class Delivered:
         return cls(describe(issued.record, now), issued.pem)
 
 
+# cryptography writes the subject's serialNumber (the subscriber id) by its OID; people read the name.
+_SERIAL_NUMBER = re.compile(r"(^|(?<!\\),)2\.5\.4\.5=")
+
+
+def for_people(data: Mapping[str, JSONData]) -> dict[str, JSONData]:
+    """A certificate's fields as the human output shows them: serialNumber= in names, and the
+    SHA-256 fingerprint as `ca show` and `openssl x509 -fingerprint` print it (AB:CD:...)."""
+    shown: dict[str, JSONData] = {}
+    for key, value in data.items():
+        if key == "fingerprint_sha256" and isinstance(value, str):
+            shown["sha256_fingerprint"] = ":".join(value[i : i + 2] for i in range(0, len(value), 2)).upper()
+        elif key in ("subject", "issuer") and isinstance(value, str):
+            shown[key] = _SERIAL_NUMBER.sub(r"\1serialNumber=", value)
+        else:
+            shown[key] = value
+    return shown
+
+
 def render_delivered(result: Delivered, out: Output, destination: Path | None) -> None:
     """Writes the PEM to a file (and prints what was written), or prints it."""
     data: dict[str, JSONData] = plain(result.certificate)
@@ -86,7 +105,7 @@ def render_delivered(result: Delivered, out: Output, destination: Path | None) -
         out.write_file(destination, result.pem)
         data["written_to"] = str(destination)
         keys = ("serial", "subject", "not_before", "not_after", "fingerprint_sha256", "written_to")
-        out.emit(data, key_values(pick(data, keys)))
+        out.emit(data, key_values(for_people(pick(data, keys))))
     elif out.as_json:
         out.emit({**data, "pem": result.pem})
     else:

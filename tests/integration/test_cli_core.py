@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -424,3 +425,19 @@ def test_init_takes_the_longest_organisation_that_fits(
 ) -> None:
     result = run_cli("--home", tmp_path / "h", "init", "--org", org, "--passphrase-file", passphrase_file)
     assert result.exit_code == 0, result.output
+
+
+def test_cert_show_names_serial_number_and_prints_the_fingerprint_as_ca_show_does(
+    home: Home, kinko: Any, run_cli
+) -> None:
+    kinko.add_customer("C0001", "株式会社テスト")
+    enrolled = kinko.enroll_administrator("C0001", "山田 太郎", "C0001-A1")
+    serial = kinko.acquire(enrolled.code, make_csr()).record.serial
+    shown = run_cli("--home", home.path, "cert", "show", serial).stdout
+    assert "serialNumber=C0001-A1" in shown and "2.5.4.5=" not in shown
+    data = json.loads(run_cli("--home", home.path, "--json", "cert", "show", serial).stdout)
+    colons = ":".join(data["fingerprint_sha256"][i : i + 2] for i in range(0, 64, 2)).upper()
+    assert f"sha256 fingerprint  {colons}" in shown
+    assert data["subject"] == data["subject"].strip() and "C0001-A1" in data["subject"]  # JSON keeps its value
+    ca = run_cli("--home", home.path, "ca", "show").stdout
+    assert "sha256 fingerprint  " in ca and ca.split("sha256 fingerprint  ")[1][2] == ":"
