@@ -117,7 +117,43 @@ def _delivered(result: Delivered, out: Output, p: AcquireParams | RenewParams | 
     render_delivered(result, out, p.out)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LocksParams:
+    subscriber_id: str | None = param("Only the locks set over this holder's codes.", None, flag="--subscriber")
+
+
+def enroll_locks(ctx: Context, p: LocksParams) -> list[dict[str, str]]:
+    """The clients locked out of trying enrollment codes now (five wrong codes for one holder, or twenty)."""
+    return [{"client": c, "subscriber": s, "until": u} for c, s, u in ctx.kinko().code_locks(p.subscriber_id)]
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnlockParams:
+    client: str = param("The locked client, as `enroll locks` names it (api:ADDRESS or cli:LOGIN).", argument=True)
+
+
+def enroll_unlock(ctx: Context, p: UnlockParams) -> dict[str, str]:
+    """Lift a client's code lock at once (the holder called the bank); recorded."""
+    return {"client": p.client, "was_locked_until": ctx.kinko().clear_code_lock(p.client)}
+
+
 OPERATIONS: list[Operation[Any, Any]] = [
+    Operation(
+        "enroll locks",
+        LocksParams,
+        enroll_locks,
+        lambda r, out, p: out.rows(r, ["client", "subscriber", "until"]),
+        "auditor",
+    ),
+    Operation(
+        "enroll unlock",
+        UnlockParams,
+        enroll_unlock,
+        lambda r, out, p: out.emit(
+            r, f"{r['client']} may try codes again (its lock ran until {r['was_locked_until']})"
+        ),
+        "officer",
+    ),
     Operation("enroll administrator", EnrollAdministratorParams, enroll_administrator, render_enrolled, "officer"),
     Operation("enroll user", EnrollUserParams, enroll_user, render_enrolled, "officer"),
     Operation("acquire", AcquireParams, acquire, _delivered, "officer"),

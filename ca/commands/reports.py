@@ -41,6 +41,8 @@ def render_status(result: HolderStatus, out: Output, _p: object) -> None:
         summary += f" ({state.days_left} days left)"
     if state.reason:
         summary += f" ({state.reason})"
+    for client, until in result.locks:
+        summary += f"\nlocked out: {client} may not try codes until {until} (`kinko enroll unlock {client}`)"
     out.emit(result.to_json(), summary)
 
 

@@ -57,7 +57,7 @@ class Kinko:
         self.revocation = revocation = Revocation(session)
         self.accounts = accounts = Accounts(session, issuance, revocation)
         self.service_end = service_end = ServiceEnd(session, revocation)
-        self.reports = reports = Reports(session)
+        self.reports = reports = Reports(session, locks=accounts.code_locks)
         self.certificates = certificates = Certificates(session, issuance, upkeep=service_end.upkeep)
         # The daily jobs' upkeep: scheduled service ends, lapsed enrollments, OCSP signers due for renewal.
         certificates.upkeep = self._upkeep
@@ -78,6 +78,8 @@ class Kinko:
         self.enroll_user_by_administrator = accounts.enroll_user_by_administrator
         self.reissue = accounts.reissue
         self.acquire = accounts.acquire
+        self.code_locks = accounts.code_locks
+        self.clear_code_lock = accounts.clear_code_lock
         self.renew = accounts.renew
         self.renew_by_holder = accounts.renew_by_holder
         self.reacquire = accounts.reacquire

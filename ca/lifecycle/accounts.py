@@ -313,9 +313,33 @@ class Accounts:
         """Until when a client is locked out of trying codes, or None."""
         # A lock lasts LOCKOUT from the refusal that set it: any lock still running was set within it.
         now_text = self.s.text(now)
-        ends = [until for _, _, until in reader.code_refusals(client, self.s.text(now - LOCKOUT)) if until]
-        latest = max(ends, default=None)
-        return latest if latest is not None and latest > now_text else None
+        for _time, _subscriber, until in reader.code_refusals(client, self.s.text(now - LOCKOUT)):
+            if until == "":
+                return None  # an officer cleared it since: the newest lock is the longest, and it is gone
+            if until is not None:
+                return until if until > now_text else None
+        return None
+
+    def code_locks(self, subscriber_id: str | None = None) -> list[tuple[str, str, str]]:
+        """(client, subscriber, locked_until) of the locks running now, a holder's or all."""
+        now = self.s.clock.now()
+        found: dict[str, tuple[str, str, str]] = {}
+        for client, subscriber, _until in self.s.store.code_locks(self.s.text(now - LOCKOUT)):
+            if subscriber_id is None or subscriber == subscriber_id:
+                until = self._locked_until(self.s.store, client, now)
+                if until is not None:
+                    found[client] = (client, subscriber, until)
+        return list(found.values())
+
+    def clear_code_lock(self, client: str) -> str:
+        """An officer lifts a client's lock (the holder called the bank); recorded. Returns when it would have ended."""
+        now = self.s.clock.now()
+        with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
+            until = self._locked_until(tx, client, now)
+            if until is None:
+                raise Conflict(f"client {client} is not locked out of trying codes")
+            tx.append_event("enrollment.lock-cleared", details={"client": client, "locked_until": until})
+        return until
 
     def _count_code_failure(self, client: str, enrollment: EnrollmentRecord | None, now: dt.datetime) -> None:
         # Recorded even though the command is refused: the rate limit counts these events.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kinko.ca import windows
@@ -25,6 +26,8 @@ class HolderStatus:
     role: str | None = None
     enrollment_expires_at: str | None = None
     reissue: str | None = None
+    # Clients locked out of trying this holder's codes now: (client, locked_until).
+    locks: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> JSONObject:
         """The `status` document: the subscriber, its role (when asked by subscriber), the state's fields."""
@@ -36,6 +39,8 @@ class HolderStatus:
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
+        if self.locks:
+            data["locked_out"] = [{"client": client, "until": until} for client, until in self.locks]
         return data
 
 
@@ -88,8 +93,9 @@ class ExpiringEnrollment:
 class Reports:
     """Read-only answers, computed from the registry at the clock's time."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, locks: Callable[[str], list[tuple[str, str, str]]] | None = None) -> None:
         self.s = session
+        self.locks = locks  # the clients locked out of a holder's codes now (Accounts.code_locks)
 
     def certificate_status(self, serial: str) -> HolderStatus:
         """The lifecycle state of the holder of a certificate, judged from that certificate."""
@@ -118,6 +124,7 @@ class Reports:
             role=subscriber.role,
             enrollment_expires_at=pending[0].expires_at if pending else None,
             reissue=windows.who_reissues(subscriber.role) if status.state == "reissue-required" else None,
+            locks=tuple((client, until) for client, _, until in self.locks(subscriber_id)) if self.locks else (),
         )
 
     def customer_overview(self, customer_id: str) -> CustomerOverview:

@@ -54,16 +54,28 @@ class AccountReads:
         return EnrollmentRecord(*row) if row else None
 
     def code_refusals(self, client: str, since: str) -> list[tuple[str, str, str | None]]:
-        """(time, subscriber or "", locked_until) of a client's code refusals since a time, newest first."""
+        """(time, subscriber or "", locked_until) of a client's code refusals since a time, newest
+        first; an officer's clearing of its lock is a row whose locked_until is ""."""
         # The ledger is the record the rate limit counts: a refusal and its count commit together.
         # "+action" keeps SQLite on the time index: the window is short, the history of refusals long.
         rows = self._conn.execute(
-            "SELECT time, subscriber, json_extract(details, '$.locked_until') FROM ledger "
-            "WHERE time >= ? AND +action = 'enrollment.code-refused' "
+            "SELECT time, subscriber, CASE action WHEN 'enrollment.lock-cleared' THEN '' "
+            "ELSE json_extract(details, '$.locked_until') END FROM ledger "
+            "WHERE time >= ? AND +action IN ('enrollment.code-refused', 'enrollment.lock-cleared') "
             "AND json_extract(details, '$.client') = ? ORDER BY seq DESC",
             (since, client),
         )
         return [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2])) for r in rows]
+
+    def code_locks(self, since: str) -> list[tuple[str, str, str]]:
+        """(client, subscriber or "", locked_until) of every refusal since a time that set a lock."""
+        rows = self._conn.execute(
+            "SELECT json_extract(details, '$.client'), subscriber, json_extract(details, '$.locked_until') "
+            "FROM ledger WHERE time >= ? AND +action = 'enrollment.code-refused' "
+            "AND json_extract(details, '$.locked_until') IS NOT NULL ORDER BY seq",
+            (since,),
+        )
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def enrollments(self, subscriber_id: str) -> list[EnrollmentRecord]:
         """A subscriber's enrollments, newest first."""

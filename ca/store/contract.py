@@ -104,6 +104,10 @@ class AccountReader(Protocol):
         """The enrollment a code's public part names."""
         ...
 
+    def code_locks(self, since: str) -> list[tuple[str, str, str]]:
+        """(client, subscriber or "", locked_until) of every code refusal since a time that set a lock."""
+        ...
+
     def code_refusals(self, client: str, since: str) -> list[tuple[str, str, str | None]]:
         """(time, subscriber or "", locked_until) of a client's code refusals since a time, newest first."""
         ...

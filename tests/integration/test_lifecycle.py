@@ -428,6 +428,35 @@ def test_five_wrong_codes_lock_the_client_for_15_minutes(home: Home, bank: Kinko
     assert issued.record.subscriber_id == enrolled.subscriber_id
 
 
+def test_status_shows_a_lockout_and_an_officer_clears_it(home: Home, bank: Kinko, kcli, clock: FixedClock) -> None:
+    enrolled = bank.enroll_administrator(CUSTOMER, ADMIN_NAME, "ADM-7")
+    client = "api:192.0.2.7"
+    for _ in range(5):
+        refuse(
+            lambda: bank.acquire(wrong_code(enrolled.code), make_csr(), client=client), PolicyError, windows.BAD_CODE
+        )
+    data = ok_json(kcli("--json", "status", "--subscriber", "ADM-7"))
+    until = to_text(clock.now() + dt.timedelta(minutes=15))
+    assert data["locked_out"] == [{"client": client, "until": until}]
+    human = ok(kcli("status", "--subscriber", "ADM-7"))
+    assert f"locked out: {client} may not try codes until {until}" in human
+    assert ok_json(kcli("--json", "enroll", "locks")) == [{"client": client, "subscriber": "ADM-7", "until": until}]
+    refuse(lambda: bank.acquire(enrolled.code, make_csr(), client=client), PolicyError, "too many wrong codes")
+
+    cleared = ok_json(kcli("--json", "enroll", "unlock", client))
+    assert cleared == {"client": client, "was_locked_until": until}
+    event = [e for e in home.store.ledger_events() if e.action == "enrollment.lock-cleared"]
+    assert len(event) == 1 and json.loads(event[0].details)["client"] == client
+    assert "locked_out" not in ok_json(kcli("--json", "status", "--subscriber", "ADM-7"))
+    cli_refused(kcli("enroll", "unlock", client), "is not locked out")
+    # The refusals before the clearing were forgiven with it: four more wrong codes do not lock again.
+    for _ in range(4):
+        refuse(
+            lambda: bank.acquire(wrong_code(enrolled.code), make_csr(), client=client), PolicyError, windows.BAD_CODE
+        )
+    assert bank.acquire(enrolled.code, make_csr(), client=client).record.subscriber_id == "ADM-7"
+
+
 def test_four_wrong_codes_do_not_lock(home: Home, bank: Kinko) -> None:
     enrolled = bank.enroll_administrator(CUSTOMER, ADMIN_NAME)
     for _ in range(4):

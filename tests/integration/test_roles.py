@@ -198,6 +198,8 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "officer add": ["officer", "add", "t_new", "--role", "auditor"],
         "officer remove": ["officer", "remove", LOGINS["auditor"]],
         "officer list": ["officer", "list"],
+        "enroll locks": ["enroll", "locks"],
+        "enroll unlock": ["enroll", "unlock", "api:192.0.2.9"],
         "officer set-role": ["officer", "set-role", LOGINS["auditor"], "--role", "officer"],
         "ledger verify": ["ledger", "verify"],
         "ledger export": ["ledger", "export", "--format", "csv", "--out", work / "ledger.csv"],
@@ -227,6 +229,7 @@ EXPECTED_FAILURES = {
     "customer resume": "the customer is not suspended",
     "service setup": "the account name is refused before anything is created",
     "service status": "there is no service to ask in direct mode",
+    "enroll unlock": "that client is not locked out",
 }
 
 
