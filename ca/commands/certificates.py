@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinko.ca.commands.registry import Context, Operation, param
+from kinko.ca.commands.registry import TIME_FORMAT, Context, Operation, param
 from kinko.ca.commands.render import Output, key_values, to_json
 
 if TYPE_CHECKING:
@@ -48,8 +48,14 @@ class RevokeParams:
         "unspecified, key-compromise, affiliation-changed, superseded, "
         "cessation-of-operation, privilege-withdrawn (ca-compromise for CA certificates)."
     )
-    invalidity_date: str | None = param("Since when the key is known or suspected compromised (ISO 8601).", None)
-    reported_at: str | None = param("When the holder's report was received (ISO 8601).", None)
+    invalidity_date: str | None = param(
+        f"Since when the key is known or suspected compromised ({TIME_FORMAT}).",
+        None,
+    )
+    reported_at: str | None = param(
+        f"When the holder's report was received ({TIME_FORMAT}).",
+        None,
+    )
     note: str | None = param("A note for the ledger.", None)
 
 

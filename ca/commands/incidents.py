@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kinko.ca.commands.registry import Context, Operation, param
+from kinko.ca.commands.registry import TIME_FORMAT, Context, Operation, param
 from kinko.ca.commands.render import Output, key_values, to_json
 from kinko.ca.commands.views import CRLView, crl_views
 
@@ -20,8 +20,11 @@ GROUPS = {"incident": "Holders' reports of lost, stolen, disposed or compromised
 class ReportParams:
     subscriber_id: str = param("The holder's subscriber id.", flag="--subscriber")
     kind: str = param("disposed-without-deletion, lost, stolen or compromised.")
-    received_at: str = param("When the report was received (ISO 8601).")
-    suspected_since: str | None = param("Since when misuse is suspected (ISO 8601): invalidityDate.", None)
+    received_at: str = param(f"When the report was received ({TIME_FORMAT}).")
+    suspected_since: str | None = param(
+        f"Since when misuse is suspected ({TIME_FORMAT}): invalidityDate.",
+        None,
+    )
     suspend_customer: bool = param("Also suspend the whole customer's service.", False)
     reason: str = param(
         "For a disposal the officer may choose another revocation reason.", "key-compromise", show_default=True

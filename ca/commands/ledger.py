@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kinko.ca.commands.registry import Context, NoParams, Operation, param
+from kinko.ca.commands.registry import TIME_FORMAT, Context, NoParams, Operation, param
 from kinko.ca.commands.render import Output
 from kinko.ca.files import FileContents
 
@@ -121,8 +121,14 @@ def render_verify(result: VerifyView, out: Output, _p: object) -> None:
 class ExportParams:
     fmt: str = param("The export format.", flag="--format", choices=("csv", "jsonl"))
     out: Path = param("Where to write the export.", file_only=True)
-    since: str | None = param("Only events at or after this time (ISO 8601).", None)
-    until: str | None = param("Only events at or before this time (ISO 8601).", None)
+    since: str | None = param(
+        f"Only events at or after this time ({TIME_FORMAT}).",
+        None,
+    )
+    until: str | None = param(
+        f"Only events at or before this time ({TIME_FORMAT}).",
+        None,
+    )
     customer: str | None = param("Only events about this customer.", None)
     action: str | None = param("Only events with this action (e.g. certificate.revoked).", None)
     excel: bool = param("CSV with a UTF-8 byte order mark, so Excel shows Japanese text.", False)

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from kinko.ca.outputs import Destination, OutputFile
     from kinko.ca.service.jobs import Schedule
 
+# What a time option takes, said in its help: parse_user_time refuses a time without a zone.
+TIME_FORMAT = "ISO 8601 with its zone, e.g. 2026-11-25T09:00:00+09:00; a date alone is that day's start in Tokyo"
 P = TypeVar("P")
 D = TypeVar("D", bound="DataclassInstance")
 R = TypeVar("R")

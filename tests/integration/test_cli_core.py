@@ -441,3 +441,19 @@ def test_cert_show_names_serial_number_and_prints_the_fingerprint_as_ca_show_doe
     assert data["subject"] == data["subject"].strip() and "C0001-A1" in data["subject"]  # JSON keeps its value
     ca = run_cli("--home", home.path, "ca", "show").stdout
     assert "sha256 fingerprint  " in ca and ca.split("sha256 fingerprint  ")[1][2] == ":"
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["revoke"], "--invalidity-date"),
+        (["revoke"], "--reported-at"),
+        (["incident", "report"], "--received-at"),
+        (["ledger", "export"], "--since"),
+        (["customer", "terminate"], "--effective"),
+    ],
+)
+def test_time_options_say_a_zone_is_required(command: list[str], option: str) -> None:
+    helped = " ".join(run_kinko(*command, "--help").stdout.split())
+    described = helped.split(option, 1)[1].split(" --", 1)[0]
+    assert "ISO 8601 with its zone" in described, described
