@@ -317,6 +317,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is missing: is this a Kinko home? (kinko init creates one)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
 
 
 def _section(data: dict[str, Any], name: str, cls: type[Section], required: bool = False) -> Section:

@@ -112,11 +112,12 @@ class Home:
         config-watch to report, and the one in force stays."""
         if "config" not in self.__dict__ or self._config_stamps() == self._loaded_stamps:
             return False
-        previous = self.__dict__.pop("config")
+        previous, stamps = self.__dict__.pop("config"), self._config_stamps()
         try:
             self.config  # noqa: B018 - loads it
-        except ConfigError:
+        except Exception:  # whatever is wrong with the files, the one in force stays
             self.__dict__["config"] = previous
+            self._loaded_stamps = stamps  # looked at: not parsed again on every request until the next edit
             return False
         return True
 

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kinko.ca.commands.registry import Context, NoParams, Operation, param
+from kinko.ca.commands.registry import TIME_FORMAT, Context, NoParams, Operation, param
 from kinko.ca.commands.render import JSONData, Output, key_values, table, to_json
 from kinko.ca.commands.views import CRLView, crl_views
 
@@ -92,9 +92,7 @@ def customer_resume(ctx: Context, p: CustomerParams) -> BulkView:
 @dataclass(frozen=True, kw_only=True)
 class TerminateParams:
     customer_id: str = param("The customer's id.", argument=True)
-    effective: str | None = param(
-        "When the service ends (ISO 8601 with its zone, e.g. 2027-03-31T00:00:00+09:00); default now.", None
-    )
+    effective: str | None = param(f"When the service ends ({TIME_FORMAT}); default now.", None)
     reschedule: bool = param("Move a termination already scheduled to this date (or to now).", False)
     yes: bool = param("Do it without asking (for scripts); on a terminal Kinko asks first.", False)
 

@@ -323,17 +323,23 @@ class Accounts:
     def code_locks(self, subscriber_id: str | None = None) -> list[tuple[str, str, str]]:
         """(client, subscriber, locked_until) of the locks running now, a holder's or all."""
         now = self.s.clock.now()
-        found: dict[str, tuple[str, str, str]] = {}
-        for client, subscriber, _until in self.s.store.code_locks(self.s.text(now - LOCKOUT)):
-            if subscriber_id is None or subscriber == subscriber_id:
-                until = self._locked_until(self.s.store, client, now)
-                if until is not None:
-                    found[client] = (client, subscriber, until)
-        return list(found.values())
+        # Each client's newest lock is the one running (it ends last); the holder is that lock's.
+        newest: dict[str, tuple[str, str]] = {}
+        for client, subscriber, until in self.s.store.code_locks(self.s.text(now - LOCKOUT)):
+            newest[client] = (subscriber, until)  # oldest first: the newest wins
+        found = []
+        for client, (subscriber, until) in newest.items():
+            if (subscriber_id is None or subscriber == subscriber_id) and self._locked_until(
+                self.s.store, client, now
+            ) == until:
+                found.append((client, subscriber, until))
+        return found
 
     def clear_code_lock(self, client: str) -> str:
         """An officer lifts a client's lock (the holder called the bank); recorded. Returns when it would have ended."""
         now = self.s.clock.now()
+        if client == f"cli:{self.s.actor}":
+            raise PolicyError(f"{client} is your own lock: another officer lifts it")
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             until = self._locked_until(tx, client, now)
             if until is None:

@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import struct
+import time
 from typing import Any
 
 from kinko.ca.errors import InputError
@@ -63,9 +64,11 @@ def receive(sock: socket.socket) -> dict[str, Any]:
     return _body(sock, _exactly(sock, HEADER.size))
 
 
-def receive_with_fds(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """Reads one framed JSON object and the descriptors sent with it. The caller closes them, also
-    when this raises ProtocolError (they are closed here then)."""
+def receive_with_fds(sock: socket.socket, deadline: float | None = None) -> tuple[dict[str, Any], list[int]]:
+    """Reads one framed JSON object and the descriptors sent with it, whole by `deadline`
+    (time.monotonic()): a client trickling a byte at a time cannot hold a thread for longer. The
+    caller closes the descriptors, also when this raises ProtocolError (they are closed here then)."""
+    _until(sock, deadline)
     header, fds, flags, _address = socket.recv_fds(sock, HEADER.size, MAX_FDS)
     try:
         if flags & socket.MSG_CTRUNC:
@@ -73,20 +76,20 @@ def receive_with_fds(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
         if not header:
             raise ProtocolError("the connection closed in the middle of a frame")
         if len(header) < HEADER.size:
-            header += _exactly(sock, HEADER.size - len(header))
-        return _body(sock, header), fds
+            header += _exactly(sock, HEADER.size - len(header), deadline)
+        return _body(sock, header, deadline), fds
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
 
 
-def _body(sock: socket.socket, header: bytes) -> dict[str, Any]:
+def _body(sock: socket.socket, header: bytes, deadline: float | None = None) -> dict[str, Any]:
     (length,) = HEADER.unpack(header)
     if length > MAX_FRAME:
         raise ProtocolError(f"frame of {length} bytes is over the {MAX_FRAME}-byte limit")
     try:
-        message = json.loads(_exactly(sock, length).decode("utf-8"), object_hook=_decode)
+        message = json.loads(_exactly(sock, length, deadline).decode("utf-8"), object_hook=_decode)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise ProtocolError("the frame is not UTF-8 JSON") from None
     if not isinstance(message, dict):
@@ -94,9 +97,18 @@ def _body(sock: socket.socket, header: bytes) -> dict[str, Any]:
     return message
 
 
-def _exactly(sock: socket.socket, size: int) -> bytes:
+def _until(sock: socket.socket, deadline: float | None) -> None:
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProtocolError("the request did not arrive in time")
+        sock.settimeout(left)
+
+
+def _exactly(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
     chunks, remaining = [], size
     while remaining:
+        _until(sock, deadline)
         chunk = sock.recv(min(remaining, 65536))
         if not chunk:
             raise ProtocolError("the connection closed in the middle of a frame")

@@ -237,7 +237,7 @@ class _Handler(socketserver.BaseRequestHandler):
         try:
             uid = peer_uid(connection)
             try:
-                request, fds = receive_with_fds(connection)
+                request, fds = receive_with_fds(connection, deadline=time.monotonic() + READ_TIMEOUT)
             except ProtocolError as exc:
                 send(connection, _reply(2, stderr=f"kinko: error: malformed request: {exc}\n"))
                 return
@@ -256,7 +256,7 @@ class _Handler(socketserver.BaseRequestHandler):
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     # Not daemons, and joined at close: a request in progress when SIGTERM came is finished and
     # its reply sent, so no client is told "no answer" for a change that committed. A client
-    # stalling its request is bounded by READ_TIMEOUT.
+    # stalling its request has READ_TIMEOUT for the whole of it (receive_with_fds's deadline).
     daemon_threads = False
     block_on_close = True
     service: Service

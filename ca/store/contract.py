@@ -109,7 +109,8 @@ class AccountReader(Protocol):
         ...
 
     def code_refusals(self, client: str, since: str) -> list[tuple[str, str, str | None]]:
-        """(time, subscriber or "", locked_until) of a client's code refusals since a time, newest first."""
+        """(time, subscriber or "", locked_until) of a client's code refusals since a time, newest
+        first; an officer's clearing of the client's lock is a row whose locked_until is ""."""
         ...
 
     def enrollments(self, subscriber_id: str) -> list[EnrollmentRecord]:

@@ -497,3 +497,9 @@ def test_the_schedule_and_the_service_run_under_a_configuration_root_edited(home
     home.config_file.write_text(text.replace("\nnext_update_days = 4", "\nnext_update_days = -5"), "utf-8")
     assert home.refresh_config() is False  # does not load: the one in force stays
     assert home.config.ocsp.next_update_days == 3
+    home.config_file.write_bytes(b"\xff\xfe not UTF-8")
+    assert home.refresh_config() is False and home.config.ocsp.next_update_days == 3
+    clock.advance(minutes=1)
+    schedule.run_due()  # the schedule goes on; config-watch reports the file
+    watch = next(job for job in schedule.status() if job.name == "config-watch")
+    assert watch.last_error is not None and "not UTF-8" in watch.last_error

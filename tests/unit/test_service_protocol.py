@@ -34,3 +34,22 @@ def test_a_frame_with_room_arrives_whole() -> None:
         frame = {"progress": {"label": "証明書", "done": 1, "total": 2}}
         assert send_if_ready(sender, frame) is True
         assert receive(reader) == frame
+
+
+def test_a_request_must_arrive_whole_by_its_deadline() -> None:
+    """A client sending a byte at a time once held a service thread for as long as it liked (each
+    read had a timeout, the request none); at shutdown the service waits for every such thread."""
+    import socket
+    import time
+
+    from kinko.ca.service.protocol import HEADER, ProtocolError, receive_with_fds
+
+    server, client = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with server, client:
+        client.sendall(HEADER.pack(10) + b'{"op"')  # half a frame, the rest never comes
+        with pytest.raises(ProtocolError, match="did not arrive in time"):
+            receive_with_fds(server, deadline=time.monotonic() - 1)
+    server, client = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with server, client:
+        client.sendall(HEADER.pack(10) + b'{"op":"x"}')
+        assert receive_with_fds(server, deadline=time.monotonic() + 30) == ({"op": "x"}, [])
