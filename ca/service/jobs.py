@@ -139,7 +139,8 @@ def record_config_changes(kinko: Kinko) -> str | None:
     digests = configuration.digests(kinko.home.path)
     # The files must still load: a configuration the CA cannot run under is reported, not recorded.
     config.load(kinko.home.path)
-    kinko.home.reload_config()
+    # Re-read only when the files changed: a reload makes the schedule start a new session.
+    kinko.home.refresh_config()
     last = configuration.recorded(kinko.home)
     said = json.loads(last.details).get("sha256") if last is not None else None
     if said == digests:

@@ -29,12 +29,14 @@ TOKEN = "s3cret-token-for-the-login-front-end"
 
 
 @contextlib.contextmanager
-def serving(home: Home, tmp_path: Path, *extra: str) -> Iterator[int]:
-    """`kinko api serve` for a home on a free loopback port, stopped afterwards."""
-    token_file = tmp_path / "api.token"
+def serving(home: Home, tmp_path: Path, *extra: str, token_name: str | None = None, cwd: Path = ROOT) -> Iterator[int]:
+    """`kinko api serve` for a home on a free loopback port, stopped afterwards; the token in
+    tmp_path (named by its absolute path), or `token_name` inside the home (named relatively)."""
+    token_file = home.path / token_name if token_name else tmp_path / "api.token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
-    text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', f'token_file = "{token_file}"')
+    named = token_name or str(token_file)
+    text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', f'token_file = "{named}"')
     home.config_file.write_text(text, encoding="utf-8")
     port = free_port()
     process = subprocess.Popen(
@@ -42,7 +44,7 @@ def serving(home: Home, tmp_path: Path, *extra: str) -> Iterator[int]:
             *(sys.executable, "-m", "kinko.cli", "--home", str(home.path), "api", "serve"),
             *("--port", str(port), "--workers", "1", *extra),
         ],
-        cwd=ROOT,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -494,39 +496,8 @@ def test_an_oversized_body_is_drained_so_the_413_arrives(api: int, chunked: bool
 
 def test_a_relative_token_file_is_the_home_s(home: Home, tmp_path: Path, admin) -> None:
     """`token_file = "api-token"` once named a file in whatever directory `api serve` started in."""
-    token_file = home.path / "api-token"
-    token_file.write_text(TOKEN + "\n")
-    token_file.chmod(0o600)
-    text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', 'token_file = "api-token"')
-    home.config_file.write_text(text, encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "kinko.cli",
-            "--home",
-            str(home.path),
-            "api",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=elsewhere,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        wait_listening(port, process, "api serve")
+    with serving(home, tmp_path, token_name="api-token", cwd=elsewhere) as port:
         status, body, _ = call(port, "GET", f"/v1/certificates/{admin[1]}/status")
         assert status == 200, body
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)

@@ -911,19 +911,12 @@ def test_a_lost_pc_voids_the_codes_sent_before_it_unless_the_officer_keeps_them(
     admin = admin_holder(bank, subscriber_id="ADM-1")
     clock.advance(days=2)
     early = bank.reissue("ADM-1")
-    data = ok_json(
-        kcli(
-            "--json",
-            "incident",
-            "report",
-            "--subscriber",
-            "ADM-1",
-            "--kind",
-            "lost",
-            "--received-at",
-            to_text(clock.now()),
-        )
-    )
+
+    def report(kind: str, *extra: str) -> dict[str, Any]:
+        args = ("--subscriber", "ADM-1", "--kind", kind, "--received-at", to_text(clock.now()) or "", *extra)
+        return ok_json(kcli("--json", "incident", "report", *args))
+
+    data = report("lost")
     assert data["voided_enrollments"] == 1
     event = [e for e in home.store.ledger_events() if e.action == "incident.recorded"][-1]
     assert json.loads(event.details)["voided_enrollments"] == 1
@@ -936,20 +929,7 @@ def test_a_lost_pc_voids_the_codes_sent_before_it_unless_the_officer_keeps_them(
     fresh = bank.acquire(later.code, make_csr()).record
     kept = bank.reissue("ADM-1")
     clock.advance(minutes=5)
-    data = ok_json(
-        kcli(
-            "--json",
-            "incident",
-            "report",
-            "--subscriber",
-            "ADM-1",
-            "--kind",
-            "stolen",
-            "--received-at",
-            to_text(clock.now()),
-            "--keep-enrollments",
-        )
-    )
+    data = report("stolen", "--keep-enrollments")
     assert data["voided_enrollments"] == 0
     assert home.store.certificate(fresh.serial).status == "revoked"
     assert bank.acquire(kept.code, make_csr()).record.subscriber_id == "ADM-1"

@@ -487,17 +487,21 @@ def calls_as(d: dict[str, Any], login: str, requests: list[tuple[str, dict[str, 
     return list(json.loads(data))
 
 
+def customer_with_holders(d: dict[str, Any], customer: str, name: str, prefix: str, count: int) -> None:
+    """A customer with `count` administrators holding certificates, made by an officer through the socket."""
+    requests: list[tuple[str, dict[str, Any]]] = [("customer add", {"customer_id": customer, "name": name})]
+    for i in range(count):
+        holder = {"customer_id": customer, "name": f"管理者 {i}", "subscriber_id": f"{prefix}{i}"}
+        requests.append(("enroll administrator", holder))
+        requests.append(("issue", {"csr": make_csr(), "name": f"管理者 {i}", "subscriber": f"{prefix}{i}"}))
+    assert set(calls_as(d, OFFICER, requests)) == {0}
+
+
 def test_a_service_stopped_during_a_termination_finishes_it_and_answers(deployment: dict[str, Any]) -> None:
     """systemd's stop (SIGTERM) mid-request: the operation completes and its reply reaches the
     officer, who is never told "no answer" about a change that committed."""
-    d, count = deployment, 300
-    requests: list[tuple[str, dict[str, Any]]] = [("customer add", {"customer_id": "C800", "name": "株式会社停止"})]
-    for i in range(count):
-        requests.append(
-            ("enroll administrator", {"customer_id": "C800", "name": f"管理者 {i}", "subscriber_id": f"T{i}"})
-        )
-        requests.append(("issue", {"csr": make_csr(), "name": f"管理者 {i}", "subscriber": f"T{i}"}))
-    assert set(calls_as(d, OFFICER, requests)) == {0}
+    d = deployment
+    customer_with_holders(d, "C800", "株式会社停止", "T", 300)
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the officer terminating the customer
@@ -522,14 +526,8 @@ def test_a_service_stopped_during_a_termination_finishes_it_and_answers(deployme
 
 
 def test_a_service_killed_during_a_termination_leaves_all_or_nothing(deployment: dict[str, Any]) -> None:
-    d, count = deployment, 400
-    requests: list[tuple[str, dict[str, Any]]] = [("customer add", {"customer_id": "C900", "name": "株式会社終了"})]
-    for i in range(count):
-        requests.append(
-            ("enroll administrator", {"customer_id": "C900", "name": f"管理者 {i}", "subscriber_id": f"K{i}"})
-        )
-        requests.append(("issue", {"csr": make_csr(), "name": f"管理者 {i}", "subscriber": f"K{i}"}))
-    assert set(calls_as(d, OFFICER, requests)) == {0}
+    d = deployment
+    customer_with_holders(d, "C900", "株式会社終了", "K", 400)
 
     done = os.fork()
     if done == 0:  # pragma: no cover - the officer terminating the customer
