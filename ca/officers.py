@@ -82,11 +82,16 @@ def confirm_role(login: str, role: str | None, event: Event | None) -> Mismatch 
 
 
 def add_officer(home: Home, login: str, role: str, actor: str, time: str) -> None:
-    """Registers an OS account with a role."""
+    """Registers an existing OS account with a role."""
     if role not in GRANTABLE:
         raise InputError(f"unknown role {role!r}; use one of: {', '.join(GRANTABLE)}")
     if not _LOGIN.match(login):
         raise InputError(f"{login!r} is not an OS login name")
+    try:
+        pwd.getpwnam(login)
+    except KeyError:
+        # A role for a login nobody has yet would pass to whoever creates that account later.
+        raise NotFound(f"there is no OS account {login} on this host; create it first (useradd {login})") from None
     with home.store.transaction(actor, time) as tx:
         tx.add_officer(login, role, actor)
         tx.append_event("officer.added", details={"login": login, "role": role})

@@ -9,8 +9,8 @@ import base64
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from kinko.ca.errors import InputError, NotFound
-from kinko.ca.serials import normalize_serial
+from kinko.ca.errors import InputError
+from kinko.ca.serials import no_such_certificate, normalize_serial
 from kinko.ca.store import CertificateRecord
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def show(store: Reader, serial_text: str, now: str) -> CertificateView:
     serial = normalize_serial(serial_text)
     record = store.certificate(serial)
     if record is None:
-        raise NotFound(f"no certificate with serial {serial} in this CA's registry")
+        raise no_such_certificate(serial_text)
     return describe(record, now)
 
 
@@ -63,7 +63,7 @@ def pem(store: Reader, serial_text: str) -> str:
     serial = normalize_serial(serial_text)
     record = store.certificate(serial)
     if record is None:
-        raise NotFound(f"no certificate with serial {serial} in this CA's registry")
+        raise no_such_certificate(serial_text)
     body = base64.encodebytes(record.der).decode("ascii").replace("\n", "")
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"

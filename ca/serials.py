@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kinko.ca.errors import InputError
+from kinko.ca.errors import InputError, NotFound
 
 SERIAL_BITS = 128
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
@@ -43,3 +43,9 @@ def parse_serial(text: str) -> int:
 def normalize_serial(text: str) -> str:
     """Returns the canonical stored form of a typed serial."""
     return format_serial(parse_serial(text))
+
+
+def no_such_certificate(text: str) -> NotFound:
+    """The refusal for a serial not in the registry, naming it as it was typed (leading zeros kept)."""
+    typed = text.strip().replace(":", "").upper().removeprefix("0X")
+    return NotFound(f"no certificate with serial {typed} in this CA's registry")

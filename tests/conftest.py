@@ -48,6 +48,31 @@ def no_syslog_by_default() -> Any:
         yield
 
 
+# The logins tests register with `officer add`, which refuses a login with no OS account.
+TEST_LOGINS = ("t_officer", "t_auditor", "t_new", "t_admin2", "bob", "carol", "dave")
+
+
+@pytest.fixture(scope="session")
+def test_logins() -> Iterator[tuple[str, ...]]:
+    """Real OS accounts (no home, no password) for TEST_LOGINS; removes those it made."""
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.fail("these tests must run as root: they create OS accounts with useradd")
+    made = []
+    try:
+        for name in TEST_LOGINS:
+            try:
+                pwd.getpwnam(name)
+            except KeyError:
+                subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True)
+                made.append(name)
+        yield TEST_LOGINS
+    finally:
+        for name in made:
+            subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
 @pytest.fixture
 def clock() -> FixedClock:
     """A clock standing at the real current second, so real clients accept what we sign."""

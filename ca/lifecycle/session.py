@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from kinko.ca.clock import Clock, SystemClock, to_text
 from kinko.ca.config import Config
-from kinko.ca.errors import NotFound
 from kinko.ca.keys import KeyRing
 from kinko.ca.officers import current_login
-from kinko.ca.serials import normalize_serial
+from kinko.ca.serials import no_such_certificate, normalize_serial
 from kinko.ca.store import CertificateRecord, Store, Writer
 
 if TYPE_CHECKING:
@@ -132,7 +131,7 @@ class Session:
         """The registry row of a serial, or NotFound."""
         record = self.store.certificate(normalize_serial(serial))
         if record is None:
-            raise NotFound(f"no certificate with serial {normalize_serial(serial)} in this CA's registry")
+            raise no_such_certificate(serial)
         return record
 
     def load_signing_keys(self, roles: set[str] | None = None) -> None:

@@ -190,6 +190,11 @@ def test_cert_show_unknown_serial(home: Home, run_cli) -> None:
     result = run_cli("--home", home.path, "cert", "show", "DEADBEEF")
     assert result.exit_code == 1
     assert result.output.strip() == "kinko: error: no certificate with serial DEADBEEF in this CA's registry"
+    # The serial is named as typed: leading zeros kept, colons and 0x dropped.
+    for typed in ("0011ab", "00:11:AB", "0x0011AB"):
+        result = run_cli("--home", home.path, "cert", "show", typed)
+        assert result.exit_code == 1
+        assert result.output.strip() == "kinko: error: no certificate with serial 0011AB in this CA's registry"
 
 
 def test_ca_chain_and_show(home: Home, tmp_path: Path, run_cli) -> None:

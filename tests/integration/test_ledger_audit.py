@@ -689,7 +689,9 @@ def snapshot(db: Path) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
-def test_every_state_change_is_an_event(tmp_path: Path, passphrase_file: Path, clock: FixedClock) -> None:
+def test_every_state_change_is_an_event(
+    tmp_path: Path, passphrase_file: Path, clock: FixedClock, test_logins: tuple[str, ...]
+) -> None:
     home = tmp_path / "home"
     db = home / "kinko.db"
     for number in (1, 2, 3, 4):

@@ -109,7 +109,7 @@ def leaf_commands(group: click.Group, prefix: str = "") -> Iterator[tuple[str, c
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def template(tmp_path_factory: pytest.TempPathFactory, test_logins: tuple[str, ...]) -> dict[str, Any]:
     """A home made by t_admin with t_officer and t_auditor registered through `officer add`,
     a valid and a held certificate, a customer whose administrator holds a certificate, an
     unused enrollment code, a CSR, and an API token file (so `api serve` gets as far as serving)."""
@@ -335,6 +335,19 @@ def test_root_crl_needs_admin(template: dict[str, Any], tmp_path: Path, identity
     assert after["crls"] == before["crls"]
     assert after["ledger"][:-1] == before["ledger"]
     assert after["ledger"][-1][2:4] == (LOGINS[identity], "command.refused")
+
+
+def test_officer_add_refuses_a_login_with_no_os_account(template: dict[str, Any], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(template["home"], home)
+    before = snapshot(home / "kinko.db")
+
+    result = invoke(home, LOGINS["admin"], "officer", "add", "hanako_nobody", "--role", "auditor")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "kinko: error: there is no OS account hanako_nobody on this host; create it first (useradd hanako_nobody)\n"
+    )
+    assert snapshot(home / "kinko.db") == before
 
 
 def test_last_admin_cannot_be_removed(template: dict[str, Any], tmp_path: Path) -> None:
