@@ -82,8 +82,12 @@ def check_reacquire(certificate: CertificateRecord, role: str, now: dt.datetime,
         raise PolicyError(f"certificate {certificate.serial} is on hold; it cannot be re-acquired")
     opens, closes = reacquire_window(certificate, rules)
     if now < opens:
+        # Advice the holder can follow today: renewal may be months away yet.
+        renewal = renewal_window(certificate, rules)[0]
+        when = "now" if now >= renewal else f"from {to_text(renewal)}"
         raise PolicyError(
-            f"certificate {certificate.serial} is valid until {certificate.not_after}; renew it instead (kinko renew)"
+            f"certificate {certificate.serial} is valid until {certificate.not_after}; re-acquisition is only "
+            f"for an expired one: renew it {when} (kinko renew)"
         )
     if now > closes:
         raise PolicyError(

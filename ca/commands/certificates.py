@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import TIME_FORMAT, Context, Operation, param
-from kinko.ca.commands.render import Output, key_values, to_json
+from kinko.ca.commands.render import Output, key_values, table, to_json
 
 if TYPE_CHECKING:
     from kinko.ca.commands.views import Delivered, StatusChangeView
@@ -175,7 +175,11 @@ def cert_list(ctx: Context, p: ListParams) -> list[CertificateView]:
 
 
 def render_listing(result: list[CertificateView], out: Output, _p: ListParams) -> None:
-    out.rows(to_json(result), ["serial", "status", "profile", "not_after", "subject"])
+    from kinko.ca.commands.views import for_people
+
+    rows = to_json(result)
+    columns = ["serial", "status", "profile", "not_after", "subject"]
+    out.emit(rows, table([for_people(row) for row in rows], columns))
 
 
 OPERATIONS: list[Operation[Any, Any]] = [

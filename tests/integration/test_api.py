@@ -155,7 +155,7 @@ def test_refusals_are_problems_and_change_nothing(api: int, home: Home, admin) -
             "/v1/reacquire",
             {"subscriber": admin[0], "csr": make_csr().decode(), "signature": "AAAA"},
             403,
-            "renew it instead",
+            "re-acquisition is only for an expired one: renew it",
         ),
         ("POST", "/v1/enrollments", {"customer": "C0001", "name": "x", "by": admin[0]}, 403, "client certificate"),
         ("POST", "/v1/acquire", {"code": 5}, 400, "field 'code' is required"),

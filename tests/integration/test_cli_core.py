@@ -446,6 +446,10 @@ def test_cert_show_names_serial_number_and_prints_the_fingerprint_as_ca_show_doe
     assert data["subject"] == data["subject"].strip() and "C0001-A1" in data["subject"]  # JSON keeps its value
     ca = run_cli("--home", home.path, "ca", "show").stdout
     assert "sha256 fingerprint  " in ca and ca.split("sha256 fingerprint  ")[1][2] == ":"
+    listed = run_cli("--home", home.path, "cert", "list").stdout
+    assert "serialNumber=C0001-A1,CN=山田 太郎" in listed and "2.5.4.5=" not in listed
+    rows = json.loads(run_cli("--home", home.path, "--json", "cert", "list").stdout)
+    assert data["subject"] in [row["subject"] for row in rows]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,91 @@
+"""The README walk (tests/readme_walk.py): how it reads the examples and when it reports a difference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.readme_walk import Step, Walk, examples, main
+
+SERIAL_A = "ED86D0BE6044AC95836AE48A2D3A39A1"
+SERIAL_B = "0A1B2C3D4E5F60718293A4B5C6D7E8F9"
+
+
+def readme(*blocks: str) -> str:
+    body = "\n".join(f"```console\n{block}\n```\n" for block in blocks)
+    outside = "```console\n$ not walked\n```\n"
+    return f"# Kinko\n\n{outside}\n## An officer's day\n\n{body}\n## Deployment\n\n{outside}"
+
+
+def test_examples_are_read_from_the_officers_day_only() -> None:
+    blocks = examples(readme("$ one \\\n    --two\nout 1\n...\n# useradd x\n$ three\nkinko: error: no"))
+    assert len(blocks) == 1
+    one, root, three = blocks[0]
+    assert (one.command, one.expected, one.as_root) == ("one --two", ["out 1", "..."], False)
+    assert (root.command, root.as_root) == ("useradd x", True)
+    assert three.expected_rc == "1" and one.expected_rc == "0"
+    assert Step(1, "x", False, ["kinko: error: No such option; see kinko x --help"]).expected_rc == "2"
+    assert Step(1, "x", False, ["error 23 at 0 depth lookup: certificate revoked"]).expected_rc == "non-zero"
+
+
+def test_values_are_learnt_and_must_stay_the_same(tmp_path: Path) -> None:
+    walk = Walk(tmp_path)
+    learnt = walk.match(
+        [f"serial  {SERIAL_A}", "...", "at      2026-11-25T10:03:16Z"],
+        [
+            f"serial      {SERIAL_B}",
+            "anything",
+            "else",
+            "at  2027-01-01T00:00:00Z",
+        ],
+    )
+    assert learnt == {SERIAL_A: SERIAL_B}
+    walk.learn(Step(1, "x", False), learnt)
+    # Shown again: it must be this run's value, not just any serial.
+    assert walk.match([f"revoked {SERIAL_A}"], [f"revoked {SERIAL_B}"]) == {}
+    assert walk.match([f"revoked {SERIAL_A}"], [f"revoked {SERIAL_A}"]) is None
+    assert walk.match(["ledger OK: 26 events"], ["ledger OK: 25 events"]) is None
+    assert walk.match(["one line"], ["one line", "and another"]) is None
+    # One README value cannot stand for two of this run's.
+    assert (
+        walk.match(
+            ["a 1111111111111111111111111111111A b 1111111111111111111111111111111A"], [f"a {SERIAL_A} b {SERIAL_B}"]
+        )
+        is None
+    )
+
+
+def test_commands_get_this_runs_values_in_the_form_typed(tmp_path: Path) -> None:
+    walk = Walk(tmp_path)
+    walk.known[SERIAL_A] = SERIAL_B
+    step = Step(7, "kinko cert show ed:86:d0:be:60:44:ac:95:83:6a:e4:8a:2d:3a:39:a1 && kinko revoke " + SERIAL_A, False)
+    assert walk.substitute(step) == (
+        "kinko cert show 0a:1b:2c:3d:4e:5f:60:71:82:93:a4:b5:c6:d7:e8:f9 && kinko revoke " + SERIAL_B
+    )
+    unknown = Step(9, "kinko hold 5C1E0B7A2D9F4E3186A7C0D2B4E6F810", False)
+    assert walk.substitute(unknown) is None
+    assert walk.differences == [
+        "README.md:9: `kinko hold 5C1E0B7A2D9F4E3186A7C0D2B4E6F810`: "
+        "names 5C1E0B7A2D9F4E3186A7C0D2B4E6F810, which no output before it shows"
+    ]
+
+
+def test_a_walk_reports_wrong_output_and_wrong_exit_codes(tmp_path: Path, capsys) -> None:
+    good = tmp_path / "good.md"
+    made = f"$ printf 'serial %032X\\n' 48879\nserial {SERIAL_A}"
+    good.write_text(readme(f"{made}\n$ echo again {SERIAL_A}\nagain {SERIAL_A}"))
+    assert main(["--readme", str(good)]) == 0
+    assert "2 commands in 1 examples ran as the README shows" in capsys.readouterr().out
+    # The second command got this run's serial: the README's would have failed the match.
+    wrong = tmp_path / "wrong.md"
+    wrong.write_text(readme(f"{made}\n$ echo {SERIAL_A}\n{SERIAL_B}"))
+    assert main(["--readme", str(wrong)]) == 1
+    assert f"the README shows {SERIAL_B} here and {SERIAL_A} before; this run made one value" in capsys.readouterr().err
+
+    bad = tmp_path / "bad.md"
+    bad.write_text(readme("$ echo one\ntwo\n$ false\n$ echo kinko: error: x; exit 1\nkinko: error: y"))
+    assert main(["--readme", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "`echo one`: the output differs" in err
+    assert "`false`: exit code 1, the README implies 0" in err
+    assert "`echo kinko: error: x; exit 1`: the output differs" in err
+    assert "3 difference(s) in 3 commands" in err
