@@ -39,7 +39,12 @@ def describe_hierarchy(home: Home) -> dict[str, Any]:
     }
 
 
-def chain_pem(home: Home) -> str:
-    """The chain as PEM, issuing CA first, then the root (the root alone in a single-tier home)."""
+def chain_pems(home: Home) -> list[str]:
+    """The chain's certificates as PEM, issuing CA first, then the root (the root alone in a single-tier home)."""
     roles = ["root"] if home.config.ca.single_tier else ["issuing", "root"]
-    return "".join(home.ca_certificate(role).public_bytes(serialization.Encoding.PEM).decode("ascii") for role in roles)
+    return [home.ca_certificate(role).public_bytes(serialization.Encoding.PEM).decode("ascii") for role in roles]
+
+
+def chain_pem(home: Home) -> str:
+    """The chain as one PEM text, issuing CA first."""
+    return "".join(chain_pems(home))

@@ -54,7 +54,7 @@ def api_acquire(ctx: Context, p: AcquireParams) -> dict[str, object]:
             ipaddress.ip_address(address)
     except ValueError:
         raise InputError(f"client {p.client!r} is not api:ADDRESS") from None
-    return issued_json(ctx.kinko().acquire(p.code, p.csr, client=f"api:{address}"))
+    return issued_json(ctx, ctx.kinko().acquire(p.code, p.csr, client=f"api:{address}"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +67,7 @@ class RenewParams:
 
 def api_renew(ctx: Context, p: RenewParams) -> dict[str, object]:
     """A holder renews the certificate it logged in with (POST /v1/renew)."""
-    return issued_json(ctx.kinko().renew_by_holder(p.certificate, p.csr))
+    return issued_json(ctx, ctx.kinko().renew_by_holder(p.certificate, p.csr))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +81,7 @@ class ReacquireParams:
 
 def api_reacquire(ctx: Context, p: ReacquireParams) -> dict[str, object]:
     """A holder re-acquires after expiry, proved by the expired key (POST /v1/reacquire)."""
-    return issued_json(ctx.kinko().reacquire_by_holder(p.subscriber, p.csr, p.signature))
+    return issued_json(ctx, ctx.kinko().reacquire_by_holder(p.subscriber, p.csr, p.signature))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,8 +102,12 @@ def api_enroll(ctx: Context, p: EnrollParams) -> dict[str, object]:
     return data
 
 
-def issued_json(issued: Any) -> dict[str, object]:
-    """What the API answers for a new certificate."""
+def issued_json(ctx: Context, issued: Any) -> dict[str, object]:
+    """What the API answers for a new certificate: with its chain (issuing CA, then the root), so
+    the holder's PKCS#12 or the front end needs nothing else."""
+    from kinko.ca.authorities import chain_pems
+
+    chain = chain_pems(ctx.home())
     record = issued.record
     return {
         "serial": record.serial,
@@ -113,6 +117,7 @@ def issued_json(issued: Any) -> dict[str, object]:
         "not_after": record.not_after,
         "fingerprint_sha256": record.fingerprint_sha256,
         "pem": issued.pem,
+        "chain": chain,
     }
 
 

@@ -134,6 +134,11 @@ def test_enrollment_and_acquisition(api: int, home: Home, admin) -> None:
     assert status == 201, issued
     certificate = x509.load_pem_x509_certificate(issued["pem"].encode())
     assert certificate.subject.get_attributes_for_oid(x509.NameOID.SERIAL_NUMBER)[0].value == enrolled["subscriber_id"]
+    # The chain comes with it, issuing CA first: the holder's PKCS#12 needs nothing else, and it verifies.
+    issuing, root = (x509.load_pem_x509_certificate(pem.encode()) for pem in issued["chain"])
+    assert issuing.subject == certificate.issuer and root.subject == issuing.issuer == root.issuer
+    certificate.verify_directly_issued_by(issuing)
+    issuing.verify_directly_issued_by(root)
     events = [e for e in home.store.ledger_events() if e.subscriber == enrolled["subscriber_id"]]
     assert {e.actor for e in events} == {"api:login-frontend"}
     # The same code again: refused with the CLI's message, as problem+json.
