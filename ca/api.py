@@ -5,6 +5,7 @@
     POST /v1/renew        {"csr"}                          + the holder's client certificate
     POST /v1/reacquire    {"subscriber", "csr", "signature"}
     POST /v1/enrollments  {"customer", "name", "email"?}             + the administrator's client certificate
+    GET  /enroll/         the holder's enrollment page (ca/enroll_page.py), without the token
 
 Every request carries `Authorization: Bearer <token>` (compared in constant time). Wrong
 enrollment codes are rate-limited per client, the address in the front end's
@@ -130,6 +131,12 @@ class API:
             return
         if scope["type"] != "http":
             return
+        if scope["path"] == "/enroll":
+            await respond(send, 308, "text/plain", b"", [(b"location", b"/enroll/")])
+            return
+        if scope["path"].startswith("/enroll/"):
+            await self.page(scope, send)
+            return
         incoming = Incoming(scope, receive)
         try:
             status, body = await self.handle(scope, incoming)
@@ -142,6 +149,21 @@ class API:
         await incoming.drain()  # a refusal made before the body was read is not lost to a reset
         extra = [(b"www-authenticate", b"Bearer")] if status == 401 else None
         await respond(send, status, content_type, body, extra)
+
+    async def page(self, scope: Scope, send: Send) -> None:
+        """The enrollment page's files: public, no token (the page never sees it; nginx adds it to
+        the page's API calls)."""
+        from kinko.ca.enroll_page import HEADERS, page_file
+
+        if scope["method"] not in ("GET", "HEAD"):
+            await respond(send, 405, PROBLEM, problem(405, f"{scope['method']} is not allowed on {scope['path']}"))
+            return
+        found = page_file(scope["path"])
+        if found is None:
+            await respond(send, 404, PROBLEM, problem(404, f"no such resource {scope['path']}"), HEADERS)
+            return
+        body, content_type = found
+        await respond(send, 200, content_type, b"" if scope["method"] == "HEAD" else body, HEADERS)
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         authorization = next((v for k, v in scope.get("headers", ()) if k == b"authorization"), b"")

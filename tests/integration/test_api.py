@@ -506,3 +506,32 @@ def test_a_relative_token_file_is_the_home_s(home: Home, tmp_path: Path, admin) 
     with serving(home, tmp_path, token_name="api-token", cwd=elsewhere) as port:
         status, body, _ = call(port, "GET", f"/v1/certificates/{admin[1]}/status")
         assert status == 200, body
+
+
+def test_the_enrollment_page_is_served_without_the_token_and_nothing_else_is(api: int) -> None:
+    import http.client
+
+    def request(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", api, timeout=10)
+        try:
+            connection.request(method, path)
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    status, headers, body = request("GET", "/enroll/")
+    assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
+    assert "電子証明書の取得" in body.decode("utf-8")
+    assert "script-src 'self'" in headers["content-security-policy"] and headers["x-content-type-options"] == "nosniff"
+    status, headers, body = request("GET", "/enroll/enroll.js")
+    assert status == 200 and headers["content-type"].startswith("text/javascript") and b"pkcs8" in body
+    status, headers, body = request("HEAD", "/enroll/enroll.css")
+    assert status == 200 and body == b"" and int(headers["content-length"]) == 0
+    status, headers, _ = request("GET", "/enroll")
+    assert status == 308 and headers["location"] == "/enroll/"
+    for path in ("/enroll/../kinko.toml", "/enroll/keys", "/enroll/src/enroll.js", "/enroll/package.json"):
+        assert request("GET", path)[0] == 404, path
+    assert request("POST", "/enroll/")[0] == 405
+    # The page is public; the API behind it is not.
+    assert request("GET", "/v1/certificates/AB/status")[0] == 401

@@ -22,6 +22,8 @@ _HINTS = {
     "certutil": "install NSS tools: apt-get install libnss3-tools",
     "crlutil": "install NSS tools: apt-get install libnss3-tools",
     "vfychain": "install NSS tools: apt-get install libnss3-tools",
+    "chromium": "install Chromium: apt-get install chromium chromium-driver fonts-ipafont-gothic",
+    "chromedriver": "install Chromium's driver: apt-get install chromium-driver",
     "java": "install a JDK: apt-get install default-jdk-headless",
     "javac": "install a JDK: apt-get install default-jdk-headless",
 }

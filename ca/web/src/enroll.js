@@ -1,0 +1,229 @@
+// Kinko's enrollment page: the key pair is made here, in the holder's browser (WebCrypto), and never
+// leaves it except inside the password-protected PKCS#12 the holder downloads. The CA receives only
+// the PKCS#10 request. Built by ../build.sh into ../enroll/enroll.js (one file: the page's CSP allows
+// scripts from its own origin only).
+import * as asn1js from "asn1js";
+import * as pkijs from "pkijs";
+
+const ITERATIONS = 100000; // PBKDF2 for the key and certificate bags, and the MAC's KDF
+const AES = { name: "AES-CBC", length: 256 };
+const KEYS = {
+  "ec-p256": { name: "ECDSA", namedCurve: "P-256" },
+  "rsa-2048": { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
+};
+
+const TEXT = {
+  ja: {
+    title: "電子証明書の取得",
+    lead: "銀行から届いた登録コードを入力し、証明書ファイルのパスワードを決めてください。鍵はこのパソコンの中で作られ、銀行には送られません。",
+    code: "登録コード",
+    password: "証明書ファイルのパスワード（8文字以上）",
+    confirm: "パスワード（確認）",
+    keyType: "鍵の種類",
+    submit: "電子証明書取得",
+    working: "鍵を作成し、証明書を取得しています…",
+    done: "電子証明書を取得しました。下のファイルを保存し、ブラウザーまたはOSに取り込んでください（取り込みの際に上で決めたパスワードを入力します）。",
+    download: "証明書ファイルを保存",
+    serial: "シリアル番号",
+    notAfter: "有効期限 (UTC)",
+    importHelp:
+      "Windows: 保存したファイルをダブルクリックし、「証明書のインポート ウィザード」に従います。macOS: ダブルクリックしてキーチェーンに追加します。Chrome/Edge: 設定 → プライバシーとセキュリティ → セキュリティ → 証明書の管理 → インポート。",
+    mismatch: "確認用のパスワードが一致しません。",
+    short: "パスワードは8文字以上にしてください。",
+    noCode: "登録コードを入力してください。",
+    wrongCode: "登録コードが正しくないか、使用済みまたは有効期限切れです。銀行から届いた最新の登録コードをご確認ください。",
+    locked: "登録コードの誤りが続いたため、しばらく受け付けできません。15分ほど待ってから、もう一度お試しください。",
+    windowClosed: "現在は更新の受付期間ではありません。",
+    failed: "電子証明書を取得できませんでした。",
+    unsupported: "このブラウザーでは証明書を作成できません。最新の Chrome、Edge、Firefox または Safari をお使いください。",
+  },
+  en: {
+    title: "Get your client certificate",
+    lead: "Type the enrollment code the bank sent you and choose a password for the certificate file. The key is made on this computer and is never sent to the bank.",
+    code: "Enrollment code",
+    password: "Password for the certificate file (8 characters or more)",
+    confirm: "Password again",
+    keyType: "Key type",
+    submit: "Get certificate",
+    working: "Making the key and getting the certificate…",
+    done: "Your certificate is ready. Save the file below and import it into your browser or operating system (it asks for the password you chose).",
+    download: "Save the certificate file",
+    serial: "Serial number",
+    notAfter: "Valid until (UTC)",
+    importHelp:
+      "Windows: double-click the file and follow the Certificate Import Wizard. macOS: double-click it to add it to Keychain. Chrome/Edge: Settings → Privacy and security → Security → Manage certificates → Import.",
+    mismatch: "The two passwords differ.",
+    short: "Use a password of 8 characters or more.",
+    noCode: "Type the enrollment code.",
+    wrongCode: "The enrollment code is wrong, already used or expired. Check the latest code the bank sent you.",
+    locked: "Too many wrong codes: codes are not accepted for a while. Wait 15 minutes and try again.",
+    windowClosed: "Renewal is not open now.",
+    failed: "The certificate could not be issued.",
+    unsupported: "This browser cannot make the certificate. Use a current Chrome, Edge, Firefox or Safari.",
+  },
+};
+
+/** The page's language: English only when the browser prefers it to Japanese. */
+export function language(preferred) {
+  for (const tag of preferred || []) {
+    const primary = String(tag).toLowerCase().split("-")[0];
+    if (primary === "ja" || primary === "en") return primary;
+  }
+  return "ja";
+}
+
+/** What to tell the holder for a refusal (an RFC 9457 problem document from the API). */
+export function refusal(text, status, detail) {
+  const said = String(detail || "");
+  if (said.includes("too many wrong codes")) return text.locked;
+  if (said.includes("enrollment code is not valid")) return text.wrongCode;
+  if (said.includes("opens at") || said.includes("renewal is closed")) return `${text.windowClosed}（${said}）`;
+  return `${text.failed}（${status}: ${said || "no detail"}）`;
+}
+
+function pem(label, der) {
+  const base64 = btoa(String.fromCharCode(...new Uint8Array(der)));
+  return `-----BEGIN ${label}-----\n${base64.match(/.{1,64}/g).join("\n")}\n-----END ${label}-----\n`;
+}
+
+function derOf(pemText) {
+  const body = pemText.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
+  return Uint8Array.from(atob(body), (c) => c.charCodeAt(0)).buffer;
+}
+
+/** A new key pair of the chosen type; extractable, since it goes into the holder's PKCS#12. */
+export async function makeKey(keyType) {
+  const algorithm = KEYS[keyType];
+  if (!algorithm) throw new Error(`unknown key type ${keyType}`);
+  return crypto.subtle.generateKey(algorithm, true, ["sign", "verify"]);
+}
+
+/** A PKCS#10 request for the key (PEM). Kinko takes the subject from the bank's records, not from here. */
+export async function makeCsr(keys) {
+  const request = new pkijs.CertificationRequest();
+  request.subject.typesAndValues.push(
+    new pkijs.AttributeTypeAndValue({ type: "2.5.4.3", value: new asn1js.Utf8String({ value: "kinko-enroll" }) }),
+  );
+  await request.subjectPublicKeyInfo.importKey(keys.publicKey);
+  request.attributes = []; // PKCS#10 requires the (empty) attributes field
+  await request.sign(keys.privateKey, "SHA-256");
+  return pem("CERTIFICATE REQUEST", request.toSchema().toBER(false));
+}
+
+function bagAttributes(friendlyName, localKeyId) {
+  const attributes = [];
+  if (friendlyName) {
+    attributes.push(new pkijs.Attribute({ type: "1.2.840.113549.1.9.20", values: [new asn1js.BmpString({ value: friendlyName })] }));
+  }
+  if (localKeyId) {
+    attributes.push(new pkijs.Attribute({ type: "1.2.840.113549.1.9.21", values: [new asn1js.OctetString({ valueHex: localKeyId })] }));
+  }
+  return attributes;
+}
+
+/** The holder's PKCS#12: the key (PBES2, AES-256-CBC, PBKDF2-HMAC-SHA256) and the certificate with
+ * its chain (encrypted the same way), under an HMAC-SHA256 MAC. Returns the DER bytes. */
+export async function makePkcs12(keys, certificatePem, chainPems, password, friendlyName) {
+  const secret = new TextEncoder().encode(password).buffer;
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", keys.privateKey);
+  const certificateDer = derOf(certificatePem);
+  const localKeyId = await crypto.subtle.digest("SHA-256", certificateDer);
+  const keyBag = new pkijs.PKCS8ShroudedKeyBag({ parsedValue: pkijs.PrivateKeyInfo.fromBER(pkcs8) });
+  const encryption = { password: secret, contentEncryptionAlgorithm: AES, hmacHashAlgorithm: "SHA-256", iterationCount: ITERATIONS };
+  await keyBag.makeInternalValues(encryption);
+  const certificateBag = (der, attributes) =>
+    new pkijs.SafeBag({
+      bagId: "1.2.840.113549.1.12.10.1.3",
+      bagValue: new pkijs.CertBag({ parsedValue: pkijs.Certificate.fromBER(der) }),
+      bagAttributes: attributes,
+    });
+  const certificates = new pkijs.SafeContents({
+    safeBags: [
+      certificateBag(certificateDer, bagAttributes(friendlyName, localKeyId)),
+      ...chainPems.map((chainPem) => certificateBag(derOf(chainPem), undefined)),
+    ],
+  });
+  const key = new pkijs.SafeContents({
+    safeBags: [
+      new pkijs.SafeBag({ bagId: "1.2.840.113549.1.12.10.1.2", bagValue: keyBag, bagAttributes: bagAttributes(friendlyName, localKeyId) }),
+    ],
+  });
+  const pfx = new pkijs.PFX({
+    parsedValue: {
+      integrityMode: 0, // password MAC
+      authenticatedSafe: new pkijs.AuthenticatedSafe({
+        parsedValue: { safeContents: [{ privacyMode: 0, value: key }, { privacyMode: 1, value: certificates }] },
+      }),
+    },
+  });
+  await pfx.parsedValue.authenticatedSafe.makeInternalValues({ safeContents: [{}, encryption] });
+  await pfx.makeInternalValues({ password: secret, iterations: ITERATIONS, pbkdf2HashAlgorithm: "SHA-256", hmacHashAlgorithm: "SHA-256" });
+  return pfx.toSchema().toBER(false);
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const answer = await response.json().catch(() => ({}));
+  return { ok: response.ok, status: response.status, answer };
+}
+
+function show(element, text, kind) {
+  element.textContent = text;
+  element.className = kind;
+  element.hidden = !text;
+}
+
+function start() {
+  const text = TEXT[language(navigator.languages)];
+  document.documentElement.lang = language(navigator.languages);
+  for (const element of document.querySelectorAll("[data-text]")) element.textContent = text[element.dataset.text];
+  document.title = text.title;
+  const form = document.getElementById("acquire");
+  const message = document.getElementById("message");
+  const result = document.getElementById("result");
+  if (!window.crypto || !crypto.subtle) {
+    show(message, text.unsupported, "error");
+    form.hidden = true;
+    return;
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const code = form.code.value.trim();
+    const password = form.password.value;
+    if (!code) return show(message, text.noCode, "error");
+    if (password.length < 8) return show(message, text.short, "error");
+    if (password !== form.confirm.value) return show(message, text.mismatch, "error");
+    form.submit.disabled = true;
+    result.hidden = true;
+    show(message, text.working, "working");
+    try {
+      const keys = await makeKey(form.keyType.value);
+      const csr = await makeCsr(keys);
+      const { ok, status, answer } = await post("/v1/acquire", { code, csr });
+      if (!ok) return show(message, refusal(text, status, answer.detail), "error");
+      const p12 = await makePkcs12(keys, answer.pem, answer.chain || [], password, `Kinko ${answer.subscriber || answer.serial}`);
+      const link = document.getElementById("download");
+      link.href = URL.createObjectURL(new Blob([p12], { type: "application/x-pkcs12" }));
+      link.download = `kinko-${answer.serial}.p12`;
+      document.getElementById("serial").textContent = answer.serial;
+      document.getElementById("notAfter").textContent = answer.not_after;
+      show(message, text.done, "ok");
+      result.hidden = false;
+      form.reset();
+    } catch (error) {
+      show(message, `${text.failed}（${error && error.message ? error.message : error}）`, "error");
+    } finally {
+      form.submit.disabled = false;
+    }
+  });
+}
+
+if (typeof document !== "undefined") {
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+}
