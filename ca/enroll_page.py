@@ -10,6 +10,8 @@ PREFIX = "/enroll/"
 _DIRECTORY = Path(__file__).resolve().parent / "web" / "enroll"
 _TYPES = {
     "index.html": "text/html; charset=utf-8",
+    "login.html": "text/html; charset=utf-8",
+    "refused.html": "text/html; charset=utf-8",
     "enroll.css": "text/css; charset=utf-8",
     "enroll.js": "text/javascript; charset=utf-8",
 }

@@ -29,16 +29,18 @@ TOKEN = "s3cret-token-for-the-login-front-end"
 
 
 @contextlib.contextmanager
-def serving(home: Home, tmp_path: Path, *extra: str, token_name: str | None = None, cwd: Path = ROOT) -> Iterator[int]:
-    """`kinko api serve` for a home on a free loopback port, stopped afterwards; the token in
-    tmp_path (named by its absolute path), or `token_name` inside the home (named relatively)."""
+def serving(
+    home: Home, tmp_path: Path, *extra: str, token_name: str | None = None, cwd: Path = ROOT, port: int | None = None
+) -> Iterator[int]:
+    """`kinko api serve` for a home on `port` (else a free loopback port), stopped afterwards; the
+    token in tmp_path (named by its absolute path), or `token_name` inside the home (named relatively)."""
     token_file = home.path / token_name if token_name else tmp_path / "api.token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
     named = token_name or str(token_file)
     text = home.config_file.read_text(encoding="utf-8").replace('token_file = ""', f'token_file = "{named}"')
     home.config_file.write_text(text, encoding="utf-8")
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "kinko.cli", "--home", str(home.path), "api", "serve"),

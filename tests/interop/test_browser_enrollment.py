@@ -1,15 +1,21 @@
 """The holder's enrollment page in a real Chromium, through a real nginx, against `kinko api serve`.
 
-nginx serves TLS (the test's own throwaway server CA, trusted in the browser's NSS database),
-passes /enroll/ to the API and adds the bearer token to /v1/acquire, so the page never sees it;
-it also logs every request body that reaches the API, so the test can show that no private key
-went there. Chromium (Debian's, driven by Selenium through Debian's chromedriver) makes the key,
-the CSR and the PKCS#12 in the page. Screenshots of each step go to test-artifacts/browser/.
+nginx runs the shipped config/nginx/kinko-frontend.conf (TLS with the test's own throwaway server
+CA, trusted in the browser's NSS database; client certificates checked by OCSP against a real
+`kinko ocsp serve`): it passes /enroll/ to the API and adds the bearer token to /v1/acquire and
+/v1/renew, so the page never sees it, and here it also logs every request body that reaches the
+API, so the test can show that no private key went there. Chromium (Debian's, driven by
+Selenium through Debian's chromedriver) makes the key, the CSR and the PKCS#12 in the page; the
+journey then imports the file into Chromium's NSS database (pk12util), with a managed policy
+that selects it for the site, logs in with it, renews it and is refused once it is revoked.
+Screenshots of each step go to test-artifacts/browser/.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
 import subprocess
 import time
@@ -22,14 +28,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from kinko.ca.authorities import chain_pem
 from kinko.ca.clock import SystemClock
+from kinko.ca.config import set_value
 from kinko.ca.hierarchy import InitOptions, create_home
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.officers import current_login
-from tests.conftest import ORG, ROOT, row_counts
+from tests.conftest import ORG, ROOT, RunningResponder, free_port, row_counts
 from tests.integration.test_api import TOKEN, serving
-from tests.interop.test_nginx_login import Nginx, make_server_tls
+from tests.interop.test_nginx_login import Nginx, ServerTLS, make_server_tls
 from tests.interop.tools import tool
 
 PASSWORD = "correct-horse-8"
@@ -37,9 +45,11 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 WAIT = 90  # seconds the page may take: key, CSR, the API, and 3 x 100k PBKDF2/KDF rounds in JS
 WRONG_CODE_JA = "登録コードが正しくないか、使用済みまたは有効期限切れです"
 
-NGINX_ENROLL_CONF = """\
+SHIPPED = ROOT / "config" / "nginx" / "kinko-frontend.conf"
+MAIN_CONF = """\
 {user}worker_processes 1;
 pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
 events {{ worker_connections 64; }}
 http {{
     access_log off;
@@ -49,23 +59,7 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     log_format bodies escape=json '$request_method $uri $request_body';
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {server_cert};
-        ssl_certificate_key {server_key};
-        client_body_buffer_size 64k;
-        client_max_body_size 64k;
-        location /enroll/ {{
-            proxy_pass http://127.0.0.1:{api_port};
-        }}
-        location = /v1/acquire {{
-            access_log {dir}/bodies.log bodies;
-            proxy_set_header Authorization "Bearer {token}";
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_pass http://127.0.0.1:{api_port};
-        }}
-        location / {{ return 404; }}
-    }}
+    include {dir}/kinko-frontend.conf;
 }}
 """
 
@@ -76,26 +70,46 @@ class Site:
     kinko: Kinko
     url: str
     bodies_log: Path
+    base: Path
+    api_port: int
+    restart_api: Any  # (renewal_days) -> None: the API again, on its port, under that [lifecycle] window
+    nginx: Nginx
 
 
-class EnrollNginx(Nginx):
-    """The test_nginx_login nginx, with the enrollment site's configuration."""
+def render_shipped(
+    directory: Path, port: int, api_port: int, responder_url: str, tls: ServerTLS, client_ca: Path
+) -> str:
+    """config/nginx/kinko-frontend.conf with this test's ports and files, and every request body logged."""
+    token_conf = directory / "kinko-api-token.conf"
+    token_conf.write_text(f'proxy_set_header Authorization "Bearer {TOKEN}";\n', encoding="utf-8")
+    token_conf.chmod(0o600)
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    replacements = {
+        "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
+        "server_name _;": f"server_name _;\n    access_log {directory}/bodies.log bodies;",
+        "server 127.0.0.1:8082;": f"server 127.0.0.1:{api_port};",
+        "http://127.0.0.1:8080/": responder_url,
+        "/etc/kinko/frontend/server.pem": str(tls.cert_file),
+        "/etc/kinko/frontend/server.key": str(tls.key_file),
+        "/etc/kinko/frontend/client-ca.pem": str(client_ca),
+        "/etc/nginx/kinko-api-token.conf": str(token_conf),
+    }
+    for old, new in replacements.items():
+        assert old in shipped, f"the shipped config no longer has {old!r}"
+        shipped = shipped.replace(old, new)
+    return shipped
 
-    def __init__(self, directory: Path, api_port: int) -> None:
-        server = make_server_tls(directory / "tls")
-        super().__init__(directory, server, server.ca_file, "http://127.0.0.1:1/")
-        self.conf.write_text(
-            NGINX_ENROLL_CONF.format(
-                user="user root;\n" if os.geteuid() == 0 else "",
-                dir=directory,
-                port=self.port,
-                server_cert=server.cert_file,
-                server_key=server.key_file,
-                api_port=api_port,
-                token=TOKEN,
-            ),
-            encoding="utf-8",
-        )
+
+class FrontEndNginx(Nginx):
+    """The test_nginx_login nginx, running the shipped front-end configuration."""
+
+    def __init__(self, directory: Path, api_port: int, responder_url: str, client_ca: Path) -> None:
+        tls = make_server_tls(directory / "tls")
+        super().__init__(directory, tls, client_ca, responder_url)
+        rendered = render_shipped(directory, self.port, api_port, responder_url, tls, client_ca)
+        (directory / "kinko-frontend.conf").write_text(rendered, encoding="utf-8")
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(MAIN_CONF.format(user=user, dir=directory), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -107,41 +121,58 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     home = create_home(base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), SystemClock(), "root")
     kinko = Kinko(home, clock=SystemClock(), actor=current_login())
     kinko.add_customer("C0001", "株式会社テスト")
-    with serving(home, base) as api_port:
-        nginx = EnrollNginx(base / "nginx", api_port)
+    client_ca = base / "client-ca.pem"
+    client_ca.write_text(chain_pem(home), encoding="ascii")
+    responder = RunningResponder(home)
+    api_port = free_port()
+    with contextlib.ExitStack() as stack:
+        stack.callback(responder.stop)
+        api = stack.enter_context(contextlib.ExitStack())
+        api.enter_context(serving(home, base, port=api_port))
+
+        def restart_api(renewal_days: int) -> None:
+            api.close()
+            text = set_value(home.config_file.read_text(encoding="utf-8"), "renewal_days", renewal_days)
+            home.config_file.write_text(text, encoding="utf-8")
+            api.enter_context(serving(home, base, port=api_port))
+
+        nginx = FrontEndNginx(base / "nginx", api_port, responder.url, client_ca)
         nginx.start()
-        try:
-            yield Site(home, kinko, nginx.url, base / "nginx" / "bodies.log")
-        finally:
-            nginx.stop()
+        stack.callback(nginx.stop)
+        yield Site(home, kinko, nginx.url, base / "nginx" / "bodies.log", base, api_port, restart_api, nginx)
 
 
-@pytest.fixture(scope="module")
-def browser(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+POLICY_DIR = Path("/etc/chromium/policies/managed")
 
-    profile = tmp_path_factory.mktemp("chromium-home")
-    nssdb = profile / ".pki" / "nssdb"
+
+def nss_profile(directory: Path, server_ca: Path) -> Path:
+    """A HOME whose NSS database (Chromium's on Linux) trusts the front end's TLS server CA only."""
+    nssdb = directory / ".pki" / "nssdb"
     nssdb.mkdir(parents=True)
     certutil = tool("certutil")
     subprocess.run([certutil, "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, timeout=30)
-    ca_file = site.bodies_log.parent / "tls" / "server-ca.pem"
-    # The front end's TLS server CA, trusted for servers in this profile only: no certificate warning.
     subprocess.run(
-        [certutil, "-A", "-d", f"sql:{nssdb}", "-n", "front end CA", "-t", "C,,", "-i", str(ca_file)],
+        [certutil, "-A", "-d", f"sql:{nssdb}", "-n", "front end CA", "-t", "C,,", "-i", str(server_ca)],
         check=True,
         timeout=30,
     )
-    downloads = tmp_path_factory.mktemp("downloads")
+    return directory
+
+
+@contextlib.contextmanager
+def chromium(home: Path, downloads: Path) -> Iterator[Any]:
+    """A headless Chromium whose HOME (so NSS database) is `home`, saving downloads in `downloads`."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     options = webdriver.ChromeOptions()
     options.binary_location = tool("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=ja", "--window-size=900,1000"):
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile / 'chromium'}")
+    options.add_argument(f"--user-data-dir={home / 'chromium'}")
     options.add_experimental_option("prefs", {"intl.accept_languages": "ja,en-US"})
     # Debian's chromedriver, named explicitly: otherwise Selenium Manager looks for one on the network.
-    service = Service(tool("chromedriver"), env={**os.environ, "HOME": str(profile)})
+    service = Service(tool("chromedriver"), env={**os.environ, "HOME": str(home)})
     driver = webdriver.Chrome(service=service, options=options)
     try:
         driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
@@ -149,6 +180,27 @@ def browser(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browser(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    profile = nss_profile(tmp_path_factory.mktemp("chromium-home"), site.bodies_log.parent / "tls" / "server-ca.pem")
+    with chromium(profile, tmp_path_factory.mktemp("downloads")) as driver:
+        yield driver
+
+
+@contextlib.contextmanager
+def auto_select_policy(site_url: str) -> Iterator[None]:
+    """Chromium's managed policy that presents a client certificate to the site without asking, as
+    a bank's managed PCs would (or the holder picks it once): headless Chromium cannot be asked."""
+    POLICY_DIR.mkdir(parents=True, exist_ok=True)
+    policy = POLICY_DIR / "kinko-test-auto-select.json"
+    pattern = json.dumps({"pattern": site_url.rstrip("/"), "filter": {}})
+    policy.write_text(json.dumps({"AutoSelectCertificateForUrls": [pattern]}), encoding="utf-8")
+    try:
+        yield
+    finally:
+        policy.unlink(missing_ok=True)
 
 
 def screenshot(driver: Any, name: str) -> None:
@@ -283,3 +335,100 @@ def test_the_page_carries_a_strict_content_security_policy(site: Site) -> None:
         body = response.read().decode("utf-8")
     assert "script-src 'self'" in policy and "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
     assert '<script src="enroll.js"' in body and "<script>" not in body  # no inline script the CSP would block
+
+
+def wait_for_state(driver: Any) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    found: str = WebDriverWait(driver, WAIT).until(
+        lambda d: d.find_element(By.ID, "state").get_attribute("data-state") or None
+    )
+    return found
+
+
+def import_p12(profile: Path, p12: Path, remove: str | None = None) -> None:
+    """pk12util into the profile's NSS database, as the holder imports the downloaded file."""
+    nssdb = f"sql:{profile / '.pki' / 'nssdb'}"
+    if remove is not None:  # the superseded certificate, as the holder would delete it
+        subprocess.run([tool("certutil"), "-D", "-d", nssdb, "-n", remove], check=True, timeout=30)
+    password = profile / "p12-password"
+    password.write_text(PASSWORD, encoding="utf-8")
+    subprocess.run(
+        [tool("pk12util"), "-i", str(p12), "-d", nssdb, "-w", str(password)],
+        check=True,
+        timeout=60,
+        capture_output=True,
+    )
+
+
+def test_a_holder_logs_in_with_it_renews_it_and_is_refused_once_revoked(site: Site, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    holder = "C0001-J"
+    enrolled = site.kinko.enroll_administrator("C0001", "佐藤 花子", holder)
+    profile = nss_profile(tmp_path / "home", site.bodies_log.parent / "tls" / "server-ca.pem")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with auto_select_policy(site.url):
+        with chromium(profile, downloads) as driver:
+            fill_and_submit(driver, site.url, enrolled.code, "ec-p256")
+            WebDriverWait(driver, WAIT).until(expected_conditions.visibility_of_element_located((By.ID, "result")))
+            first = driver.find_element(By.ID, "serial").text
+            driver.find_element(By.ID, "download").click()
+            p12 = wait_for_download(downloads, set())
+        import_p12(profile, p12)
+
+        # A fresh browser (a full TLS handshake: nginx asks Kinko's responder) logs in with it.
+        with chromium(profile, downloads) as driver:
+            driver.get(site.url + "login/")
+            assert wait_for_state(driver) == "valid"
+            assert driver.find_element(By.ID, "serial").text == first
+            assert not driver.find_element(By.ID, "renew").is_displayed()  # no button outside the window
+            screenshot(driver, "journey-1-logged-in")
+
+        # With the renewal window open (the bank's window widened to cover today), the button
+        # appears, and renewing in the browser gives a new file and supersedes the old certificate.
+        site.restart_api(366)
+        try:
+            with chromium(profile, downloads) as driver:
+                driver.get(site.url + "login/")
+                assert wait_for_state(driver) == "renewal-open"
+                form = driver.find_element(By.ID, "renew")
+                assert form.is_displayed() and driver.find_element(By.ID, "submit").text == "証明書更新"
+                screenshot(driver, "journey-2-renewal-open")
+                driver.find_element(By.ID, "password").send_keys(PASSWORD)
+                driver.find_element(By.ID, "confirm").send_keys(PASSWORD)
+                before = {p.name for p in downloads.glob("*.p12")}
+                driver.find_element(By.ID, "submit").click()
+                WebDriverWait(driver, WAIT).until(expected_conditions.visibility_of_element_located((By.ID, "result")))
+                second = driver.find_element(By.ID, "serial").text
+                driver.find_element(By.ID, "download").click()
+                renewed = wait_for_download(downloads, before)
+                screenshot(driver, "journey-3-renewed")
+        finally:
+            site.restart_api(30)
+        assert second != first and renewed.name == f"kinko-{second}.p12"
+        old, new = site.home.store.certificate(first), site.home.store.certificate(second)
+        assert old is not None and old.status == "revoked" and old.revocation_reason == "superseded"
+        assert new is not None and new.status == "valid" and new.subscriber_id == holder
+        import_p12(profile, renewed, remove=f"Kinko {holder}")
+
+        with chromium(profile, downloads) as driver:
+            driver.get(site.url + "login/")
+            assert wait_for_state(driver) == "valid"
+            assert driver.find_element(By.ID, "serial").text == second
+
+        # Revoked: the next login's handshake gets "revoked" from Kinko's responder, and nginx refuses it.
+        site.kinko.revoke(second, "key-compromise")
+        time.sleep(0.2)  # the responder's workers notice a commit within 50 ms (README)
+        offset = site.nginx.log_size()
+        with chromium(profile, downloads) as driver:
+            driver.get(site.url + "login/")
+            heading = WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.TAG_NAME, "h1").text or None)
+            screenshot(driver, "journey-4-revoked")
+            assert heading == "ログインできません"
+            assert driver.find_elements(By.ID, "state") == []
+        assert "client SSL certificate verify error: certificate revoked" in site.nginx.log_since(offset)

@@ -26,6 +26,17 @@ const TEXT = {
     download: "証明書ファイルを保存",
     serial: "シリアル番号",
     notAfter: "有効期限 (UTC)",
+    loginTitle: "電子証明書の状態",
+    renewLead: "有効期限が近づいています。新しい鍵を作り、証明書を更新してください。",
+    renew: "証明書更新",
+    renewed: "電子証明書を更新しました。下のファイルを保存し、取り込んでください。古い証明書は新しい証明書を取り込んだ後、使えなくなります。",
+    states: {
+      valid: (s) => `有効です（残り${s.days_left}日）。`,
+      "renewal-open": (s) => `更新の受付期間です（${s.closes_at} まで）。`,
+      "on-hold": () => "一時停止中です。お取引の銀行にお問い合わせください。",
+      revoked: (s) => `失効しています（${s.reason}）。`,
+      other: (s) => `状態: ${s.state}`,
+    },
     importHelp:
       "Windows: 保存したファイルをダブルクリックし、「証明書のインポート ウィザード」に従います。macOS: ダブルクリックしてキーチェーンに追加します。Chrome/Edge: 設定 → プライバシーとセキュリティ → セキュリティ → 証明書の管理 → インポート。",
     mismatch: "確認用のパスワードが一致しません。",
@@ -50,6 +61,17 @@ const TEXT = {
     download: "Save the certificate file",
     serial: "Serial number",
     notAfter: "Valid until (UTC)",
+    loginTitle: "Your client certificate",
+    renewLead: "Your certificate expires soon. Make a new key and renew it.",
+    renew: "Renew certificate",
+    renewed: "Your certificate is renewed. Save the file below and import it; the old certificate stops working once the new one is in use.",
+    states: {
+      valid: (s) => `Valid (${s.days_left} days left).`,
+      "renewal-open": (s) => `Renewal is open (until ${s.closes_at}).`,
+      "on-hold": () => "On hold. Please contact your bank.",
+      revoked: (s) => `Revoked (${s.reason}).`,
+      other: (s) => `State: ${s.state}`,
+    },
     importHelp:
       "Windows: double-click the file and follow the Certificate Import Wizard. macOS: double-click it to add it to Keychain. Chrome/Edge: Settings → Privacy and security → Security → Manage certificates → Import.",
     mismatch: "The two passwords differ.",
@@ -178,49 +200,88 @@ function show(element, text, kind) {
   element.hidden = !text;
 }
 
+/** Checks the password fields; the refusal to show, or "" when they will do. */
+function checkPassword(text, form) {
+  if (form.password.value.length < 8) return text.short;
+  if (form.password.value !== form.confirm.value) return text.mismatch;
+  return "";
+}
+
+/** Makes a key, sends its CSR with `fields` to `path`, and offers the PKCS#12 of the answer. */
+async function obtain(text, form, path, fields, doneText) {
+  const message = document.getElementById("message");
+  const result = document.getElementById("result");
+  const password = form.password.value;
+  form.submit.disabled = true;
+  result.hidden = true;
+  show(message, text.working, "working");
+  try {
+    const keys = await makeKey(form.keyType.value);
+    const csr = await makeCsr(keys);
+    const { ok, status, answer } = await post(path, { ...fields, csr });
+    if (!ok) return show(message, refusal(text, status, answer.detail), "error");
+    const p12 = await makePkcs12(keys, answer.pem, answer.chain || [], password, `Kinko ${answer.subscriber || answer.serial}`);
+    const link = document.getElementById("download");
+    link.href = URL.createObjectURL(new Blob([p12], { type: "application/x-pkcs12" }));
+    link.download = `kinko-${answer.serial}.p12`;
+    document.getElementById("serial").textContent = answer.serial;
+    document.getElementById("notAfter").textContent = answer.not_after;
+    show(message, doneText, "ok");
+    result.hidden = false;
+    form.reset();
+  } catch (error) {
+    show(message, `${text.failed}（${error && error.message ? error.message : error}）`, "error");
+  } finally {
+    form.submit.disabled = false;
+  }
+}
+
+function startAcquire(text, form) {
+  const message = document.getElementById("message");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const code = form.code.value.trim();
+    const refused = code ? checkPassword(text, form) : text.noCode;
+    if (refused) return show(message, refused, "error");
+    obtain(text, form, "/v1/acquire", { code }, text.done);
+  });
+}
+
+/** The logged-in page: the state of the certificate the holder logged in with, and renewal in its window. */
+async function startLogin(text) {
+  const form = document.getElementById("renew");
+  const message = document.getElementById("message");
+  const response = await fetch("/login/status", { credentials: "same-origin" });
+  const status = await response.json().catch(() => ({}));
+  if (!response.ok) return show(message, refusal(text, response.status, status.detail), "error");
+  const describe = text.states[status.state] || text.states.other;
+  const state = document.getElementById("state");
+  state.textContent = describe(status);
+  state.dataset.state = status.state;
+  document.getElementById("serial").textContent = status.serial || "";
+  document.getElementById("notAfter").textContent = status.not_after || "";
+  form.hidden = status.state !== "renewal-open";
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const refused = checkPassword(text, form);
+    if (refused) return show(message, refused, "error");
+    obtain(text, form, "/v1/renew", {}, text.renewed);
+  });
+}
+
 function start() {
   const text = TEXT[language(navigator.languages)];
   document.documentElement.lang = language(navigator.languages);
   for (const element of document.querySelectorAll("[data-text]")) element.textContent = text[element.dataset.text];
-  document.title = text.title;
-  const form = document.getElementById("acquire");
-  const message = document.getElementById("message");
-  const result = document.getElementById("result");
+  const login = document.getElementById("login");
+  document.title = login ? text.loginTitle : text.title;
   if (!window.crypto || !crypto.subtle) {
-    show(message, text.unsupported, "error");
-    form.hidden = true;
+    show(document.getElementById("message"), text.unsupported, "error");
+    for (const form of document.querySelectorAll("form")) form.hidden = true;
     return;
   }
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const code = form.code.value.trim();
-    const password = form.password.value;
-    if (!code) return show(message, text.noCode, "error");
-    if (password.length < 8) return show(message, text.short, "error");
-    if (password !== form.confirm.value) return show(message, text.mismatch, "error");
-    form.submit.disabled = true;
-    result.hidden = true;
-    show(message, text.working, "working");
-    try {
-      const keys = await makeKey(form.keyType.value);
-      const csr = await makeCsr(keys);
-      const { ok, status, answer } = await post("/v1/acquire", { code, csr });
-      if (!ok) return show(message, refusal(text, status, answer.detail), "error");
-      const p12 = await makePkcs12(keys, answer.pem, answer.chain || [], password, `Kinko ${answer.subscriber || answer.serial}`);
-      const link = document.getElementById("download");
-      link.href = URL.createObjectURL(new Blob([p12], { type: "application/x-pkcs12" }));
-      link.download = `kinko-${answer.serial}.p12`;
-      document.getElementById("serial").textContent = answer.serial;
-      document.getElementById("notAfter").textContent = answer.not_after;
-      show(message, text.done, "ok");
-      result.hidden = false;
-      form.reset();
-    } catch (error) {
-      show(message, `${text.failed}（${error && error.message ? error.message : error}）`, "error");
-    } finally {
-      form.submit.disabled = false;
-    }
-  });
+  if (login) startLogin(text);
+  else startAcquire(text, document.getElementById("acquire"));
 }
 
 if (typeof document !== "undefined") {
