@@ -160,17 +160,18 @@ def nss_profile(directory: Path, server_ca: Path) -> Path:
 
 
 @contextlib.contextmanager
-def chromium(home: Path, downloads: Path) -> Iterator[Any]:
+def chromium(home: Path, downloads: Path, languages: str = "ja,en-US") -> Iterator[Any]:
     """A headless Chromium whose HOME (so NSS database) is `home`, saving downloads in `downloads`."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = tool("chromium")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--lang=ja", "--window-size=900,1000"):
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=900,1000"):
         options.add_argument(flag)
+    options.add_argument(f"--lang={languages.split(',')[0]}")
     options.add_argument(f"--user-data-dir={home / 'chromium'}")
-    options.add_experimental_option("prefs", {"intl.accept_languages": "ja,en-US"})
+    options.add_experimental_option("prefs", {"intl.accept_languages": languages})
     # Debian's chromedriver, named explicitly: otherwise Selenium Manager looks for one on the network.
     service = Service(tool("chromedriver"), env={**os.environ, "HOME": str(home)})
     driver = webdriver.Chrome(service=service, options=options)
@@ -432,3 +433,23 @@ def test_a_holder_logs_in_with_it_renews_it_and_is_refused_once_revoked(site: Si
             assert heading == "ログインできません"
             assert driver.find_elements(By.ID, "state") == []
         assert "client SSL certificate verify error: certificate revoked" in site.nginx.log_since(offset)
+
+
+def test_the_page_speaks_english_to_a_browser_that_prefers_it(site: Site, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    profile = nss_profile(tmp_path / "home", site.bodies_log.parent / "tls" / "server-ca.pem")
+    with chromium(profile, tmp_path, languages="en-US,en") as driver:
+        driver.get(site.url + "enroll/")
+        WebDriverWait(driver, WAIT).until(lambda d: d.title == "Get your client certificate")
+        assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+        assert driver.find_element(By.ID, "submit").text == "Get certificate"
+        fill_and_submit(driver, site.url, "ABCD-EFGH-JKMN-PQRS-TVWX-YZ01-2345", "ec-p256")
+        message = WebDriverWait(driver, WAIT).until(
+            lambda d: (
+                d.find_element(By.ID, "message").text if "wrong" in d.find_element(By.ID, "message").text else None
+            )
+        )
+        assert message.startswith("The enrollment code is wrong, already used or expired.")
+        screenshot(driver, "english")
