@@ -453,3 +453,33 @@ def test_the_page_speaks_english_to_a_browser_that_prefers_it(site: Site, tmp_pa
         )
         assert message.startswith("The enrollment code is wrong, already used or expired.")
         screenshot(driver, "english")
+
+
+def test_a_locked_out_browser_is_told_so_in_japanese(site: Site, browser: Any) -> None:
+    """Last in this module: it locks out 127.0.0.1, the address nginx forwards for every test here."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    enrolled = site.kinko.enroll_administrator("C0001", "鈴木 一郎", "C0001-L")
+    last = enrolled.code[-1]
+    wrong = enrolled.code[:-1] + ("X" if last != "X" else "Y")  # the holder's lookup, a wrong secret
+
+    def attempt(code: str) -> str:
+        fill_and_submit(browser, site.url, code, "ec-p256")
+        shown: str = WebDriverWait(browser, WAIT).until(
+            lambda d: (
+                d.find_element(By.ID, "message").text
+                if "error" in (d.find_element(By.ID, "message").get_attribute("class") or "")
+                else None
+            )
+        )
+        return shown
+
+    for _ in range(5):
+        assert WRONG_CODE_JA in attempt(wrong)
+    # Locked: even the right code gets the lockout message, and nothing is issued.
+    before = row_counts(site.home)["certificates"]
+    assert "登録コードの誤りが続いたため、しばらく受け付けできません" in attempt(enrolled.code)
+    screenshot(browser, "locked")
+    assert row_counts(site.home)["certificates"] == before
+    site.kinko.clear_code_lock("api:127.0.0.1")
