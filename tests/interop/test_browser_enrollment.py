@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import json
 import os
 import subprocess
@@ -25,17 +26,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from kinko.ca.authorities import chain_pem
-from kinko.ca.clock import SystemClock
+from kinko.ca.clock import FixedClock, SystemClock
 from kinko.ca.config import set_value
 from kinko.ca.hierarchy import InitOptions, create_home
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.officers import current_login
-from tests.conftest import ORG, ROOT, RunningResponder, free_port, row_counts
+from tests.conftest import ORG, ROOT, RunningResponder, free_port, make_csr, make_key, row_counts
 from tests.integration.test_api import TOKEN, serving
 from tests.interop.test_nginx_login import Nginx, ServerTLS, make_server_tls
 from tests.interop.tools import tool
@@ -43,6 +45,7 @@ from tests.interop.tools import tool
 PASSWORD = "correct-horse-8"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 WAIT = 90  # seconds the page may take: key, CSR, the API, and 3 x 100k PBKDF2/KDF rounds in JS
+EXPIRED_HOLDER = "C0001-OLD"
 WRONG_CODE_JA = "登録コードが正しくないか、使用済みまたは有効期限切れです"
 
 SHIPPED = ROOT / "config" / "nginx" / "kinko-frontend.conf"
@@ -118,9 +121,32 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     passphrase = base / "pass.txt"
     passphrase.write_text("browser test passphrase\n")
     passphrase.chmod(0o600)
-    home = create_home(base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), SystemClock(), "root")
+    # The CA is 400 days old, so that one holder's certificate has expired by today (in the grace
+    # period): issued 370 days ago in the CA's own history, then the CA runs on the real clock.
+    past = FixedClock(SystemClock().now() - dt.timedelta(days=400))
+    home = create_home(base / "home", InitOptions(organization=ORG, passphrase_file=passphrase), past, "root")
+    earlier = Kinko(home, clock=past, actor=current_login())
+    earlier.add_customer("C0001", "株式会社テスト")
+    past.advance(days=30)
+    enrolled = earlier.enroll_administrator("C0001", "高橋 健", EXPIRED_HOLDER)
+    old_key = make_key()
+    old = earlier.acquire(enrolled.code, make_csr(old_key))
+    # The file the holder's browser made a year ago (the same protection as this page's).
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(100_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(PASSWORD.encode())
+    )
+    certificate = x509.load_pem_x509_certificate(old.pem.encode("ascii"))
+    (base / "old.p12").write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            f"Kinko {EXPIRED_HOLDER}".encode(), old_key, certificate, None, encryption
+        )
+    )
     kinko = Kinko(home, clock=SystemClock(), actor=current_login())
-    kinko.add_customer("C0001", "株式会社テスト")
+    kinko.rotate_ocsp_signers()  # the signers made 400 days ago are long past their 30 days
     client_ca = base / "client-ca.pem"
     client_ca.write_text(chain_pem(home), encoding="ascii")
     responder = RunningResponder(home)
@@ -453,6 +479,43 @@ def test_the_page_speaks_english_to_a_browser_that_prefers_it(site: Site, tmp_pa
         )
         assert message.startswith("The enrollment code is wrong, already used or expired.")
         screenshot(driver, "english")
+
+
+def test_an_expired_holder_reacquires_with_the_previous_file(site: Site, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    assert site.kinko.subscriber_status(EXPIRED_HOLDER).status.state == "expired-reacquirable"
+    before = {p.name for p in browser.downloads.glob("*.p12")}
+    browser.get(site.url + "enroll/")
+
+    def reacquire(password: str) -> None:
+        browser.find_element(By.ID, "oldFile").send_keys(str(site.base / "old.p12"))
+        browser.find_element(By.ID, "oldPassword").send_keys(password)
+        browser.find_element(By.ID, "newPassword").send_keys(PASSWORD)
+        browser.find_element(By.ID, "newConfirm").send_keys(PASSWORD)
+        Select(browser.find_element(By.ID, "newKeyType")).select_by_value("ec-p256")
+        browser.find_element(By.ID, "reacquireSubmit").click()
+
+    # A wrong password for the previous file: told so, nothing sent.
+    reacquire("not-the-password")
+    message = WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "message").text or None)
+    assert message.startswith("以前の証明書ファイルを開けません")
+    browser.get(site.url + "enroll/")
+    reacquire(PASSWORD)
+    WebDriverWait(browser, WAIT).until(expected_conditions.visibility_of_element_located((By.ID, "result")))
+    screenshot(browser, "reacquired")
+    serial = browser.find_element(By.ID, "serial").text
+    browser.find_element(By.ID, "download").click()
+    p12 = wait_for_download(browser.downloads, before)
+    bundle = pkcs12.load_pkcs12(p12.read_bytes(), PASSWORD.encode())
+    assert bundle.cert is not None and bundle.key is not None
+    record = site.home.store.certificate(serial)
+    assert record is not None and record.subscriber_id == EXPIRED_HOLDER and record.status == "valid"
+    assert site.kinko.subscriber_status(EXPIRED_HOLDER).status.state == "valid"
+    logged = site.bodies_log.read_text(encoding="utf-8")
+    assert "/v1/reacquire" in logged and "PRIVATE KEY" not in logged
 
 
 def test_a_locked_out_browser_is_told_so_in_japanese(site: Site, browser: Any) -> None:

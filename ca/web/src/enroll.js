@@ -47,6 +47,14 @@ const TEXT = {
     windowClosed: "現在は更新の受付期間ではありません。",
     failed: "電子証明書を取得できませんでした。",
     unsupported: "このブラウザーでは証明書を作成できません。最新の Chrome、Edge、Firefox または Safari をお使いください。",
+    reacquireTitle: "再取得（有効期限が切れた方）",
+    reacquireLead: "有効期限が切れてから90日以内であれば、以前の証明書ファイルで本人確認をして、新しい証明書を取得できます。",
+    oldFile: "以前の証明書ファイル（.p12）",
+    oldPassword: "以前の証明書ファイルのパスワード",
+    reacquire: "再取得",
+    noFile: "以前の証明書ファイルを選んでください。",
+    badFile: "以前の証明書ファイルを開けません。パスワードが違うか、ファイルが壊れています。",
+    reacquired: "電子証明書を再取得しました。下のファイルを保存し、取り込んでください。",
   },
   en: {
     title: "Get your client certificate",
@@ -82,6 +90,14 @@ const TEXT = {
     windowClosed: "Renewal is not open now.",
     failed: "The certificate could not be issued.",
     unsupported: "This browser cannot make the certificate. Use a current Chrome, Edge, Firefox or Safari.",
+    reacquireTitle: "Re-acquire (your certificate has expired)",
+    reacquireLead: "Within 90 days after your certificate expired, your previous certificate file proves who you are, and you get a new certificate.",
+    oldFile: "Previous certificate file (.p12)",
+    oldPassword: "Password of the previous file",
+    reacquire: "Re-acquire",
+    noFile: "Choose your previous certificate file.",
+    badFile: "The previous certificate file cannot be opened: the password is wrong or the file is damaged.",
+    reacquired: "Your certificate is re-acquired. Save the file below and import it.",
   },
 };
 
@@ -111,6 +127,52 @@ function pem(label, der) {
 function derOf(pemText) {
   const body = pemText.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
   return Uint8Array.from(atob(body), (c) => c.charCodeAt(0)).buffer;
+}
+
+const EC_KEY = "1.2.840.10045.2.1";
+const RSA_KEY = "1.2.840.113549.1.1.1";
+
+/** The key and certificate of a holder's previous PKCS#12 (as this page made it): the proof for a re-acquisition. */
+export async function openPkcs12(data, password) {
+  const secret = new TextEncoder().encode(password).buffer;
+  const parsed = asn1js.fromBER(data);
+  if (parsed.offset === -1) throw new Error("not a PKCS#12 file");
+  const pfx = new pkijs.PFX({ schema: parsed.result });
+  await pfx.parseInternalValues({ password: secret, checkIntegrity: true });
+  const safes = pfx.parsedValue.authenticatedSafe;
+  await safes.parseInternalValues({ safeContents: safes.safeContents.map(() => ({ password: secret })) });
+  let pkcs8 = null;
+  let keyId = null;
+  const certificates = [];
+  for (const { value } of safes.parsedValue.safeContents) {
+    for (const bag of value.safeBags) {
+      const id = (bag.bagAttributes || []).find((a) => a.type === "1.2.840.113549.1.9.21");
+      if (bag.bagId === "1.2.840.113549.1.12.10.1.2") {
+        await bag.bagValue.parseInternalValues({ password: secret });
+        pkcs8 = bag.bagValue.parsedValue.toSchema().toBER(false);
+        keyId = id ? id.values[0].valueBlock.valueHexView.join(",") : null;
+      } else if (bag.bagId === "1.2.840.113549.1.12.10.1.3") {
+        certificates.push({ certificate: bag.bagValue.parsedValue, keyId: id ? id.values[0].valueBlock.valueHexView.join(",") : null });
+      }
+    }
+  }
+  const leaf = certificates.find((c) => keyId && c.keyId === keyId) || certificates[0];
+  if (!pkcs8 || !leaf) throw new Error("no key or certificate in the file");
+  const kind = leaf.certificate.subjectPublicKeyInfo.algorithm.algorithmId;
+  const algorithm =
+    kind === EC_KEY ? { name: "ECDSA", namedCurve: "P-256" } : kind === RSA_KEY ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" } : null;
+  if (!algorithm) throw new Error("the previous key is of a kind this page cannot use");
+  const key = await crypto.subtle.importKey("pkcs8", pkcs8, algorithm, false, ["sign"]);
+  const serialNumber = leaf.certificate.subject.typesAndValues.find((t) => t.type === "2.5.4.5");
+  return { key, algorithm, subscriber: serialNumber ? serialNumber.value.valueBlock.value : null };
+}
+
+/** The previous key's signature over the new CSR's DER (SHA-256; ECDSA as DER, as Kinko verifies it), base64. */
+export async function proveWithOldKey(old, csrPem) {
+  const signing = old.algorithm.name === "ECDSA" ? { name: "ECDSA", hash: "SHA-256" } : old.algorithm;
+  let signature = await crypto.subtle.sign(signing, old.key, derOf(csrPem));
+  if (old.algorithm.name === "ECDSA") signature = pkijs.createCMSECDSASignature(signature);
+  return btoa(String.fromCharCode(...new Uint8Array(signature)));
 }
 
 /** A new key pair of the chosen type; extractable, since it goes into the holder's PKCS#12. */
@@ -207,7 +269,8 @@ function checkPassword(text, form) {
   return "";
 }
 
-/** Makes a key, sends its CSR with `fields` to `path`, and offers the PKCS#12 of the answer. */
+/** Makes a key, sends its CSR with `fields` (an object, or a function of the CSR) to `path`, and
+ * offers the PKCS#12 of the answer. */
 async function obtain(text, form, path, fields, doneText) {
   const message = document.getElementById("message");
   const result = document.getElementById("result");
@@ -218,7 +281,8 @@ async function obtain(text, form, path, fields, doneText) {
   try {
     const keys = await makeKey(form.keyType.value);
     const csr = await makeCsr(keys);
-    const { ok, status, answer } = await post(path, { ...fields, csr });
+    const extra = typeof fields === "function" ? await fields(csr) : fields;
+    const { ok, status, answer } = await post(path, { ...extra, csr });
     if (!ok) return show(message, refusal(text, status, answer.detail), "error");
     const p12 = await makePkcs12(keys, answer.pem, answer.chain || [], password, `Kinko ${answer.subscriber || answer.serial}`);
     const link = document.getElementById("download");
@@ -234,6 +298,24 @@ async function obtain(text, form, path, fields, doneText) {
   } finally {
     form.submit.disabled = false;
   }
+}
+
+function startReacquire(text, form) {
+  const message = document.getElementById("message");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = form.oldFile.files[0];
+    const refused = file ? checkPassword(text, form) : text.noFile;
+    if (refused) return show(message, refused, "error");
+    let old;
+    try {
+      old = await openPkcs12(await file.arrayBuffer(), form.oldPassword.value);
+    } catch {
+      return show(message, text.badFile, "error");
+    }
+    if (!old.subscriber) return show(message, text.badFile, "error");
+    obtain(text, form, "/v1/reacquire", async (csr) => ({ subscriber: old.subscriber, signature: await proveWithOldKey(old, csr) }), text.reacquired);
+  });
 }
 
 function startAcquire(text, form) {
@@ -281,7 +363,10 @@ function start() {
     return;
   }
   if (login) startLogin(text);
-  else startAcquire(text, document.getElementById("acquire"));
+  else {
+    startAcquire(text, document.getElementById("acquire"));
+    startReacquire(text, document.getElementById("reacquire"));
+  }
 }
 
 if (typeof document !== "undefined") {
