@@ -184,11 +184,18 @@ class API:
         if method != "POST" or match:
             return 405, problem(405, f"{method} is not allowed on {path}")
         try:
-            body = json.loads(await read_body(scope, receive) or b"null")
+            raw = await read_body(scope, receive)
         except TooLarge:
             return 413, problem(413, f"request body over {MAX_BODY // 1024} KiB")
         except TimeoutError:
             return 408, problem(408, "request body too slow")
+        # Only JSON: a text/plain or form POST needs no CORS preflight, so another site could make a
+        # holder's browser send one through the front end that adds the token (and the client certificate).
+        content_type = next((v for k, v in scope.get("headers", ()) if k == b"content-type"), b"")
+        if content_type.split(b";")[0].strip().lower() != b"application/json":
+            return 415, problem(415, "the request body must be application/json")
+        try:
+            body = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             raise InputError("the request body is not JSON") from None
         except RecursionError:

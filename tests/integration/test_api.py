@@ -537,3 +537,24 @@ def test_the_enrollment_page_is_served_without_the_token_and_nothing_else_is(api
     assert request("POST", "/enroll/")[0] == 405
     # The page is public; the API behind it is not.
     assert request("GET", "/v1/certificates/AB/status")[0] == 401
+
+
+def test_a_body_that_is_not_declared_json_is_refused(api: int, home: Home) -> None:
+    """A text/plain or form POST needs no CORS preflight: refusing it keeps other sites from
+    sending the front end's calls from a holder's browser."""
+    import http.client
+
+    before = row_counts(home)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        connection = http.client.HTTPConnection("127.0.0.1", api, timeout=10)
+        try:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            if content_type:
+                headers["Content-Type"] = content_type
+            connection.request("POST", "/v1/acquire", body=b'{"code": "AAAA", "csr": "x"}', headers=headers)
+            response = connection.getresponse()
+            assert response.status == 415, content_type
+            assert json.loads(response.read())["detail"] == "the request body must be application/json"
+        finally:
+            connection.close()
+    assert row_counts(home) == before
