@@ -74,7 +74,7 @@ class Step:
     @property
     def serves(self) -> bool:
         """A server the examples after it talk to: it runs in the background until the example ends."""
-        return re.search(r"\bkinko\b.* (ocsp|api) serve\b", self.command) is not None
+        return re.search(r"\bkinko\b.* (ocsp|api) serve\b|\btry-locally\.sh\b", self.command) is not None
 
 
 def canonical(token: str) -> str:
@@ -85,7 +85,9 @@ def canonical(token: str) -> str:
 def examples(readme: str) -> list[list[Step]]:
     """The console examples of the officer's day, each a list of steps."""
     lines = readme.splitlines()
-    start = next(i for i, text in enumerate(lines) if text.strip() == SECTION)
+    start = next((i for i, text in enumerate(lines) if text.strip() == SECTION), None)
+    if start is None:
+        raise SystemExit(f"README walk: the README has no section {SECTION!r}")
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
     blocks: list[list[Step]] = []
     block: list[Step] | None = None
@@ -224,12 +226,12 @@ class Walk:
         return at(0, 0)
 
     def learn(self, step: Step, learnt: dict[str, str]) -> None:
-        for token, value in learnt.items():
-            key = canonical(token)
+        for token, made in learnt.items():
+            key, value = canonical(token), canonical(made)
             clash = next((readme for readme, ours in self.known.items() if ours == value and readme != key), None)
             if clash is not None:
                 self.differ(step, f"the README shows {token} here and {clash} before; this run made one value")
-            self.known[key] = canonical(value)
+            self.known[key] = value
 
     def compare(self, step: Step, output: str, rc: int | None) -> None:
         actual = [line.rstrip() for line in output.splitlines() if not NOISE.match(line)]
@@ -254,15 +256,15 @@ class Walk:
         command = self.substitute(step)
         if command is None:
             return
+        login = account_of(step)
+        if login is not None and exists(login):
+            return  # "if the auditor has no OS account yet": this machine has it
         if step.as_root and os.geteuid() != 0:
             self.differ(step, "the README runs this as root (#); run the walk as root")
             return
         if step.serves:
             self.serve(step, command, servers)
             return
-        login = account_of(step)
-        if login is not None and exists(login):
-            return  # "if the auditor has no OS account yet": this machine has it
         try:
             done = subprocess.run(["bash", "-c", command], **self.shell(), timeout=COMMAND_TIMEOUT, check=False)
         except subprocess.TimeoutExpired:
@@ -275,6 +277,9 @@ class Walk:
         port = re.search(r"--port (\d+)", command)
         if port is None:
             self.differ(step, "a server example must name its --port")
+            return
+        if listening(int(port.group(1))):  # something else would answer in its place
+            self.differ(step, f"port {port.group(1)} is in use before the example starts its server")
             return
         process = subprocess.Popen(["bash", "-c", f"exec {command}"], **self.shell(), start_new_session=True)
         servers.append(process)
@@ -292,6 +297,9 @@ class Walk:
             self.differ(step, f"nothing listens on port {port.group(1)} after {SERVER_START:.0f} s")
             return
         time.sleep(0.5)  # its first line is written before it binds; give the pipe a moment
+        if process.poll() is not None:
+            self.differ(step, f"the server exited ({process.returncode}) just after it began to listen")
+            return
         self.compare(step, "".join(said), None)
 
 
@@ -355,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     made = list(accounts_made(blocks))
     work = Path(tempfile.mkdtemp(prefix="kinko-readme-walk-"))
     work.chmod(0o700)
+    # The work directory stands for the clone the README's reader is in: its shipped files are there.
+    (work / "config").symlink_to(CLONE / "config")
     walk = Walk(work)
     servers: list[subprocess.Popen[str]] = []
     commands = 0

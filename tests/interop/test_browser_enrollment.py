@@ -80,16 +80,21 @@ class Site:
 
 
 def render_shipped(
-    directory: Path, port: int, api_port: int, responder_url: str, tls: ServerTLS, client_ca: Path
+    directory: Path, ports: tuple[int, int], api_port: int, responder_url: str, tls: ServerTLS, client_ca: Path
 ) -> str:
-    """config/nginx/kinko-frontend.conf with this test's ports and files, and every request body logged."""
+    """config/nginx/kinko-frontend.conf with this test's ports (enrollment site, login site) and
+    files, and every request body logged."""
     token_conf = directory / "kinko-api-token.conf"
     token_conf.write_text(f'proxy_set_header Authorization "Bearer {TOKEN}";\n', encoding="utf-8")
     token_conf.chmod(0o600)
     shipped = SHIPPED.read_text(encoding="utf-8")
+    assert shipped.count("listen 443 ssl;") == 2, "the shipped config no longer has its two sites"
+    for port in ports:  # the enrollment site first, then the login site
+        shipped = shipped.replace("listen 443 ssl;", f"listen 127.0.0.1:{port} ssl;", 1)
+    bodies = f"access_log {directory}/bodies.log bodies;"
     replacements = {
-        "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
-        "server_name _;": f"server_name _;\n    access_log {directory}/bodies.log bodies;",
+        "server_name enroll.bank.example;": f"server_name enroll.bank.example;\n    {bodies}",
+        "server_name login.bank.example;": f"server_name login.bank.example;\n    {bodies}",
         "server 127.0.0.1:8082;": f"server 127.0.0.1:{api_port};",
         "http://127.0.0.1:8080/": responder_url,
         "/etc/kinko/frontend/server.pem": str(tls.cert_file),
@@ -104,12 +109,16 @@ def render_shipped(
 
 
 class FrontEndNginx(Nginx):
-    """The test_nginx_login nginx, running the shipped front-end configuration."""
+    """The test_nginx_login nginx, running the shipped front-end configuration: the enrollment
+    site at `url`, the login site at `login_url`."""
 
     def __init__(self, directory: Path, api_port: int, responder_url: str, client_ca: Path) -> None:
         tls = make_server_tls(directory / "tls")
         super().__init__(directory, tls, client_ca, responder_url)
-        rendered = render_shipped(directory, self.port, api_port, responder_url, tls, client_ca)
+        self.login_port = free_port()
+        self.login_url = f"https://127.0.0.1:{self.login_port}/"
+        ports = (self.port, self.login_port)
+        rendered = render_shipped(directory, ports, api_port, responder_url, tls, client_ca)
         (directory / "kinko-frontend.conf").write_text(rendered, encoding="utf-8")
         user = "user root;\n" if os.geteuid() == 0 else ""
         self.conf.write_text(MAIN_CONF.format(user=user, dir=directory), encoding="utf-8")
@@ -217,13 +226,13 @@ def browser(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[An
 
 
 @contextlib.contextmanager
-def auto_select_policy(site_url: str) -> Iterator[None]:
+def auto_select_policy(*site_urls: str) -> Iterator[None]:
     """Chromium's managed policy that presents a client certificate to the site without asking, as
     a bank's managed PCs would (or the holder picks it once): headless Chromium cannot be asked."""
     POLICY_DIR.mkdir(parents=True, exist_ok=True)
     policy = POLICY_DIR / "kinko-test-auto-select.json"
-    pattern = json.dumps({"pattern": site_url.rstrip("/"), "filter": {}})
-    policy.write_text(json.dumps({"AutoSelectCertificateForUrls": [pattern]}), encoding="utf-8")
+    patterns = [json.dumps({"pattern": url.rstrip("/"), "filter": {}}) for url in site_urls]
+    policy.write_text(json.dumps({"AutoSelectCertificateForUrls": patterns}), encoding="utf-8")
     try:
         yield
     finally:
@@ -399,7 +408,9 @@ def test_a_holder_logs_in_with_it_renews_it_and_is_refused_once_revoked(site: Si
     profile = nss_profile(tmp_path / "home", site.bodies_log.parent / "tls" / "server-ca.pem")
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    with auto_select_policy(site.url):
+    login = site.nginx.login_url
+    # Both sites would be sent the certificate if they asked: only the login site asks.
+    with auto_select_policy(site.url, login):
         with chromium(profile, downloads) as driver:
             fill_and_submit(driver, site.url, enrolled.code, "ec-p256")
             WebDriverWait(driver, WAIT).until(expected_conditions.visibility_of_element_located((By.ID, "result")))
@@ -410,7 +421,7 @@ def test_a_holder_logs_in_with_it_renews_it_and_is_refused_once_revoked(site: Si
 
         # A fresh browser (a full TLS handshake: nginx asks Kinko's responder) logs in with it.
         with chromium(profile, downloads) as driver:
-            driver.get(site.url + "login/")
+            driver.get(login + "login/")
             assert wait_for_state(driver) == "valid"
             assert driver.find_element(By.ID, "serial").text == first
             assert not driver.find_element(By.ID, "renew").is_displayed()  # no button outside the window
@@ -421,7 +432,7 @@ def test_a_holder_logs_in_with_it_renews_it_and_is_refused_once_revoked(site: Si
         site.restart_api(366)
         try:
             with chromium(profile, downloads) as driver:
-                driver.get(site.url + "login/")
+                driver.get(login + "login/")
                 assert wait_for_state(driver) == "renewal-open"
                 form = driver.find_element(By.ID, "renew")
                 assert form.is_displayed() and driver.find_element(By.ID, "submit").text == "証明書更新"
@@ -444,7 +455,7 @@ def test_a_holder_logs_in_with_it_renews_it_and_is_refused_once_revoked(site: Si
         import_p12(profile, renewed, remove=f"Kinko {holder}")
 
         with chromium(profile, downloads) as driver:
-            driver.get(site.url + "login/")
+            driver.get(login + "login/")
             assert wait_for_state(driver) == "valid"
             assert driver.find_element(By.ID, "serial").text == second
 
@@ -453,11 +464,14 @@ def test_a_holder_logs_in_with_it_renews_it_and_is_refused_once_revoked(site: Si
         time.sleep(0.2)  # the responder's workers notice a commit within 50 ms (README)
         offset = site.nginx.log_size()
         with chromium(profile, downloads) as driver:
-            driver.get(site.url + "login/")
+            driver.get(login + "login/")
             heading = WebDriverWait(driver, WAIT).until(lambda d: d.find_element(By.TAG_NAME, "h1").text or None)
             screenshot(driver, "journey-4-revoked")
             assert heading == "ログインできません"
             assert driver.find_elements(By.ID, "state") == []
+            # The enrollment site asks for no certificate: the holder still reaches the page for a new one.
+            driver.get(site.url + "enroll/")
+            assert driver.find_element(By.TAG_NAME, "h1").text == "電子証明書の取得"
         assert "client SSL certificate verify error: certificate revoked" in site.nginx.log_since(offset)
 
 
@@ -516,6 +530,84 @@ def test_an_expired_holder_reacquires_with_the_previous_file(site: Site, browser
     assert site.kinko.subscriber_status(EXPIRED_HOLDER).status.state == "valid"
     logged = site.bodies_log.read_text(encoding="utf-8")
     assert "/v1/reacquire" in logged and "PRIVATE KEY" not in logged
+
+
+def front_end(site: Site, url: str, path: str, method: str = "GET", body: Any = None, **kw: Any) -> tuple[int, Any]:
+    """One request to a front-end site as a script would send it: (status, response).
+
+    `headers` are sent as given; `client` is a (certificate, key) pair of files for mutual TLS."""
+    import http.client
+    import ssl
+    import urllib.parse
+
+    context = ssl.create_default_context(cafile=str(site.bodies_log.parent / "tls" / "server-ca.pem"))
+    if kw.get("client"):
+        context.load_cert_chain(*kw["client"])
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPSConnection(address.hostname, address.port, context=context, timeout=30)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json", **kw.get("headers", {})} if data else kw.get("headers", {})
+        connection.request(method, path, body=data, headers=headers)
+        response = connection.getresponse()
+        response.body = response.read().decode("utf-8", "replace")
+        return response.status, response
+    finally:
+        connection.close()
+
+
+def test_the_front_end_refuses_what_its_own_pages_never_send(site: Site) -> None:
+    enrolled = site.kinko.enroll_administrator("C0001", "中村 一", "C0001-X")
+    body = {"code": enrolled.code, "csr": make_csr(make_key()).decode("ascii")}
+    before = row_counts(site.home)["certificates"]
+    origin = site.url.rstrip("/")
+    # Another site's POST (by the browser's Sec-Fetch-Site, or its Origin) stops at nginx.
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": origin},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
+        status, _ = front_end(site, site.url, "/v1/acquire", "POST", body, headers=headers)
+        assert status == 403, headers
+    assert front_end(site, site.url, "/v1/acquire", "OPTIONS", headers={"Origin": "https://evil.example"})[0] == 403
+    assert row_counts(site.home)["certificates"] == before
+    # The same code, from the page's own origin, still works: nothing above used it up.
+    headers = {"Origin": origin, "Sec-Fetch-Site": "same-origin"}
+    status, response = front_end(site, site.url, "/v1/acquire", "POST", body, headers=headers)
+    assert status == 201, response.body
+    assert json.loads(response.body)["subscriber"] == "C0001-X"
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+    # Only the holder's calls are passed on: no officer's, no status by serial, on either site.
+    serial = json.loads(response.body)["serial"]
+    for url in (site.url, site.nginx.login_url):
+        assert front_end(site, url, f"/v1/certificates/{serial}/status")[0] == 404
+        assert front_end(site, url, "/v1/enrollments", "POST", {"customer": "C0001", "name": "x"})[0] == 404
+        assert front_end(site, url, "/healthz")[0] == 404
+    # The login site's calls are not on the enrollment site, and the other way round.
+    assert front_end(site, site.url, "/v1/renew", "POST", {"csr": body["csr"]})[0] == 404
+    assert front_end(site, site.nginx.login_url, "/v1/acquire", "POST", body)[0] == 404
+    # Renewal without a verified certificate: a certificate named in a header of the request is not one.
+    forged = {"X-Client-Certificate": "-----BEGIN%20CERTIFICATE-----", "Origin": site.nginx.login_url.rstrip("/")}
+    assert front_end(site, site.nginx.login_url, "/v1/renew", "POST", {"csr": body["csr"]}, headers=forged)[0] == 403
+    assert row_counts(site.home)["certificates"] == before + 1
+
+
+def test_a_refused_certificate_gets_the_refusal_page_for_a_renewal_post_too(site: Site, tmp_path: Path) -> None:
+    from tests.interop.test_nginx_login import issue_client
+
+    client = issue_client(site.kinko, tmp_path, "refused")
+    site.kinko.revoke(client.serial, "key-compromise")
+    time.sleep(0.2)  # the responder's workers notice a commit within 50 ms (README)
+    pair = (str(client.cert_file), str(client.key_file))
+    for method, path in (("GET", "/login/"), ("POST", "/v1/renew")):
+        body = {"csr": make_csr(make_key()).decode("ascii")} if method == "POST" else None
+        status, response = front_end(site, site.nginx.login_url, path, method, body, client=pair)
+        assert status == 403 and "<h1>ログインできません</h1>" in response.body, (method, status, response.body)
+    # The enrollment site never asks for a certificate, so it is not refused there.
+    status, response = front_end(site, site.url, "/enroll/", client=pair)
+    assert status == 200 and "電子証明書の取得" in response.body
 
 
 def test_a_locked_out_browser_is_told_so_in_japanese(site: Site, browser: Any) -> None:

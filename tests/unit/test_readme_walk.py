@@ -89,3 +89,55 @@ def test_a_walk_reports_wrong_output_and_wrong_exit_codes(tmp_path: Path, capsys
     assert "`false`: exit code 1, the README implies 0" in err
     assert "`echo kinko: error: x; exit 1`: the output differs" in err
     assert "3 difference(s) in 3 commands" in err
+
+
+def test_a_value_learnt_in_another_form_is_still_one_value(tmp_path: Path) -> None:
+    walk = Walk(tmp_path)
+    walk.learn(Step(1, "x", False), {SERIAL_A: SERIAL_B})
+    colons = ":".join(SERIAL_B[i : i + 2] for i in range(0, 32, 2)).lower()
+    walk.learn(Step(2, "y", False), {"1111111111111111111111111111111A": colons})
+    assert walk.differences == [
+        f"README.md:2: `y`: the README shows 1111111111111111111111111111111A here and {SERIAL_A} before; "
+        "this run made one value"
+    ]
+
+
+def test_a_server_example_on_a_port_already_in_use_is_a_difference(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        walk = Walk(tmp_path)
+        servers: list = []
+        walk.run(Step(3, f"kinko --home ./kinko api serve --port {port}", False), servers)
+    assert servers == []  # nothing was started: the one listening is not the example's
+    assert walk.differences == [
+        f"README.md:3: `kinko --home ./kinko api serve --port {port}`: "
+        f"port {port} is in use before the example starts its server"
+    ]
+
+
+def test_a_server_that_exits_after_it_listened_is_a_difference(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    walk = Walk(tmp_path)
+    servers: list = []
+    # Listens, says so, then dies at once (python is on the walk's PATH: the clone's venv).
+    script = (
+        "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1',int(sys.argv[2]))); s.listen();"
+        " print('up', flush=True); time.sleep(0.3)"
+    )
+    walk.run(Step(4, f'python -c "{script}" --port {port} # try-locally.sh', False, ["up"]), servers)
+    assert any("exited (0) just after it began to listen" in d for d in walk.differences), walk.differences
+
+
+def test_a_readme_without_the_officers_day_is_one_line(tmp_path: Path) -> None:
+    import pytest
+
+    bare = tmp_path / "bare.md"
+    bare.write_text("# Kinko\n\nnothing here\n")
+    with pytest.raises(SystemExit, match=r"the README has no section .## An officer's day."):
+        main(["--readme", str(bare)])

@@ -29,7 +29,7 @@ const TEXT = {
     loginTitle: "電子証明書の状態",
     renewLead: "有効期限が近づいています。新しい鍵を作り、証明書を更新してください。",
     renew: "証明書更新",
-    renewed: "電子証明書を更新しました。下のファイルを保存し、取り込んでください。古い証明書は新しい証明書を取り込んだ後、使えなくなります。",
+    renewed: "電子証明書を更新しました。以前の証明書はこの時点で使えなくなりました。下のファイルを保存して取り込み、以前の証明書は削除してください。",
     states: {
       valid: (s) => `有効です（残り${s.days_left}日）。`,
       "renewal-open": (s) => `更新の受付期間です（${s.closes_at} まで）。`,
@@ -38,13 +38,14 @@ const TEXT = {
       other: (s) => `状態: ${s.state}`,
     },
     importHelp:
-      "Windows: 保存したファイルをダブルクリックし、「証明書のインポート ウィザード」に従います。macOS: ダブルクリックしてキーチェーンに追加します。Chrome/Edge: 設定 → プライバシーとセキュリティ → セキュリティ → 証明書の管理 → インポート。",
+      "Windows: 保存したファイルをダブルクリックし、「証明書のインポート ウィザード」に従います。macOS: ダブルクリックしてキーチェーンに追加します（古い macOS のキーチェーンはこのファイルの暗号方式 AES-256 を読めないことがあります。その場合は macOS を更新するか、Firefox の 設定 → プライバシーとセキュリティ → 証明書を表示 → あなたの証明書 → インポート で取り込んでください）。Chrome/Edge: 設定 → プライバシーとセキュリティ → セキュリティ → 証明書の管理 → インポート。",
     mismatch: "確認用のパスワードが一致しません。",
     short: "パスワードは8文字以上にしてください。",
     noCode: "登録コードを入力してください。",
     wrongCode: "登録コードが正しくないか、使用済みまたは有効期限切れです。銀行から届いた最新の登録コードをご確認ください。",
     locked: "登録コードの誤りが続いたため、しばらく受け付けできません。15分ほど待ってから、もう一度お試しください。",
     windowClosed: "現在は更新の受付期間ではありません。",
+    opensAt: (when) => `受付開始: ${when}`,
     failed: "電子証明書を取得できませんでした。",
     unsupported: "このブラウザーでは証明書を作成できません。最新の Chrome、Edge、Firefox または Safari をお使いください。",
     reacquireTitle: "再取得（有効期限が切れた方）",
@@ -72,7 +73,7 @@ const TEXT = {
     loginTitle: "Your client certificate",
     renewLead: "Your certificate expires soon. Make a new key and renew it.",
     renew: "Renew certificate",
-    renewed: "Your certificate is renewed. Save the file below and import it; the old certificate stops working once the new one is in use.",
+    renewed: "Your certificate is renewed, and the previous one no longer works. Save the file below, import it, and delete the previous certificate.",
     states: {
       valid: (s) => `Valid (${s.days_left} days left).`,
       "renewal-open": (s) => `Renewal is open (until ${s.closes_at}).`,
@@ -81,13 +82,14 @@ const TEXT = {
       other: (s) => `State: ${s.state}`,
     },
     importHelp:
-      "Windows: double-click the file and follow the Certificate Import Wizard. macOS: double-click it to add it to Keychain. Chrome/Edge: Settings → Privacy and security → Security → Manage certificates → Import.",
+      "Windows: double-click the file and follow the Certificate Import Wizard. macOS: double-click it to add it to Keychain (an older macOS Keychain may not read this file's AES-256 protection: then update macOS, or import it in Firefox under Settings → Privacy & Security → View Certificates → Your Certificates → Import). Chrome/Edge: Settings → Privacy and security → Security → Manage certificates → Import.",
     mismatch: "The two passwords differ.",
     short: "Use a password of 8 characters or more.",
     noCode: "Type the enrollment code.",
     wrongCode: "The enrollment code is wrong, already used or expired. Check the latest code the bank sent you.",
     locked: "Too many wrong codes: codes are not accepted for a while. Wait 15 minutes and try again.",
     windowClosed: "Renewal is not open now.",
+    opensAt: (when) => `It opens at ${when}.`,
     failed: "The certificate could not be issued.",
     unsupported: "This browser cannot make the certificate. Use a current Chrome, Edge, Firefox or Safari.",
     reacquireTitle: "Re-acquire (your certificate has expired)",
@@ -115,7 +117,11 @@ export function refusal(text, status, detail) {
   const said = String(detail || "");
   if (said.includes("too many wrong codes")) return text.locked;
   if (said.includes("enrollment code is not valid")) return text.wrongCode;
-  if (said.includes("opens at") || said.includes("renewal is closed")) return `${text.windowClosed}（${said}）`;
+  if (said.includes("opens at") || said.includes("renewal is closed")) {
+    // The API's detail is English: only its time is carried over into the holder's language.
+    const when = said.match(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2})/);
+    return when ? `${text.windowClosed}${text.opensAt(when[0])}` : text.windowClosed;
+  }
   return `${text.failed}（${status}: ${said || "no detail"}）`;
 }
 
@@ -307,13 +313,18 @@ function startReacquire(text, form) {
     const file = form.oldFile.files[0];
     const refused = file ? checkPassword(text, form) : text.noFile;
     if (refused) return show(message, refused, "error");
+    if (form.submit.disabled) return; // already opening the previous file: one request per press
+    form.submit.disabled = true;
     let old;
     try {
       old = await openPkcs12(await file.arrayBuffer(), form.oldPassword.value);
     } catch {
+      old = null;
+    }
+    if (!old || !old.subscriber) {
+      form.submit.disabled = false;
       return show(message, text.badFile, "error");
     }
-    if (!old.subscriber) return show(message, text.badFile, "error");
     obtain(text, form, "/v1/reacquire", async (csr) => ({ subscriber: old.subscriber, signature: await proveWithOldKey(old, csr) }), text.reacquired);
   });
 }
@@ -322,6 +333,7 @@ function startAcquire(text, form) {
   const message = document.getElementById("message");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    if (form.submit.disabled) return; // a request is under way
     const code = form.code.value.trim();
     const refused = code ? checkPassword(text, form) : text.noCode;
     if (refused) return show(message, refused, "error");
@@ -345,6 +357,7 @@ async function startLogin(text) {
   form.hidden = status.state !== "renewal-open";
   form.addEventListener("submit", (event) => {
     event.preventDefault();
+    if (form.submit.disabled) return; // a request is under way
     const refused = checkPassword(text, form);
     if (refused) return show(message, refused, "error");
     obtain(text, form, "/v1/renew", {}, text.renewed);
