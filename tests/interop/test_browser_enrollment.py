@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from kinko.ca.authorities import chain_pem
@@ -43,9 +44,10 @@ from tests.interop.test_nginx_login import Nginx, ServerTLS, make_server_tls
 from tests.interop.tools import tool
 
 PASSWORD = "correct-horse-8"
+JA_PASSWORD = "証明書のパスワード8"  # not ASCII: the PKCS#12 MAC's key is made from its BMPString
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 WAIT = 90  # seconds the page may take: key, CSR, the API, and 3 x 100k PBKDF2/KDF rounds in JS
-EXPIRED_HOLDER = "C0001-OLD"
+EXPIRED_HOLDERS = {"ec-p256": "C0001-OLD", "rsa-2048": "C0001-OLDR"}  # each with old-<key type>.p12
 WRONG_CODE_JA = "登録コードが正しくないか、使用済みまたは有効期限切れです"
 
 SHIPPED = ROOT / "config" / "nginx" / "kinko-frontend.conf"
@@ -137,10 +139,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     earlier = Kinko(home, clock=past, actor=current_login())
     earlier.add_customer("C0001", "株式会社テスト")
     past.advance(days=30)
-    enrolled = earlier.enroll_administrator("C0001", "高橋 健", EXPIRED_HOLDER)
-    old_key = make_key()
-    old = earlier.acquire(enrolled.code, make_csr(old_key))
-    # The file the holder's browser made a year ago (the same protection as this page's).
+    # The files the holders' browsers made a year ago (the same protection as this page's).
     encryption = (
         serialization.PrivateFormat.PKCS12.encryption_builder()
         .kdf_rounds(100_000)
@@ -148,12 +147,14 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         .hmac_hash(hashes.SHA256())
         .build(PASSWORD.encode())
     )
-    certificate = x509.load_pem_x509_certificate(old.pem.encode("ascii"))
-    (base / "old.p12").write_bytes(
-        pkcs12.serialize_key_and_certificates(
-            f"Kinko {EXPIRED_HOLDER}".encode(), old_key, certificate, None, encryption
+    for key_type, holder in EXPIRED_HOLDERS.items():
+        enrolled = earlier.enroll_administrator("C0001", "高橋 健", holder)
+        old_key = make_key() if key_type == "ec-p256" else rsa.generate_private_key(65537, 2048)
+        old = earlier.acquire(enrolled.code, make_csr(old_key))
+        certificate = x509.load_pem_x509_certificate(old.pem.encode("ascii"))
+        (base / f"old-{key_type}.p12").write_bytes(
+            pkcs12.serialize_key_and_certificates(f"Kinko {holder}".encode(), old_key, certificate, None, encryption)
         )
-    )
     kinko = Kinko(home, clock=SystemClock(), actor=current_login())
     kinko.rotate_ocsp_signers()  # the signers made 400 days ago are long past their 30 days
     client_ca = base / "client-ca.pem"
@@ -244,14 +245,14 @@ def screenshot(driver: Any, name: str) -> None:
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
-def fill_and_submit(driver: Any, url: str, code: str, key_type: str) -> None:
+def fill_and_submit(driver: Any, url: str, code: str, key_type: str, password: str = PASSWORD) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     driver.get(url + "enroll/")
     driver.find_element(By.ID, "code").send_keys(code)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "confirm").send_keys(PASSWORD)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "confirm").send_keys(password)
     Select(driver.find_element(By.ID, "keyType")).select_by_value(key_type)
     driver.find_element(By.ID, "submit").click()
 
@@ -276,8 +277,9 @@ def test_a_holder_gets_a_pkcs12_made_in_the_browser(site: Site, browser: Any, ke
     browser.get(site.url + "enroll/")
     assert browser.find_element(By.TAG_NAME, "h1").text == "電子証明書の取得"
     screenshot(browser, f"{key_type}-1-page")
+    password = PASSWORD if key_type == "ec-p256" else JA_PASSWORD
     before = {p.name for p in browser.downloads.glob("*.p12")}
-    fill_and_submit(browser, site.url, enrolled.code, key_type)
+    fill_and_submit(browser, site.url, enrolled.code, key_type, password)
     WebDriverWait(browser, WAIT).until(expected_conditions.visibility_of_element_located((By.ID, "result")))
     screenshot(browser, f"{key_type}-2-acquired")
     serial = browser.find_element(By.ID, "serial").text
@@ -289,7 +291,7 @@ def test_a_holder_gets_a_pkcs12_made_in_the_browser(site: Site, browser: Any, ke
     data = p12.read_bytes()
     with pytest.raises(ValueError):
         pkcs12.load_pkcs12(data, b"wrong password")
-    bundle = pkcs12.load_pkcs12(data, PASSWORD.encode())
+    bundle = pkcs12.load_pkcs12(data, password.encode())
     assert bundle.key is not None and bundle.cert is not None
     certificate = bundle.cert.certificate
     assert format(certificate.serial_number, "X").zfill(len(serial)) == serial
@@ -309,7 +311,7 @@ def test_a_holder_gets_a_pkcs12_made_in_the_browser(site: Site, browser: Any, ke
     # openssl reads it too, and says how it is protected: AES-256-CBC under PBKDF2-HMAC-SHA256, 100k rounds.
     openssl = tool("openssl")
     info = subprocess.run(
-        [openssl, "pkcs12", "-info", "-in", str(p12), "-passin", f"pass:{PASSWORD}", "-noout"],
+        [openssl, "pkcs12", "-info", "-in", str(p12), "-passin", f"pass:{password}", "-noout"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -331,14 +333,41 @@ def test_a_holder_gets_a_pkcs12_made_in_the_browser(site: Site, browser: Any, ke
     )
     assert verified.returncode == 0 and verified.stdout.strip() == f"{leaf}: OK", verified.stdout + verified.stderr
 
-    # No request body that reached the API held the private key: only the CSR went there.
-    key_der = bundle.key.private_bytes(
+    # What reached the API for this acquisition was the code and a CSR for the certificate's key:
+    # nothing else, and nothing of the private key anywhere in what nginx passed on.
+    (sent,) = [body for path, body in bodies(site) if path == "/v1/acquire" and body.get("code") == enrolled.code]
+    assert set(sent) == {"code", "csr"}
+    request = x509.load_pem_x509_csr(sent["csr"].encode("ascii"))
+    assert request.public_key() == certificate.public_key()
+    assert_no_key_in_log(site, bundle.key)
+
+
+def bodies(site: Site) -> list[tuple[str, dict[str, Any]]]:
+    """Every JSON request body nginx passed to the API, with its path (the test's access log)."""
+    found = []
+    for line in site.bodies_log.read_text(encoding="utf-8").splitlines():
+        method, path, escaped = [*line.split(" ", 2), ""][:3]
+        if method == "POST" and escaped:
+            found.append((path, json.loads(json.loads(f'"{escaped}"'))))
+    return found
+
+
+def assert_no_key_in_log(site: Site, key: Any) -> None:
+    """No form of the private key (PEM, PKCS#8 DER in base64, its secret number in hex or base64) was logged."""
+    logged = site.bodies_log.read_text(encoding="utf-8").replace("\\n", "")
+    numbers = key.private_numbers()
+    secret = numbers.private_value if hasattr(numbers, "private_value") else numbers.d
+    secret_bytes = secret.to_bytes((secret.bit_length() + 7) // 8, "big")
+    pkcs8 = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    logged = site.bodies_log.read_text(encoding="utf-8")
-    assert "CERTIFICATE REQUEST" in logged and enrolled.code in logged
     assert "PRIVATE KEY" not in logged
-    assert base64.b64encode(key_der).decode()[:64] not in logged.replace("\\n", "")
+    for form in (
+        base64.b64encode(pkcs8).decode()[:64],
+        secret_bytes.hex(),
+        base64.b64encode(secret_bytes).decode()[:40],
+    ):
+        assert form.lower() not in logged.lower()
     assert TOKEN not in logged
 
 
@@ -495,17 +524,19 @@ def test_the_page_speaks_english_to_a_browser_that_prefers_it(site: Site, tmp_pa
         screenshot(driver, "english")
 
 
-def test_an_expired_holder_reacquires_with_the_previous_file(site: Site, browser: Any) -> None:
+@pytest.mark.parametrize("key_type", ["ec-p256", "rsa-2048"])
+def test_an_expired_holder_reacquires_with_the_previous_file(site: Site, browser: Any, key_type: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    assert site.kinko.subscriber_status(EXPIRED_HOLDER).status.state == "expired-reacquirable"
+    holder = EXPIRED_HOLDERS[key_type]
+    assert site.kinko.subscriber_status(holder).status.state == "expired-reacquirable"
     before = {p.name for p in browser.downloads.glob("*.p12")}
     browser.get(site.url + "enroll/")
 
     def reacquire(password: str) -> None:
-        browser.find_element(By.ID, "oldFile").send_keys(str(site.base / "old.p12"))
+        browser.find_element(By.ID, "oldFile").send_keys(str(site.base / f"old-{key_type}.p12"))
         browser.find_element(By.ID, "oldPassword").send_keys(password)
         browser.find_element(By.ID, "newPassword").send_keys(PASSWORD)
         browser.find_element(By.ID, "newConfirm").send_keys(PASSWORD)
@@ -526,10 +557,11 @@ def test_an_expired_holder_reacquires_with_the_previous_file(site: Site, browser
     bundle = pkcs12.load_pkcs12(p12.read_bytes(), PASSWORD.encode())
     assert bundle.cert is not None and bundle.key is not None
     record = site.home.store.certificate(serial)
-    assert record is not None and record.subscriber_id == EXPIRED_HOLDER and record.status == "valid"
-    assert site.kinko.subscriber_status(EXPIRED_HOLDER).status.state == "valid"
-    logged = site.bodies_log.read_text(encoding="utf-8")
-    assert "/v1/reacquire" in logged and "PRIVATE KEY" not in logged
+    assert record is not None and record.subscriber_id == holder and record.status == "valid"
+    assert site.kinko.subscriber_status(holder).status.state == "valid"
+    (sent,) = [body for path, body in bodies(site) if path == "/v1/reacquire" and body["subscriber"] == holder]
+    assert set(sent) == {"subscriber", "csr", "signature"}
+    assert_no_key_in_log(site, bundle.key)
 
 
 def front_end(site: Site, url: str, path: str, method: str = "GET", body: Any = None, **kw: Any) -> tuple[int, Any]:
