@@ -38,11 +38,20 @@ def cli(click_ctx: click.Context, home: Path | None, as_json: bool, socket: Path
     """Kinko: a private CA for client-certificate login."""
     from kinko.ca.locations import resolve_home
 
+    typed = click.core.ParameterSource.COMMANDLINE
     # Tests inject a clock and an actor through the context object.
     injected = click_ctx.obj if isinstance(click_ctx.obj, dict) else {}
-    click_ctx.obj = CLIState(
-        resolve_home(str(home) if home else None), as_json, injected.get("clock"), injected.get("actor"), socket
+    state = CLIState(
+        resolve_home(None),
+        as_json,
+        injected.get("clock"),
+        injected.get("actor"),
+        socket,
+        socket_typed=click_ctx.get_parameter_source("socket") == typed,
     )
+    if home:
+        state.use_home(resolve_home(str(home)))
+    click_ctx.obj = state
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -363,8 +363,6 @@ def main(argv: list[str] | None = None) -> int:
     made = list(accounts_made(blocks))
     work = Path(tempfile.mkdtemp(prefix="kinko-readme-walk-"))
     work.chmod(0o700)
-    # The work directory stands for the clone the README's reader is in: its shipped files are there.
-    (work / "config").symlink_to(CLONE / "config")
     walk = Walk(work)
     servers: list[subprocess.Popen[str]] = []
     commands = 0

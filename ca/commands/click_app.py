@@ -33,15 +33,29 @@ class CLIState:
     """What the top-level options and the test harness set: the home, output mode, clock, actor."""
 
     def __init__(
-        self, home_path: Path, as_json: bool, clock: Any = None, actor: str | None = None, socket: Path | None = None
+        self,
+        home_path: Path,
+        as_json: bool,
+        clock: Any = None,
+        actor: str | None = None,
+        socket: Path | None = None,
+        *,
+        socket_typed: bool = False,
     ) -> None:
         self.home_path = home_path
         self.as_json = as_json
         # With a socket, every operation but the local ones (servers, init) runs in the CA service.
         self.socket = socket
+        self.socket_typed = socket_typed
         self.clock = clock
         self.actor = actor
         self._context: Context | None = None
+
+    def use_home(self, path: Path) -> None:
+        """A --home typed on the command line: direct mode on it, whatever $KINKO_SOCKET says."""
+        if self.socket is not None and self.socket_typed:
+            raise click.UsageError("give --home (direct mode) or --socket (the CA service), not both")
+        self.home_path, self.socket = path, None
 
     @property
     def context(self) -> Context:
@@ -127,7 +141,7 @@ class RoleCommand(click.Command):
         if home is not None:
             from kinko.ca.locations import resolve_home
 
-            state.home_path = resolve_home(str(home))
+            state.use_home(resolve_home(str(home)))
         state.as_json = state.as_json or as_json
         if state.socket is not None and not self.operation.local:
             return super().invoke(ctx)  # the service checks the role, by the kernel's word for who we are

@@ -36,7 +36,8 @@ class ServeParams:
 
 @dataclass(frozen=True, kw_only=True)
 class APIServeParams(ServeParams):
-    port: int = param("The port to listen on.", 8081, minimum=1, maximum=65535, show_default=True)
+    # The port the shipped units and nginx configuration give the API (the responder's unit has 8081).
+    port: int = param("The port to listen on.", 8082, minimum=1, maximum=65535, show_default=True)
     tls_cert: Path | None = param("Serve HTTPS with this certificate chain (PEM).", None, file_only=True)
     tls_key: Path | None = param("The private key of --tls-cert (unencrypted PEM, mode 0600).", None, file_only=True)
     tls_client_ca: Path | None = param(
@@ -74,7 +75,8 @@ def api_serve(ctx: Context, p: APIServeParams) -> None:
             raise InputError("--token-file is for the API through the CA service; on a home, [api] token_file names it")
         load_token(home)  # no token, no service: refuse here with a clear message
         home.passphrase()  # acquisitions sign: the CA key must be reachable before serving
-        where, env = str(home.path), {HOME_ENV: str(home.path.resolve())}
+        # An exported KINKO_SOCKET must not send the workers to a service this command did not choose.
+        where, env = str(home.path), {HOME_ENV: str(home.path.resolve()), SOCKET_ENV: ""}
     check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
     scheme = "https" if tls else "http"
     required = " (client certificate required)" if tls and tls.client_ca else ""

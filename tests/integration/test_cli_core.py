@@ -466,3 +466,20 @@ def test_time_options_say_a_zone_is_required(command: list[str], option: str) ->
     helped = " ".join(run_kinko(*command, "--help").stdout.split())
     described = helped.split(option, 1)[1].split(" --", 1)[0]
     assert "ISO 8601 with its zone" in described, described
+
+
+def test_a_typed_home_is_direct_mode_whatever_kinko_socket_says(home: Home, tmp_path: Path) -> None:
+    """An officer with KINKO_SOCKET exported who types --home means that home (README: a home of
+    another account is refused as such); a --socket typed beside it is a usage error."""
+    nowhere = {"KINKO_SOCKET": str(tmp_path / "no-service.sock")}
+    for args in (["--home", str(home.path), "cert", "list"], ["cert", "list", "--home", str(home.path)]):
+        result = run_kinko(*args, env=nowhere)
+        assert result.returncode == 0 and result.stdout.startswith("SERIAL"), (args, result.stderr)
+    # Without --home, the exported socket is used (and here no service listens on it).
+    result = run_kinko("cert", "list", env={**nowhere, "KINKO_HOME": str(home.path)})
+    assert result.returncode == 3 and "no socket at" in result.stderr
+    both = run_kinko("--home", home.path, "--socket", tmp_path / "s.sock", "cert", "list")
+    assert both.returncode == 2
+    assert both.stderr == (
+        "kinko: error: give --home (direct mode) or --socket (the CA service), not both; see `kinko --help`\n"
+    )
