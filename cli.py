@@ -10,27 +10,27 @@ from pathlib import Path
 
 import click
 
-from kinko.ca.commands.click_app import CLIState, KinkoGroup, RoleCommand
+from kinko.ca.commands.click_app import CLI_HELP, HOME_HELP, JSON_HELP, SOCKET_HELP, CLIState, KinkoGroup, RoleCommand
 
 __all__ = ["RoleCommand", "cli", "main"]
 
 
-@click.group(cls=KinkoGroup)
+@click.group(cls=KinkoGroup, help=CLI_HELP)
 @click.option(
     "--home",
     "home",
     type=click.Path(path_type=Path, readable=False),
     default=None,
-    help="CA home directory (default: $KINKO_HOME or ./kinko-home).",
+    help=HOME_HELP,
 )
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.option(
     "--socket",
     "socket",
     type=click.Path(path_type=Path, dir_okay=False, readable=False),
     envvar="KINKO_SOCKET",
     default=None,
-    help="Run commands through the CA service listening here ($KINKO_SOCKET).",
+    help=SOCKET_HELP,
 )
 @click.version_option(package_name="kinko")
 @click.pass_context

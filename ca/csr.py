@@ -35,7 +35,7 @@ class AcceptedCSR:
 def load_csr(data: bytes) -> AcceptedCSR:
     """Parses a PEM or DER CSR, checks its signature and key; raises InputError or PolicyError."""
     if len(data) > MAX_CSR_BYTES:
-        raise InputError(f"CSR is too large ({len(data)} bytes; at most {MAX_CSR_BYTES})")
+        raise InputError("CSR is too large ({size} bytes; at most {limit})", size=len(data), limit=MAX_CSR_BYTES)
     request = _parse(data)
     try:
         public_key = request.public_key()
@@ -61,20 +61,24 @@ def check_key_policy(public_key: object) -> None:
     if isinstance(public_key, rsa.RSAPublicKey):
         bits = public_key.key_size
         if bits < RSA_MIN_BITS:
-            raise PolicyError(f"RSA {bits}-bit keys are not accepted; use {RSA_MIN_BITS} or more")
+            raise PolicyError(
+                "RSA {bits}-bit keys are not accepted; use {minimum} or more", bits=bits, minimum=RSA_MIN_BITS
+            )
         if bits > RSA_MAX_BITS:
-            raise PolicyError(f"RSA {bits}-bit keys are not accepted; use at most {RSA_MAX_BITS}")
+            raise PolicyError(
+                "RSA {bits}-bit keys are not accepted; use at most {maximum}", bits=bits, maximum=RSA_MAX_BITS
+            )
         exponent = public_key.public_numbers().e
         if exponent != 65537:
-            raise PolicyError(f"RSA public exponent {exponent} is not accepted; use 65537")
+            raise PolicyError("RSA public exponent {exponent} is not accepted; use 65537", exponent=exponent)
         return
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         curve = public_key.curve.name
         if curve not in ALLOWED_CURVES:
-            raise PolicyError(f"EC curve {curve} is not accepted; use P-256 or P-384")
+            raise PolicyError("EC curve {curve} is not accepted; use P-256 or P-384", curve=curve)
         return
     name = type(public_key).__name__.removeprefix("_").replace("PublicKey", "")
-    raise PolicyError(f"{name} keys are not accepted; use EC P-256, EC P-384 or RSA 2048 or more")
+    raise PolicyError("{kind} keys are not accepted; use EC P-256, EC P-384 or RSA 2048 or more", kind=name)
 
 
 def spki_sha256(public_key: CertificatePublicKeyTypes) -> str:

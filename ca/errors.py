@@ -4,9 +4,23 @@ from __future__ import annotations
 
 
 class KinkoError(Exception):
-    """Base of every error Kinko reports to a user: a one-line message and an exit code."""
+    """Base of every error Kinko reports to a user: a one-line message and an exit code.
+
+    Raised as `Kind("renewal of {serial} opens at {opens}", serial=..., opens=...)`, the message is
+    a template (extracted into the catalogues) and its parameters, so that it can be shown in the
+    reader's language; str() is always the English text, which logs and the ledger keep."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", /, **params: object) -> None:
+        self.template, self.params = message, params
+        super().__init__(message.format(**params) if params else message)
+
+    def localized(self) -> str:
+        """The message in the reader's language (English where the catalogue has none)."""
+        from kinko.ca.i18n import render
+
+        return render(self.template, self.params)
 
 
 class InputError(KinkoError):

@@ -58,16 +58,24 @@ def who_reissues(role: str) -> str:
 def check_renewal(certificate: CertificateRecord, now: dt.datetime, rules: LifecycleSettings) -> None:
     """Refuses a renewal outside notAfter - renewal_days .. notAfter, or of a revoked or held one."""
     if certificate.status != "valid":
-        raise PolicyError(f"certificate {certificate.serial} is {certificate.status}; only a valid one is renewed")
+        raise PolicyError(
+            "certificate {serial} is {status}; only a valid one is renewed",
+            serial=certificate.serial,
+            status=certificate.status,
+        )
     opens, closes = renewal_window(certificate, rules)
     if now < opens:
         raise PolicyError(
-            f"renewal of {certificate.serial} opens at {to_text(opens)} ({rules.renewal_days} days before it expires)"
+            "renewal of {serial} opens at {opens} ({days} days before it expires)",
+            serial=certificate.serial,
+            opens=to_text(opens),
+            days=rules.renewal_days,
         )
     if now > closes:
         raise PolicyError(
-            f"certificate {certificate.serial} expired at {to_text(closes)}; renewal is closed, "
-            "re-acquire it instead (kinko reacquire)"
+            "certificate {serial} expired at {closes}; renewal is closed, re-acquire it instead (kinko reacquire)",
+            serial=certificate.serial,
+            closes=to_text(closes),
         )
 
 

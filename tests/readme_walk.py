@@ -65,7 +65,7 @@ class Step:
     def expected_rc(self) -> str:
         """'0', '1', '2' or 'non-zero', from the output shown: an error line means a refusal."""
         for text in self.expected:
-            if text.startswith("kinko: error:"):
+            if text.startswith(("kinko: error:", "kinko: エラー:")):  # English or Japanese
                 return "2" if "--help" in text else "1"
             if text.startswith("error "):
                 return "non-zero"

@@ -20,6 +20,7 @@ import click
 
 from kinko.ca.commands import INDEX
 from kinko.ca.errors import InputError, KinkoError
+from kinko.ca.i18n import N_, _, render
 
 if TYPE_CHECKING:
     from kinko.ca.commands.registry import Context, Operation
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
 
 # Exit codes: 1 refused / bad input / not found, 2 usage, 3 unexpected failure.
 EXIT_UNEXPECTED = 3
+
+
+# The top-level command's texts (cli.py), here so that the catalogue's extraction finds them.
+CLI_HELP = "Kinko: a private CA for client-certificate login."
+HOME_HELP = "CA home directory, opened directly even when $KINKO_SOCKET is set (default: $KINKO_HOME or ./kinko-home)."
+JSON_HELP = "Machine-readable JSON output."
+SOCKET_HELP = "Run commands through the CA service listening here ($KINKO_SOCKET)."
 
 
 class CLIState:
@@ -112,7 +120,7 @@ def _tty_prompt(label: str) -> str:
 
 def fail(ctx: click.Context, message: str, exit_code: int) -> None:
     """A Kinko error on its way out: one line on stderr and the error's exit code."""
-    click.echo(f"kinko: error: {message}", err=True)
+    click.echo(render(N_("kinko: error: {message}"), {"message": message}), err=True)
     ctx.exit(exit_code)
 
 
@@ -169,6 +177,20 @@ class KinkoGroup(click.Group):
         **extra: Any,
     ) -> Any:
         """Click's main, with a usage error as one line (`kinko: error: ...; see kinko X --help`), exit 2."""
+        from kinko.ca.i18n import click_speaking
+
+        with click_speaking():
+            self._speak()
+            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
+
+    def _main(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        standalone_mode: bool,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
@@ -178,15 +200,33 @@ class KinkoGroup(click.Group):
                 exc.show()
                 sys.exit(exc.exit_code)
             where = exc.ctx.command_path if exc.ctx is not None else "kinko"
-            click.echo(f"kinko: error: {exc.format_message().rstrip('.')}; see `{where} --help`", err=True)
+            said = {"message": exc.format_message().rstrip(".。"), "command": where}
+            click.echo(render(N_("kinko: error: {message}; see `{command} --help`"), said), err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            click.echo(f"kinko: error: {exc.format_message()}", err=True)
+            click.echo(render(N_("kinko: error: {message}"), {"message": exc.format_message()}), err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
-            click.echo("kinko: error: interrupted; nothing more was done", err=True)
+            click.echo(_("kinko: error: interrupted; nothing more was done"), err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+    def _speak(self) -> None:
+        """The top-level help and options in the reader's language (from their English sources)."""
+        from kinko.ca.i18n import current
+
+        # Commands are built with their help translated: ones built in another language are rebuilt.
+        if getattr(self, "_built_in", None) != current():
+            self.commands.clear()
+            self._help_option = None  # Click keeps its --help option, with its text, once made
+            self._built_in = current()
+        if not hasattr(self, "_sources"):
+            self._sources = (self.help, [getattr(p, "help", None) for p in self.params])
+        help_text, option_helps = self._sources
+        self.help = _(help_text) if help_text else help_text
+        for parameter, source in zip(self.params, option_helps, strict=True):
+            if source and isinstance(parameter, click.Option):
+                parameter.help = _(source)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in INDEX:
@@ -199,7 +239,7 @@ class KinkoGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KinkoError as exc:
-            fail(ctx, str(exc), exc.exit_code)
+            fail(ctx, exc.localized(), exc.exit_code)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:
@@ -236,12 +276,13 @@ def first_sentence(text: str | None) -> str | None:
     if not text:
         return text
     line = " ".join(text.split("\n\n", 1)[0].split())
-    end = line.find(". ")
-    return line if end < 0 else line[: end + 1]
+    ends = [found + 1 for found in (line.find(". "), line.find("。")) if found >= 0]  # English, Japanese
+    return line[: min(ends)] if ends else line
 
 
 def _group(name: str, help_text: str | None) -> click.Group:
-    return click.Group(name, help=help_text, short_help=first_sentence(help_text))
+    shown = _(help_text) if help_text else help_text
+    return click.Group(name, help=shown, short_help=first_sentence(shown))
 
 
 def command_for(operation: Operation[Any, Any]) -> RoleCommand:
@@ -275,8 +316,8 @@ def command_for(operation: Operation[Any, Any]) -> RoleCommand:
         name=operation.path.split()[-1],
         params=parameters,
         callback=callback,
-        help=operation.help,
-        short_help=first_sentence(operation.help),
+        help=_(operation.help),
+        short_help=first_sentence(_(operation.help)),
         hidden=operation.hidden,
     )
 
@@ -384,13 +425,13 @@ def _click_parameter(item: dataclasses.Field[Any], hint: Any) -> click.Parameter
         return click.Argument([item.name], type=kind, required=not optional)
     flag = info.flag or "--" + item.name.replace("_", "-")
     if base is bool:
-        return click.Option([flag, item.name], is_flag=True, help=info.help)
+        return click.Option([flag, item.name], is_flag=True, help=_(info.help))
     option = click.Option(
         [flag, item.name],
         type=kind,
         required=not has_default and info.hidden_prompt is None,
         show_default=info.show_default,
-        help=info.help,
+        help=_(info.help),
         multiple=multiple,
     )
     # Click 8.2+ takes an explicit default=None as a value: a required option gets no default at all.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,8 +105,11 @@ def table(rows: Sequence[Mapping[str, object]], columns: list[str]) -> str:
 
 
 def display_width(text: str) -> int:
-    """Columns a string takes on a terminal: East Asian wide characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    """Columns a string takes on a terminal (wcwidth: wide characters two, combining marks none)."""
+    from wcwidth import wcswidth
+
+    width = wcswidth(text)
+    return width if width >= 0 else len(text)  # a control character: counted as one column each
 
 
 def csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:

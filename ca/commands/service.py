@@ -85,7 +85,7 @@ def render_setup(result: Setup, out: Output, _p: object) -> None:
         "Install the units below in /etc/systemd/system/, then:",
         "  systemctl daemon-reload && systemctl enable --now kinko-service kinko-ocsp kinko-api",
         f"  usermod -aG {result.officers_group} LOGIN    # for each officer and auditor",
-        f"  kinko --socket {result.socket_dir}/kinko.sock officer add LOGIN --role officer",
+        f"  kinko --socket {result.socket_dir}/kinko.sock officer add LOGIN --role officer    # or auditor",
         "",
         "# kinko-service.service",
         result.unit.rstrip(),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kinko.ca.errors import KinkoError
+from kinko.ca.i18n import current as current_language
 from kinko.ca.service.protocol import ProtocolError, receive, send
 
 CONNECT_TIMEOUT = 5.0
@@ -31,12 +32,24 @@ def raise_for(reply: dict[str, Any]) -> None:
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         kinds = [getattr(errors, name, None) for name in error.get("kinds", []) if isinstance(name, str)]
         kind = next((k for k in kinds if isinstance(k, type) and issubclass(k, KinkoError)), KinkoError)
+        # Only a template that makes the very message is taken (a service of another version: the message).
+        template, params = error["message"], {}
+        offered, values = error.get("template"), error.get("params")
+        if isinstance(offered, str) and isinstance(values, dict) and _filled(offered, values) == error["message"]:
+            template, params = offered, values
         try:
-            raised = kind(error["message"])
+            raised = kind(template, **params)
         except TypeError:  # a kind that carries more than its message (IntegrityError): its message only
-            raised = KinkoError(error["message"])
+            raised = KinkoError(template, **params)
         raise raised
     raise KinkoError(str(reply.get("stderr", "")).strip().removeprefix("kinko: error: ") or "the service refused")
+
+
+def _filled(template: str, params: dict[str, Any]) -> str | None:
+    try:
+        return template.format(**params) if params else template
+    except (KeyError, IndexError, ValueError):
+        return None
 
 
 def call(
@@ -67,7 +80,13 @@ def call(
             ) from None
         connection.settimeout(timeout)
         try:
-            request = {"op": operation, "params": params, "json": as_json, "progress": on_progress is not None}
+            request = {
+                "op": operation,
+                "params": params,
+                "json": as_json,
+                "progress": on_progress is not None,
+                "lang": current_language(),
+            }
             send(connection, request, fds)
             reply = receive(connection)
             while "progress" in reply and "exit" not in reply:

@@ -96,6 +96,19 @@ class Service:
     ) -> dict[str, Any]:
         """One request's reply: exit code, standard output, standard error, files to write, and
         which of the files the caller opened (`fds`, which the caller of this closes) were produced."""
+        from kinko.ca.i18n import speaking
+
+        # Text for people is made here in the caller's language, which travels with the request.
+        with speaking(str(request.get("lang") or "en")):
+            return self._handle(request, uid, fds, stream)
+
+    def _handle(
+        self,
+        request: dict[str, Any],
+        uid: int,
+        fds: list[int] | None,
+        stream: Callable[[dict[str, Any]], object] | None,
+    ) -> dict[str, Any]:
         from kinko.ca.outputs import received
 
         name = request.get("op")
@@ -215,10 +228,16 @@ def _operation(name: str) -> Operation[Any, Any]:
 def _refusal(code: int, exc: KinkoError, stdout: str = "") -> dict[str, Any]:
     """A refusal's reply; for a client that acts on the kind (the API's HTTP status) it names the
     error's classes, nearest first."""
-    reply = _reply(code, stdout, f"kinko: error: {exc}\n")
+    from kinko.ca.i18n import N_, render
+
+    # For people, in the caller's language (the request's); for programs, the English message below.
+    reply = _reply(code, stdout, render(N_("kinko: error: {message}"), {"message": exc.localized()}) + "\n")
     reply["error"] = {
         "kinds": [cls.__name__ for cls in type(exc).__mro__ if issubclass(cls, KinkoError)],
         "message": str(exc),
+        # For the caller to show it in its own language: the template and its values, as text.
+        "template": exc.template,
+        "params": {name: str(value) for name, value in exc.params.items()},
     }
     return reply
 

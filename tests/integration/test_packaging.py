@@ -35,7 +35,7 @@ def test_the_wheel_holds_every_module_under_kinko(wheel: Path) -> None:
         f"kinko/{path.relative_to(ROOT).as_posix()}"
         for folder in FOLDERS
         for path in (ROOT / folder).rglob("*")
-        if path.suffix in (".py", ".toml", ".sql") and "__pycache__" not in path.parts
+        if path.suffix in (".py", ".toml", ".sql", ".mo") and "__pycache__" not in path.parts
     }
     assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
     bare = {name for name in names if name.split("/")[0] in (*FOLDERS, "cli.py")}
@@ -61,6 +61,9 @@ def test_a_fresh_virtualenv_imports_kinko_ca_and_not_ca(wheel: Path, tmp_path: P
         "    except ImportError:\n"
         "        continue\n"
         "    raise SystemExit(f'bare {bare} imports')\n"
+        "from kinko.ca.i18n import _, speaking\n"
+        "with speaking('ja'):\n"
+        "    assert _('Usage:') == '使い方:', 'the Japanese catalogue is not in the wheel'\n"
         "print(kinko.ca.errors.__file__)\n"
     )
     result = subprocess.run(

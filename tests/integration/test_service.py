@@ -32,10 +32,11 @@ import pytest
 from kinko import cli
 from kinko.ca.clock import SystemClock, to_text
 from kinko.ca.hierarchy import InitOptions, create_home
+from kinko.ca.i18n import preload
 from kinko.ca.officers import add_officer
 from kinko.ca.service.protocol import HEADER
 from kinko.ca.service.setup import Accounts, set_up
-from tests.conftest import ORG, make_csr, wait_listening
+from tests.conftest import ORG, make_csr, make_key, wait_listening
 from tests.integration.test_roles import traversable_by_others
 
 SERVICE, OFFICER, OFFICER2, AUDITOR, OUTSIDER, RESPONDER, API_ACCOUNT = (
@@ -87,8 +88,9 @@ def drop_to(login: str) -> None:
     os.setuid(entry.pw_uid)
 
 
-def as_account(login: str, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-    """Runs `kinko ARGS` as `login` in a child process; returns (exit code, stdout, stderr)."""
+def as_account(login: str, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Runs `kinko ARGS` as `login` in a child process (with `env` added to its environment);
+    returns (exit code, stdout, stderr)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     in_r, in_w = os.pipe()
@@ -103,7 +105,9 @@ def as_account(login: str, *args: str, stdin: bytes = b"") -> tuple[int, str, st
             sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
             sys.stdout = open(1, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
             sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+            preload()  # the catalogues, while this interpreter's own modules can still be read
             drop_to(login)
+            os.environ.update(env or {})
             try:
                 cli.main(list(args))
                 code = 0
@@ -202,8 +206,8 @@ def start_service(home: Path, sock: Path) -> int:
     return pid
 
 
-def kinko_as(d: dict[str, Any], login: str, *args: str) -> tuple[int, str, str]:
-    return as_account(login, "--socket", str(d["socket"]), *args)
+def kinko_as(d: dict[str, Any], login: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    return as_account(login, "--socket", str(d["socket"]), *args, env=env)
 
 
 def csr_for(d: dict[str, Any], login: str, name: str = "request.csr") -> Path:
@@ -262,6 +266,23 @@ def test_an_officer_issues_revokes_holds_and_releases_through_the_socket(deploym
     assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
     (der,) = rows(d, "SELECT der FROM ocsp_responses WHERE serial = ?", (serial,))[0]
     assert next(iter(ocsp.load_der_ocsp_response(der).responses)).certificate_status == ocsp.OCSPCertStatus.REVOKED
+
+
+def test_a_refusal_through_the_service_is_in_the_officer_s_language(deployment: dict[str, Any]) -> None:
+    """The service runs in its own locale; the officer's language travels with the request."""
+    d = deployment
+    weak = d["base"] / OFFICER / "weak.csr"
+    weak.write_bytes(make_csr(make_key("rsa-1024")))
+    weak.chmod(0o644)
+    args = ("issue", "--csr", str(weak), "--name", "山田 太郎")
+    before = rows(d, "SELECT max(seq) FROM ledger")
+    code_en, _, english = kinko_as(d, OFFICER, *args, env={"KINKO_LANG": "en"})
+    code_ja, _, japanese = kinko_as(d, OFFICER, *args, env={"KINKO_LANG": "ja"})
+    assert code_en == code_ja == 1
+    assert english == "kinko: error: RSA 1024-bit keys are not accepted; use 2048 or more\n"
+    assert japanese.count("\n") == 1 and "1024" in japanese and "2048" in japanese
+    assert any("\u3040" <= ch <= "\u9fff" for ch in japanese), japanese
+    assert rows(d, "SELECT max(seq) FROM ledger") == before
 
 
 def test_direct_mode_on_the_service_home_says_to_use_the_service(deployment: dict[str, Any]) -> None:

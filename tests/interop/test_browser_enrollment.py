@@ -98,7 +98,7 @@ def render_shipped(
         "server_name enroll.bank.example;": f"server_name enroll.bank.example;\n    {bodies}",
         "server_name login.bank.example;": f"server_name login.bank.example;\n    {bodies}",
         "server 127.0.0.1:8082;": f"server 127.0.0.1:{api_port};",
-        "http://127.0.0.1:8080/": responder_url,
+        "http://127.0.0.1:8081/": responder_url,
         "/etc/kinko/frontend/server.pem": str(tls.cert_file),
         "/etc/kinko/frontend/server.key": str(tls.key_file),
         "/etc/kinko/frontend/client-ca.pem": str(client_ca),
@@ -599,6 +599,8 @@ def test_the_front_end_refuses_what_its_own_pages_never_send(site: Site) -> None
         {"Origin": "null"},
         {"Sec-Fetch-Site": "cross-site", "Origin": origin},
         {"Sec-Fetch-Site": "same-site"},
+        {"Origin": site.nginx.login_url.rstrip("/")},  # the bank's other site: not this page's origin
+        {"Origin": origin.rsplit(":", 1)[0] + ":1"},  # the same host on another port
     ):
         status, _ = front_end(site, site.url, "/v1/acquire", "POST", body, headers=headers)
         assert status == 403, headers
@@ -624,6 +626,28 @@ def test_the_front_end_refuses_what_its_own_pages_never_send(site: Site) -> None
     forged = {"X-Client-Certificate": "-----BEGIN%20CERTIFICATE-----", "Origin": site.nginx.login_url.rstrip("/")}
     assert front_end(site, site.nginx.login_url, "/v1/renew", "POST", {"csr": body["csr"]}, headers=forged)[0] == 403
     assert row_counts(site.home)["certificates"] == before + 1
+    # HSTS on every answer of both sites, refusals included.
+    for url, path in ((site.url, "/nothing"), (site.nginx.login_url, "/login/"), (site.nginx.login_url, "/x")):
+        status, response = front_end(site, url, path)
+        assert status in (403, 404) and response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_a_verified_holder_cannot_name_another_certificate_in_a_header(site: Site, tmp_path: Path) -> None:
+    """nginx replaces X-Client-Certificate with the certificate it verified: a renewal names that one."""
+    import urllib.parse
+
+    from tests.interop.test_nginx_login import issue_client
+
+    holder, other = issue_client(site.kinko, tmp_path, "holder"), issue_client(site.kinko, tmp_path, "other")
+    forged = {
+        "X-Client-Certificate": urllib.parse.quote(other.cert_file.read_text(encoding="ascii")),
+        "Origin": site.nginx.login_url.rstrip("/"),
+    }
+    body = {"csr": make_csr(make_key()).decode("ascii")}
+    pair = (str(holder.cert_file), str(holder.key_file))
+    status, response = front_end(site, site.nginx.login_url, "/v1/renew", "POST", body, headers=forged, client=pair)
+    # Both were just issued: the renewal window is closed, and the refusal names the verified one.
+    assert 400 <= status < 500 and holder.serial in response.body and other.serial not in response.body, response.body
 
 
 def test_a_refused_certificate_gets_the_refusal_page_for_a_renewal_post_too(site: Site, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ def test_examples_are_read_from_the_officers_day_only() -> None:
     assert three.expected_rc == "1" and one.expected_rc == "0"
     assert Step(1, "x", False, ["kinko: error: No such option; see kinko x --help"]).expected_rc == "2"
     assert Step(1, "x", False, ["error 23 at 0 depth lookup: certificate revoked"]).expected_rc == "non-zero"
+    assert Step(1, "x", False, ["kinko: エラー: RSA 1024 ビットの鍵は受け付けできません"]).expected_rc == "1"
 
 
 def test_values_are_learnt_and_must_stay_the_same(tmp_path: Path) -> None:

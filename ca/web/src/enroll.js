@@ -12,7 +12,7 @@ const KEYS = {
   "rsa-2048": { name: "RSASSA-PKCS1-v1_5", modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" },
 };
 
-const TEXT = {
+export const TEXT = {
   ja: {
     title: "電子証明書の取得",
     lead: "銀行から届いた登録コードを入力し、証明書ファイルのパスワードを決めてください。鍵はこのパソコンの中で作られ、銀行には送られません。",
@@ -46,6 +46,7 @@ const TEXT = {
     locked: "登録コードの誤りが続いたため、しばらく受け付けできません。15分ほど待ってから、もう一度お試しください。",
     windowClosed: "現在は更新の受付期間ではありません。",
     opensAt: (when) => `受付開始: ${when}`,
+    expiredRenew: "電子証明書の有効期限が切れているため、更新できません。有効期限が切れてから90日以内であれば、電子証明書の取得ページで以前の証明書ファイルを使って再取得できます。",
     failed: "電子証明書を取得できませんでした。",
     unsupported: "このブラウザーでは証明書を作成できません。最新の Chrome、Edge、Firefox または Safari をお使いください。",
     reacquireTitle: "再取得（有効期限が切れた方）",
@@ -89,7 +90,8 @@ const TEXT = {
     wrongCode: "The enrollment code is wrong, already used or expired. Check the latest code the bank sent you.",
     locked: "Too many wrong codes: codes are not accepted for a while. Wait 15 minutes and try again.",
     windowClosed: "Renewal is not open now.",
-    opensAt: (when) => `It opens at ${when}.`,
+    opensAt: (when) => ` It opens at ${when}.`,
+    expiredRenew: "Your certificate has expired, so it cannot be renewed. Within 90 days after it expired, re-acquire it on the certificate page with your previous certificate file.",
     failed: "The certificate could not be issued.",
     unsupported: "This browser cannot make the certificate. Use a current Chrome, Edge, Firefox or Safari.",
     reacquireTitle: "Re-acquire (your certificate has expired)",
@@ -117,10 +119,11 @@ export function refusal(text, status, detail) {
   const said = String(detail || "");
   if (said.includes("too many wrong codes")) return text.locked;
   if (said.includes("enrollment code is not valid")) return text.wrongCode;
-  if (said.includes("opens at") || said.includes("renewal is closed")) {
-    // The API's detail is English: only its time is carried over into the holder's language.
-    const when = said.match(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2})/);
-    return when ? `${text.windowClosed}${text.opensAt(when[0])}` : text.windowClosed;
+  if (said.includes("renewal is closed")) return text.expiredRenew;
+  if (said.includes("opens at")) {
+    // The API's detail is English: only the opening time is carried over into the holder's language.
+    const when = said.match(/opens at (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2}))/);
+    return when ? `${text.windowClosed}${text.opensAt(when[1])}` : text.windowClosed;
   }
   return `${text.failed}（${status}: ${said || "no detail"}）`;
 }
@@ -266,6 +269,7 @@ function show(element, text, kind) {
   element.textContent = text;
   element.className = kind;
   element.hidden = !text;
+  if (text && element.scrollIntoView) element.scrollIntoView({ block: "nearest" }); // below the fold on a small screen
 }
 
 /** Checks the password fields; the refusal to show, or "" when they will do. */
@@ -298,6 +302,7 @@ async function obtain(text, form, path, fields, doneText) {
     document.getElementById("notAfter").textContent = answer.not_after;
     show(message, doneText, "ok");
     result.hidden = false;
+    result.scrollIntoView({ block: "nearest" });
     form.reset();
   } catch (error) {
     show(message, `${text.failed}（${error && error.message ? error.message : error}）`, "error");

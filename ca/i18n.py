@@ -1,0 +1,103 @@
+"""The language people read Kinko in: English (the source) or Japanese, from gettext catalogues.
+
+Only text for people is translated: help, refusals, labels and statuses. `--json`, the ledger,
+exports and machine log lines stay English whatever the reader's locale. The language is chosen
+per process from the environment, and per request in the CA service (the caller's, not the
+service's: it travels with the request), so it is held in a context variable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gettext as gettext_module
+import os
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from pathlib import Path
+
+DOMAIN = "kinko"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+LANGUAGES = ("en", "ja")
+LANGUAGE_ENV = "KINKO_LANG"
+
+_language: ContextVar[str | None] = ContextVar("kinko_language", default=None)
+
+
+def language_from(environ: Mapping[str, str]) -> str:
+    """KINKO_LANG (ja or en) if set, else POSIX order LC_ALL, LC_MESSAGES, LANG: Japanese for ja_*."""
+    chosen = environ.get(LANGUAGE_ENV, "").strip().lower()
+    if chosen in LANGUAGES:
+        return chosen
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "")
+        if value:
+            return "ja" if value.lower().startswith("ja") else "en"
+    return "en"
+
+
+def current() -> str:
+    """The language of the text being made now."""
+    return _language.get() or language_from(os.environ)
+
+
+@contextlib.contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """Text made inside is in `language` (a service request in its caller's language)."""
+    token = _language.set(language if language in LANGUAGES else "en")
+    try:
+        yield
+    finally:
+        _language.reset(token)
+
+
+@functools.cache
+def _catalogue(language: str) -> gettext_module.NullTranslations:
+    return gettext_module.translation(DOMAIN, localedir=LOCALE_DIR, languages=[language], fallback=True)
+
+
+def preload() -> None:
+    """Loads every catalogue now: for a process about to drop its privileges (a test's forked
+    child), whose interpreter's own modules, which gettext imports at its first lookup, it may then
+    no longer read."""
+    for language in LANGUAGES:
+        _catalogue(language)
+
+
+def _(message: str) -> str:
+    """`message` (an English source text) in the current language; itself where none is known."""
+    if not message:
+        return message
+    return _catalogue(current()).gettext(message)
+
+
+def N_(message: str) -> str:  # gettext's conventional name: a keyword for extraction
+    """Marks a source text for extraction, translated later where it is shown."""
+    return message
+
+
+def render(template: str, params: Mapping[str, object]) -> str:
+    """A message template translated, then filled in with its parameters."""
+    translated = _(template)
+    try:
+        return translated.format(**params) if params else translated
+    except (KeyError, IndexError, ValueError):  # a catalogue that disagrees with its source: the source
+        return template.format(**params)
+
+
+@contextlib.contextmanager
+def click_speaking() -> Iterator[None]:
+    """Click's own texts (Usage:, Options, its usage errors) come through stdlib gettext's global
+    domain and the LANGUAGE variable: Kinko's catalogue, in the language chosen here (KINKO_LANG
+    included), for as long as the command runs (in a test's process, not after it)."""
+    gettext_module.bindtextdomain(DOMAIN, str(LOCALE_DIR))
+    gettext_module.textdomain(DOMAIN)
+    before = os.environ.get("LANGUAGE")
+    os.environ["LANGUAGE"] = current()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LANGUAGE", None)
+        else:
+            os.environ["LANGUAGE"] = before

@@ -1,0 +1,36 @@
+#!/bin/sh
+# The catalogue workflow: extract every text for people into ca/locale/kinko.pot, merge it into each
+# language's .po (new texts arrive untranslated, changed ones fuzzy: tests/unit/test_catalogue.py
+# fails until a translator fills them in), and compile the .mo files the package ships.
+#   sh ca/locale/update.sh           # after adding or changing a message
+#   sh ca/locale/update.sh --check   # CI: the committed .pot, .po and .mo are what the sources make
+set -eu
+cd "$(dirname "$0")/../.."
+pybabel=.venv/bin/pybabel
+# Keywords: gettext's markers, and each error class, whose first argument is a message template.
+keywords="-k _ -k N_"
+for kind in KinkoError InputError PolicyError NotFound Conflict ConfigError PassphraseError StorageError \
+    Forbidden SchemaVersionError LedgerBroken ServiceUnavailable ProtocolError; do
+    keywords="$keywords -k $kind"
+done
+out=ca/locale/kinko.pot
+[ "${1:-}" = "--check" ] && out=$(mktemp)
+# shellcheck disable=SC2086
+# An f-string message is not extracted (Babel says so): it stays English until it becomes a template.
+$pybabel -q extract -F ca/locale/babel.cfg $keywords --no-location --sort-output --omit-header \
+    --no-wrap -o "$out" ca ocsp crl cli.py 2>&1 | grep -v "Skipping f-string with substitutions" >&2 || true
+if [ "${1:-}" = "--check" ]; then
+    cmp -s "$out" ca/locale/kinko.pot || { echo "ca/locale/kinko.pot is stale: run sh ca/locale/update.sh" >&2; exit 1; }
+    rm -f "$out"
+    exit 0
+fi
+for language in ja; do
+    po=ca/locale/$language/LC_MESSAGES/kinko.po
+    if [ -f "$po" ]; then
+        $pybabel -q update -D kinko -i "$out" -d ca/locale -l "$language" --no-wrap --ignore-obsolete \
+            --no-fuzzy-matching
+    else
+        $pybabel -q init -D kinko -i "$out" -d ca/locale -l "$language" --no-wrap
+    fi
+done
+$pybabel -q compile -D kinko -d ca/locale --statistics

@@ -1,0 +1,103 @@
+"""Kinko in Japanese: help, refusals and Click's own texts under LANG=ja_JP.UTF-8 (or KINKO_LANG=ja),
+one line with the same exit code as in English, and `--json` byte-identical in both languages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from babel.messages.pofile import read_po
+
+from kinko.ca.commands import INDEX
+from kinko.ca.commands.click_app import first_sentence
+from kinko.ca.commands.registry import module_groups, module_operations
+from kinko.ca.home import Home
+from tests.conftest import ROOT, make_csr, make_key, row_counts
+
+# Empty LC_ALL and KINKO_LANG count as unset: the run's own environment cannot decide for the test.
+JA = {"LANG": "ja_JP.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "KINKO_LANG": ""}
+EN = {"LANG": "C.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "KINKO_LANG": ""}
+
+
+def japanese() -> dict[str, str]:
+    with (ROOT / "ca" / "locale" / "ja" / "LC_MESSAGES" / "kinko.po").open("rb") as handle:
+        return {str(m.id): str(m.string) for m in read_po(handle) if m.id}
+
+
+def squeezed(text: str) -> str:
+    """Text without its white space: Click wraps help lines (and breaks after a hyphen)."""
+    return "".join(text.split())
+
+
+def is_japanese(text: str) -> bool:
+    return any("\u3040" <= ch <= "\u9fff" for ch in text)
+
+
+def test_every_command_group_s_help_is_japanese(run_cli: Any) -> None:
+    catalogue = japanese()
+    top = run_cli("--help", env=JA)
+    assert top.exit_code == 0 and top.output.startswith("使い方: ")
+    assert catalogue["Kinko: a private CA for client-certificate login."] in top.output
+    assert catalogue["Show this message and exit."] in top.output
+    for name, module in sorted(INDEX.items()):
+        operations = [op for op in module_operations(module) if op.path.split()[0] == name and not op.hidden]
+        if not operations:
+            continue
+        source = module_groups(module).get(name) or operations[0].help
+        shown = run_cli(name, "--help", env=JA)
+        assert shown.exit_code == 0, (name, shown.output)
+        summary = first_sentence(catalogue[source])
+        assert summary and is_japanese(summary) and squeezed(summary) in squeezed(shown.output), (name, shown.output)
+        english = run_cli(name, "--help", env=EN)
+        assert squeezed(first_sentence(source) or "") in squeezed(english.output)
+
+
+def test_kinko_lang_overrides_the_locale(run_cli: Any) -> None:
+    english = run_cli("--help", env={**JA, "KINKO_LANG": "en"}).output
+    assert english.startswith("Usage: ") and not any("\u3040" <= ch <= "\u9fff" for ch in english), english
+    assert run_cli("--help", env={**EN, "KINKO_LANG": "ja"}).output.startswith("使い方: ")
+
+
+@pytest.mark.parametrize("case", ["rsa-1024", "renewal-closed", "usage"])
+def test_a_refusal_is_one_japanese_line_with_the_english_exit_code(
+    home: Home, tmp_path: Path, run_cli: Any, case: str
+) -> None:
+    catalogue = japanese()
+    if case == "rsa-1024":
+        csr = tmp_path / "weak.csr"
+        csr.write_bytes(make_csr(make_key("rsa-1024")))
+        args = ["--home", str(home.path), "issue", "--csr", str(csr), "--name", "山田 太郎"]
+        expected = catalogue["RSA {bits}-bit keys are not accepted; use {minimum} or more"].format(
+            bits=1024, minimum=2048
+        )
+    elif case == "renewal-closed":
+        issued = tmp_path / "first.csr"
+        issued.write_bytes(make_csr())
+        out = tmp_path / "first.pem"
+        done = run_cli("--home", str(home.path), "--json", "issue", "--csr", issued, "--name", "X", "--out", out)
+        assert done.exit_code == 0, done.output
+        serial = json.loads(done.stdout)["serial"]
+        csr = tmp_path / "new.csr"
+        csr.write_bytes(make_csr())
+        args = ["--home", str(home.path), "renew", serial, "--csr", str(csr)]
+        expected = catalogue["renewal of {serial} opens at {opens} ({days} days before it expires)"].split("{")[0]
+    else:
+        args = ["--home", str(home.path), "status", "--bogus"]
+        expected = catalogue["No such option {name!r}."].split("{")[0]
+    before = row_counts(home)
+    english, shown = run_cli(*args, env=EN), run_cli(*args, env=JA)
+    assert shown.exit_code == english.exit_code != 0
+    lines = shown.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(catalogue["kinko: error: {message}"].split("{")[0]), shown.stderr
+    assert expected in lines[0] and is_japanese(lines[0]), (lines[0], expected)
+    assert shown.stdout == "" and row_counts(home) == before
+
+
+@pytest.mark.parametrize("command", [["ca", "show"], ["cert", "list"], ["ledger", "verify"]])
+def test_json_output_is_the_same_bytes_in_both_languages(home: Home, run_cli: Any, command: list[str]) -> None:
+    args = ["--home", str(home.path), "--json", *command]
+    english, shown = run_cli(*args, env=EN), run_cli(*args, env=JA)
+    assert english.exit_code == shown.exit_code == 0
+    assert shown.stdout == english.stdout and shown.stdout.startswith(("{", "["))
