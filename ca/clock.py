@@ -80,13 +80,15 @@ def parse_user_time(text: str, what: str) -> dt.datetime:
             day = dt.date.fromisoformat(text.strip())
             return dt.datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(BANK_ZONE)).astimezone(UTC)
         except (ValueError, OverflowError):  # no such day, or one at the edge of the calendar
-            raise InputError(f"{what} {text!r} is not a date (e.g. 2026-12-02)") from None
+            raise InputError("{what} {text!r} is not a date (e.g. 2026-12-02)", what=what, text=text) from None
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("z", "Z").replace("Z", "+00:00"))
         if when.tzinfo is not None:
             when.astimezone(UTC)  # years at the edge of the calendar overflow here
     except (ValueError, OverflowError):
-        raise InputError(f"{what} {text!r} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00+09:00)") from None
+        raise InputError(
+            "{what} {text!r} is not an ISO 8601 time (e.g. 2026-11-25T10:00:00+09:00)", what=what, text=text
+        ) from None
     if when.tzinfo is None:
-        raise InputError(f"{what} {text!r} has no time zone; add Z or an offset such as +09:00")
+        raise InputError("{what} {text!r} has no time zone; add Z or an offset such as +09:00", what=what, text=text)
     return when.astimezone(UTC).replace(microsecond=0)

@@ -81,9 +81,11 @@ def check_private(path: Path, what: str) -> None:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise ConfigError(f"{what} file {path} does not exist") from None
+        raise ConfigError("{what} file {path} does not exist", what=what, path=path) from None
     except OSError as exc:
-        raise ConfigError(f"{what} file {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(
+            "{what} file {path} cannot be read: {reason}", what=what, path=path, reason=exc.strerror
+        ) from None
     _check_mode(info, path, what)
 
 
@@ -94,9 +96,11 @@ def read_secret(path: Path, what: str, limit: int) -> bytes:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below anyway.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ConfigError(f"{what} file {path} does not exist") from None
+        raise ConfigError("{what} file {path} does not exist", what=what, path=path) from None
     except OSError as exc:
-        raise ConfigError(f"{what} file {path} cannot be read: {exc.strerror}") from None
+        raise ConfigError(
+            "{what} file {path} cannot be read: {reason}", what=what, path=path, reason=exc.strerror
+        ) from None
     try:
         _check_mode(os.fstat(fd), path, what)
         chunks: list[bytes] = []
@@ -109,16 +113,20 @@ def read_secret(path: Path, what: str, limit: int) -> bytes:
             size += len(chunk)
         return b"".join(chunks)
     except IsADirectoryError:
-        raise ConfigError(f"{what} file {path} is a directory") from None
+        raise ConfigError("{what} file {path} is a directory", what=what, path=path) from None
     finally:
         os.close(fd)
 
 
 def _check_mode(info: os.stat_result, path: Path, what: str) -> None:
     if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{what} file {path} is not a regular file (a FIFO, device or directory is refused)")
+        raise ConfigError(
+            "{what} file {path} is not a regular file (a FIFO, device or directory is refused)", what=what, path=path
+        )
     if info.st_mode & 0o077:
         raise ConfigError(
-            f"{what} file {path} is mode {stat.S_IMODE(info.st_mode):04o}: group and others may read it; "
-            f"chmod 600 {path}"
+            "{what} file {path} is mode {mode}: group and others may read it; chmod 600 {path}",
+            what=what,
+            path=path,
+            mode=f"{stat.S_IMODE(info.st_mode):04o}",
         )

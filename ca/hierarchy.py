@@ -48,19 +48,28 @@ def _check_names(options: InitOptions) -> None:
     size = len(organization.encode("utf-8", "surrogatepass"))
     if size > limit:
         raise InputError(
-            f"--org is {size} bytes in UTF-8; at most {limit} fit the CAs' names "
-            f"({limit} ASCII characters or {limit // 3} kanji or kana)"
+            "--org is {size} bytes in UTF-8; at most {limit} fit the CAs' names "
+            "({limit} ASCII characters or {kana} kanji or kana)",
+            size=size,
+            limit=limit,
+            kana=limit // 3,
         )
     if not (len(options.country) == 2 and options.country.isascii() and options.country.isalpha()):
-        raise InputError(f"--country must be a two-letter ISO 3166 code such as JP, not {options.country!r}")
+        raise InputError(
+            "--country must be a two-letter ISO 3166 code such as JP, not {country!r}", country=options.country
+        )
 
 
 def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, passphrase: bytes | None = None) -> Home:
     """Builds a complete CA home at `path`; refuses an existing one and leaves nothing on failure."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise Conflict(f"{path} already exists and is not empty; kinko init never touches an existing home")
+        raise Conflict("{path} already exists and is not empty; kinko init never touches an existing home", path=path)
     if options.key_type not in config_module.KEY_TYPES:
-        raise InputError(f"key type {options.key_type!r} is not one of {', '.join(config_module.KEY_TYPES)}")
+        raise InputError(
+            "key type {key_type!r} is not one of {types}",
+            key_type=options.key_type,
+            types=", ".join(config_module.KEY_TYPES),
+        )
     _check_names(options)
     if options.passphrase_file is not None:
         passphrase_file = options.passphrase_file.resolve()

@@ -85,14 +85,18 @@ class Home:
             return self.config_file.exists()
         except PermissionError:
             raise ConfigError(
-                f"{self.path} belongs to another account (permission denied): "
-                f"reach it through the CA service, e.g. kinko --socket {DEFAULT_SOCKET} ..."
+                "{path} belongs to another account (permission denied): "
+                "reach it through the CA service, e.g. kinko --socket {socket} ...",
+                path=self.path,
+                socket=DEFAULT_SOCKET,
             ) from None
 
     def require(self) -> None:
         """Raises a clear error when this is not a Kinko home."""
         if not self.exists():
-            raise ConfigError(f"{self.path} is not a Kinko home (no kinko.toml); create one with `kinko init`")
+            raise ConfigError(
+                "{path} is not a Kinko home (no kinko.toml); create one with `kinko init`", path=self.path
+            )
 
     @cached_property
     def config(self) -> config_module.Config:
@@ -140,7 +144,7 @@ class Home:
         if self.readonly:
             return self.readonly_store
         if not self.db_file.exists():
-            raise ConfigError(f"{self.db_file} is missing: this home has no database")
+            raise ConfigError("{path} is missing: this home has no database", path=self.db_file)
         store = open_store(self.db_file, upgrading=self.upgrading)
         if store.authority("audit") is not None:
             store.sealer = self.seal_checkpoint
@@ -229,12 +233,12 @@ class Home:
 
         found = self.store.authority(role)
         if found is None:
-            raise NotFound(f"this home has no {role} certificate")
+            raise NotFound("this home has no {role} certificate", role=role)
         cached = self._certificates.get(found[0])
         if cached is None:
             record = self.store.certificate(found[0])
             if record is None:
-                raise NotFound(f"this home has no {role} certificate")
+                raise NotFound("this home has no {role} certificate", role=role)
             cached = self._certificates[found[0]] = x509.load_der_x509_certificate(record.der)
         return cached
 
@@ -244,10 +248,15 @@ class Home:
 
         found = self.store.authority(role)
         if found is None:
-            raise ConfigError(f"this home has no key for {role}")
+            raise ConfigError("this home has no key for {role}", role=role)
         # A key reference is a file name in keys/, never a path: a row edited to '../../x' reads nothing.
         if not KEY_FILE.fullmatch(found[1]):
-            raise ConfigError(f"the key reference of {role} is not a file name in {self.keys_dir}: {found[1]!r}")
+            raise ConfigError(
+                "the key reference of {role} is not a file name in {directory}: {reference!r}",
+                role=role,
+                directory=self.keys_dir,
+                reference=found[1],
+            )
         cached = self._keys.get(found[1])
         if cached is None:
             # Delegated signers (OCSP, the ledger's audit key) are kept unencrypted so services
@@ -278,9 +287,9 @@ class Home:
         from kinko.ca.errors import PolicyError
 
         if not reference or "/" in reference or reference in (".", "..") or "\0" in reference:
-            raise PolicyError(f"refusing to delete key {reference!r}: not a file name under keys/")
+            raise PolicyError("refusing to delete key {reference!r}: not a file name under keys/", reference=reference)
         if reference in {key_file for _serial, key_file in self.store.authorities().values()}:
-            raise PolicyError(f"refusing to delete key {reference}: a role still uses it")
+            raise PolicyError("refusing to delete key {reference}: a role still uses it", reference=reference)
         self._keys.pop(reference, None)
         directory = os.open(self.keys_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         try:
@@ -302,8 +311,10 @@ class Home:
             self._passphrase = self._prompt("CA key passphrase").encode("utf-8")
         else:
             raise PassphraseError(
-                f"no passphrase for the CA key: set {PASSPHRASE_ENV} or ca.passphrase_file in "
-                f"{self.config_file}, or run on a terminal to be prompted"
+                "no passphrase for the CA key: set {variable} or ca.passphrase_file in "
+                "{config}, or run on a terminal to be prompted",
+                variable=PASSPHRASE_ENV,
+                config=self.config_file,
             )
         return self._passphrase
 
@@ -319,7 +330,9 @@ def read_passphrase_file(path: Path) -> bytes:
         raise PassphraseError(str(exc)) from None
     line = data.split(b"\n", 1)[0].rstrip(b"\r")
     if not line:
-        raise PassphraseError(f"passphrase file {path} is empty")
+        raise PassphraseError("passphrase file {path} is empty", path=path)
     if len(line) > MAX_PASSPHRASE_BYTES:
-        raise PassphraseError(f"passphrase in {path} is longer than {MAX_PASSPHRASE_BYTES} bytes")
+        raise PassphraseError(
+            "passphrase in {path} is longer than {limit} bytes", path=path, limit=MAX_PASSPHRASE_BYTES
+        )
     return line

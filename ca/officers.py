@@ -63,10 +63,19 @@ def authorize(home: Home, login: str, command: str, needed: str, time: str) -> s
         tx.append_event("command.refused", details={"command": command, "needs": needed, "role": role})
     if role is None:
         raise Forbidden(
-            f"`kinko {command}` needs the {needed} role; {login} is not a registered operator of this CA "
-            "(an admin adds accounts with `kinko officer add`)"
+            "`kinko {command}` needs the {needed} role; {login} is not a registered operator of this CA "
+            "(an admin adds accounts with `kinko officer add`)",
+            command=command,
+            needed=needed,
+            login=login,
         )
-    raise Forbidden(f"`kinko {command}` needs the {needed} role; {login} is {role}")
+    raise Forbidden(
+        "`kinko {command}` needs the {needed} role; {login} is {role}",
+        command=command,
+        needed=needed,
+        login=login,
+        role=role,
+    )
 
 
 def confirm_role(login: str, role: str | None, event: Event | None) -> Mismatch | None:
@@ -84,14 +93,16 @@ def confirm_role(login: str, role: str | None, event: Event | None) -> Mismatch 
 def add_officer(home: Home, login: str, role: str, actor: str, time: str) -> None:
     """Registers an existing OS account with a role."""
     if role not in GRANTABLE:
-        raise InputError(f"unknown role {role!r}; use one of: {', '.join(GRANTABLE)}")
+        raise InputError("unknown role {role!r}; use one of: {roles}", role=role, roles=", ".join(GRANTABLE))
     if not _LOGIN.match(login):
-        raise InputError(f"{login!r} is not an OS login name")
+        raise InputError("{login!r} is not an OS login name", login=login)
     try:
         pwd.getpwnam(login)
     except KeyError:
         # A role for a login nobody has yet would pass to whoever creates that account later.
-        raise NotFound(f"there is no OS account {login} on this host; create it first (useradd {login})") from None
+        raise NotFound(
+            "there is no OS account {login} on this host; create it first (useradd {login})", login=login
+        ) from None
     with home.store.transaction(actor, time) as tx:
         tx.add_officer(login, role, actor)
         tx.append_event("officer.added", details={"login": login, "role": role})
@@ -100,15 +111,17 @@ def add_officer(home: Home, login: str, role: str, actor: str, time: str) -> Non
 def set_role(home: Home, login: str, role: str, actor: str, time: str) -> str:
     """Changes a registered account's role (never the last admin's away); returns the old role."""
     if role not in GRANTABLE:
-        raise InputError(f"unknown role {role!r}; use one of: {', '.join(GRANTABLE)}")
+        raise InputError("unknown role {role!r}; use one of: {roles}", role=role, roles=", ".join(GRANTABLE))
     with home.store.transaction(actor, time) as tx:
         old = tx.officer_role(login)
         if old is None:
-            raise NotFound(f"{login} is not a registered operator (an admin adds it with `kinko officer add`)")
+            raise NotFound(
+                "{login} is not a registered operator (an admin adds it with `kinko officer add`)", login=login
+            )
         if old == role:
-            raise Conflict(f"{login} is already {role}")
+            raise Conflict("{login} is already {role}", login=login, role=role)
         if old == "admin" and tx.count_admins() == 1:
-            raise Conflict(f"{login} is the last admin; make another account admin first")
+            raise Conflict("{login} is the last admin; make another account admin first", login=login)
         tx.set_officer_role(login, role)
         tx.append_event("officer.role-changed", details={"login": login, "role": role, "was": old})
     return old
@@ -119,8 +132,8 @@ def remove_officer(home: Home, login: str, actor: str, time: str) -> None:
     with home.store.transaction(actor, time) as tx:
         role = tx.officer_role(login)
         if role is None:
-            raise NotFound(f"{login} is not a registered operator")
+            raise NotFound("{login} is not a registered operator", login=login)
         if role == "admin" and tx.count_admins() == 1:
-            raise Conflict(f"{login} is the last admin; add another admin first")
+            raise Conflict("{login} is the last admin; add another admin first", login=login)
         tx.remove_officer(login)
         tx.append_event("officer.removed", details={"login": login, "role": role})

@@ -75,7 +75,7 @@ def subject_name(
     attributes = []
     if country:
         if len(country) != 2 or not country.isascii() or not country.isalpha():
-            raise InputError(f"country must be a two-letter ISO 3166 code, got {country!r}")
+            raise InputError("country must be a two-letter ISO 3166 code, got {country!r}", country=country)
         attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country.upper()))
     if organization:
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, _checked("organization", organization)))
@@ -129,7 +129,9 @@ def build_extensions(
         extensions.append((x509.CertificatePolicies([policy]), False))
     if profile.subject_alt_name:
         if alt_name is None:
-            raise InputError(f"profile {profile.name!r} puts a subjectAltName in its certificates: none was given")
+            raise InputError(
+                "profile {profile!r} puts a subjectAltName in its certificates: none was given", profile=profile.name
+            )
         # Not critical: the subject DN is not empty (RFC 5280 4.2.1.6).
         extensions.append((x509.SubjectAlternativeName([alt_name]), False))
     if profile.ocsp_no_check:
@@ -158,13 +160,13 @@ def checked_email(value: str) -> str:
     value = value.strip()
     if not value.isascii():
         raise InputError(
-            f"e-mail address {value!r} is not ASCII: a certificate's rfc822Name holds ASCII addresses only"
+            "e-mail address {value!r} is not ASCII: a certificate's rfc822Name holds ASCII addresses only", value=value
         )
     if len(value) > MAX_EMAIL:
-        raise InputError(f"e-mail address is {len(value)} characters; at most {MAX_EMAIL}")
+        raise InputError("e-mail address is {length} characters; at most {limit}", length=len(value), limit=MAX_EMAIL)
     local = value.rpartition("@")[0]
     if not _EMAIL.fullmatch(value) or local.startswith(".") or local.endswith(".") or ".." in local or len(local) > 64:
-        raise InputError(f"e-mail address {value!r} is not of the form name@domain.example")
+        raise InputError("e-mail address {value!r} is not of the form name@domain.example", value=value)
     return value
 
 
@@ -190,20 +192,30 @@ def _key_usage(names: tuple[str, ...]) -> x509.KeyUsage:
 def _checked(label: str, value: str) -> str:
     value = value.strip()
     if not value:
-        raise InputError(f"{label} must not be empty")
+        raise InputError("{label} must not be empty", label=label)
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         # Bytes that are not UTF-8 reach us from argv as lone surrogates (surrogateescape).
-        raise InputError(f"{label} is not valid UTF-8 text") from None
+        raise InputError("{label} is not valid UTF-8 text", label=label) from None
     for ch in value:
         if unicodedata.category(ch) in _INVISIBLE:
             # By name: a right-to-left override or a zero-width space is invisible in the message too.
             what = unicodedata.name(ch, "a control character")
-            raise InputError(f"{label} contains U+{ord(ch):04X} {what}; control and formatting characters are refused")
+            raise InputError(
+                "{label} contains U+{code} {what}; control and formatting characters are refused",
+                label=label,
+                code=f"{ord(ch):04X}",
+                what=what,
+            )
     if size > MAX_NAME:
         raise InputError(
-            f"{label} is {len(value)} characters ({size} bytes in UTF-8); a certificate holds at most "
-            f"{MAX_NAME} bytes: {MAX_NAME} ASCII characters or {MAX_NAME // 3} kanji or kana"
+            "{label} is {length} characters ({size} bytes in UTF-8); a certificate holds at most "
+            "{limit} bytes: {limit} ASCII characters or {kana} kanji or kana",
+            label=label,
+            length=len(value),
+            size=size,
+            limit=MAX_NAME,
+            kana=MAX_NAME // 3,
         )
     return value

@@ -33,10 +33,10 @@ def parse_serial(text: str) -> int:
     if cleaned.lower().startswith("0x"):
         cleaned = cleaned[2:]
     if not cleaned or not _HEX.match(cleaned):
-        raise InputError(f"not a serial number: {text!r} (expected hexadecimal, e.g. 5F0C3A…)")
+        raise InputError("not a serial number: {text!r} (expected hexadecimal, e.g. 5F0C3A…)", text=text)
     value = int(cleaned, 16)
     if value <= 0 or value.bit_length() > 159:
-        raise InputError(f"not a serial number: {text!r} (must be positive and at most 20 octets)")
+        raise InputError("not a serial number: {text!r} (must be positive and at most 20 octets)", text=text)
     return value
 
 
@@ -48,4 +48,4 @@ def normalize_serial(text: str) -> str:
 def no_such_certificate(text: str) -> NotFound:
     """The refusal for a serial not in the registry, naming it as it was typed (leading zeros kept)."""
     typed = text.strip().replace(":", "").upper().removeprefix("0X")
-    return NotFound(f"no certificate with serial {typed} in this CA's registry")
+    return NotFound("no certificate with serial {serial} in this CA's registry", serial=typed)

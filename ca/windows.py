@@ -87,7 +87,7 @@ def check_reacquire(certificate: CertificateRecord, role: str, now: dt.datetime,
             f"a revoked certificate cannot be re-acquired: {who_reissues(role)}"
         )
     if certificate.status == "held":
-        raise PolicyError(f"certificate {certificate.serial} is on hold; it cannot be re-acquired")
+        raise PolicyError("certificate {serial} is on hold; it cannot be re-acquired", serial=certificate.serial)
     opens, closes = reacquire_window(certificate, rules)
     if now < opens:
         # Advice the holder can follow today: renewal may be months away yet.

@@ -57,7 +57,9 @@ class Accounts:
     def add_customer(self, customer_id: str, name: str) -> CustomerRecord:
         """Registers a customer (a company using the service), active from now."""
         if not _ID.match(customer_id):
-            raise InputError(f"customer id {customer_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
+            raise InputError(
+                "customer id {customer!r}: use letters, digits, '.', '_' or '-' (at most 32)", customer=customer_id
+            )
         profiles.subject_name(name)  # the name goes into certificates: same limits
         now = self.s.clock.now()
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
@@ -68,7 +70,7 @@ class Accounts:
     def _customer(self, customer_id: str) -> CustomerRecord:
         customer = self.s.store.customer(customer_id)
         if customer is None:
-            raise NotFound(f"no customer {customer_id}")
+            raise NotFound("no customer {customer}", customer=customer_id)
         return customer
 
     # -- enrollments -------------------------------------------------------------------------------
@@ -108,7 +110,10 @@ class Accounts:
         email: str | None = None,
     ) -> Enrolled:
         if subscriber_id is not None and not _ID.match(subscriber_id):
-            raise InputError(f"subscriber id {subscriber_id!r}: use letters, digits, '.', '_' or '-' (at most 32)")
+            raise InputError(
+                "subscriber id {subscriber!r}: use letters, digits, '.', '_' or '-' (at most 32)",
+                subscriber=subscriber_id,
+            )
         profiles.subject_name(name)
         email = profiles.checked_email(email) if email is not None else None
         now = self.s.clock.now()
@@ -132,16 +137,20 @@ class Accounts:
         certificate (the presented one, when the caller proved the administrator by it)."""
         admin = tx.subscriber(admin_id)
         if admin is None:
-            raise NotFound(f"no subscriber {admin_id}: --by names the customer's administrator")
+            raise NotFound("no subscriber {admin}: --by names the customer's administrator", admin=admin_id)
         if admin.role != "administrator":
-            raise PolicyError(f"{admin_id} is not an administrator; only a customer's administrator acts for users")
+            raise PolicyError(
+                "{admin} is not an administrator; only a customer's administrator acts for users", admin=admin_id
+            )
         if admin.customer_id != customer_id:
-            raise PolicyError(f"administrator {admin_id} belongs to another customer; refused")
+            raise PolicyError("administrator {admin} belongs to another customer; refused", admin=admin_id)
         current = next(iter(tx.subscriber_certificates(admin_id)), None)
         if current is None or current.status != "valid" or current.not_after < self.s.text(now):
-            raise PolicyError(f"administrator {admin_id} holds no valid certificate; refused")
+            raise PolicyError("administrator {admin} holds no valid certificate; refused", admin=admin_id)
         if presented_serial is not None and current.serial != presented_serial:
-            raise PolicyError(f"the client certificate {presented_serial} is not its holder's current certificate")
+            raise PolicyError(
+                "the client certificate {serial} is not its holder's current certificate", serial=presented_serial
+            )
 
     @staticmethod
     def _new_subscriber_id(tx: Writer) -> str:
@@ -149,7 +158,7 @@ class Accounts:
             candidate = "S" + "".join(secrets.choice(enrollments.ALPHABET) for _ in range(8))
             if tx.subscriber(candidate) is None:
                 return candidate
-        raise Conflict(f"no free subscriber id after {MAX_DRAWS} random draws; give one with --id")
+        raise Conflict("no free subscriber id after {draws} random draws; give one with --id", draws=MAX_DRAWS)
 
     def _new_enrollment(
         self,
@@ -169,7 +178,7 @@ class Accounts:
             if not any(tx.enrollment_by_lookup(key) for key in enrollments.lookup_keys(normalized)):
                 break
         else:
-            raise Conflict(f"no free enrollment code after {MAX_DRAWS} random draws; nothing was changed")
+            raise Conflict("no free enrollment code after {draws} random draws; nothing was changed", draws=MAX_DRAWS)
         expires = to_text(windows.enrollment_expiry(now, self.s.config.lifecycle)) or ""
         enrollment_id = tx.add_enrollment(
             subscriber_id,
@@ -222,7 +231,7 @@ class Accounts:
     def _subscriber(tx: Writer | Store, subscriber_id: str) -> SubscriberRecord:
         subscriber = tx.subscriber(subscriber_id)
         if subscriber is None:
-            raise NotFound(f"no subscriber {subscriber_id}")
+            raise NotFound("no subscriber {subscriber}", subscriber=subscriber_id)
         return subscriber
 
     # -- the holder's actions -----------------------------------------------------------------------
@@ -237,7 +246,7 @@ class Accounts:
         # Locked: the same reply whatever the code, before it is even looked up.
         locked_until = self._locked_until(self.s.store, client, now)
         if locked_until is not None:
-            raise PolicyError(f"too many wrong codes; try again after {locked_until}")
+            raise PolicyError("too many wrong codes; try again after {until}", until=locked_until)
         normalized = enrollments.normalize(code)
         enrollment = self._find_enrollment(normalized)
         # The same work whether or not a row was found: a hash comparison, then one recorded
@@ -276,7 +285,11 @@ class Accounts:
                 raise integrity.refuse(mismatch, f"certificate for enrollment {fresh.id}", doing="issue a")
             current = [r for r in tx.subscriber_certificates(subscriber.id) if windows.is_active(r, now_text)]
             if current and enrollment.kind != "reissue":
-                raise PolicyError(f"subscriber {subscriber.id} already has an active certificate ({current[0].serial})")
+                raise PolicyError(
+                    "subscriber {subscriber} already has an active certificate ({serial})",
+                    subscriber=subscriber.id,
+                    serial=current[0].serial,
+                )
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.redeem_enrollment(enrollment.id, issued.record.serial)
             tx.append_event(
@@ -339,11 +352,11 @@ class Accounts:
         """An officer lifts a client's lock (the holder called the bank); recorded. Returns when it would have ended."""
         now = self.s.clock.now()
         if client == f"cli:{self.s.actor}":
-            raise PolicyError(f"{client} is your own lock: another officer lifts it")
+            raise PolicyError("{client} is your own lock: another officer lifts it", client=client)
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             until = self._locked_until(tx, client, now)
             if until is None:
-                raise Conflict(f"client {client} is not locked out of trying codes")
+                raise Conflict("client {client} is not locked out of trying codes", client=client)
             tx.append_event("enrollment.lock-cleared", details={"client": client, "locked_until": until})
         return until
 
@@ -373,7 +386,9 @@ class Accounts:
         now = self.s.clock.now()
         old = self.s.certificate(serial)
         if old.subscriber_id is None:
-            raise PolicyError(f"certificate {old.serial} belongs to no subscriber; issue a new one with `kinko issue`")
+            raise PolicyError(
+                "certificate {serial} belongs to no subscriber; issue a new one with `kinko issue`", serial=old.serial
+            )
         windows.check_renewal(old, now, self.s.config.lifecycle)
         accepted = load_csr(csr_data)
         if accepted.spki_sha256 == old.spki_sha256:
@@ -414,7 +429,8 @@ class Accounts:
         history = self.s.store.subscriber_certificates(subscriber.id)
         if not history:
             raise PolicyError(
-                f"subscriber {subscriber.id} has no certificate yet; acquire one with its enrollment code"
+                "subscriber {subscriber} has no certificate yet; acquire one with its enrollment code",
+                subscriber=subscriber.id,
             )
         windows.check_reacquire(history[0], subscriber.role, now, self.s.config.lifecycle)
         accepted = load_csr(csr_data)
@@ -428,7 +444,10 @@ class Accounts:
             history = tx.subscriber_certificates(subscriber.id)
             windows.check_reacquire(history[0], subscriber.role, now, self.s.config.lifecycle)
             if signature is not None and history[0].serial != proved:
-                raise PolicyError(f"subscriber {subscriber.id} has a newer certificate; the signature proves nothing")
+                raise PolicyError(
+                    "subscriber {subscriber} has a newer certificate; the signature proves nothing",
+                    subscriber=subscriber.id,
+                )
             issued = self._issue_for(tx, accepted, subscriber, customer, now)
             tx.append_event(
                 "certificate.reacquired",

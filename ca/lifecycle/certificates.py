@@ -61,7 +61,7 @@ class Certificates:
             if subscriber_id is not None:
                 subscriber = tx.subscriber(subscriber_id)
                 if subscriber is None:
-                    raise NotFound(f"no subscriber {subscriber_id}")
+                    raise NotFound("no subscriber {subscriber}", subscriber=subscriber_id)
                 customer_id = subscriber.customer_id
                 require_active_customer(tx.customer(customer_id), customer_id)
                 refuse_second_active(tx, subscriber_id, tx.time)

@@ -64,15 +64,19 @@ class Issuance:
             or profile in ("ocsp-signer", "audit-signer")
         ):
             raise PolicyError(
-                f"profile {profile!r} is for the CA's own certificates; `kinko issue` makes end-entity certificates"
+                "profile {profile!r} is for the CA's own certificates; `kinko issue` makes end-entity certificates",
+                profile=profile,
             )
         holder = tx.active_certificate_with_key(accepted.spki_sha256, tx.time)
         if holder is not None:
-            raise Conflict(f"this public key is already in active certificate {holder}; generate a new key pair")
+            raise Conflict(
+                "this public key is already in active certificate {serial}; generate a new key pair", serial=holder
+            )
         compromised = tx.compromised_certificate_with_key(accepted.spki_sha256)
         if compromised is not None:
             raise PolicyError(
-                f"this public key was revoked for key-compromise (certificate {compromised}); generate a new key pair"
+                "this public key was revoked for key-compromise (certificate {serial}); generate a new key pair",
+                serial=compromised,
             )
         role = s.keys.issuing_role
         issuer_cert = s.keys.ca_certificate(role)
@@ -130,11 +134,19 @@ class Issuance:
 def require_active_customer(customer: CustomerRecord | None, customer_id: str) -> CustomerRecord:
     """Refuses enrollments and certificates for a missing, suspended, terminated or ending customer."""
     if customer is None:
-        raise NotFound(f"no customer {customer_id}")
+        raise NotFound("no customer {customer}", customer=customer_id)
     if customer.status != "active":
-        raise PolicyError(f"customer {customer_id}'s service is {customer.status}: no enrollments or acquisitions")
+        raise PolicyError(
+            "customer {customer}'s service is {status}: no enrollments or acquisitions",
+            customer=customer_id,
+            status=customer.status,
+        )
     if customer.terminate_at is not None:
-        raise PolicyError(f"customer {customer_id}'s service ends at {customer.terminate_at}: no new certificates")
+        raise PolicyError(
+            "customer {customer}'s service ends at {when}: no new certificates",
+            customer=customer_id,
+            when=customer.terminate_at,
+        )
     return customer
 
 
@@ -143,8 +155,10 @@ def refuse_second_active(tx: Writer, subscriber_id: str, now: str) -> None:
     for record in tx.subscriber_certificates(subscriber_id):
         if windows.is_active(record, now):
             raise PolicyError(
-                f"subscriber {subscriber_id} already has an active certificate ({record.serial}); "
-                "one active certificate per subscriber"
+                "subscriber {subscriber} already has an active certificate ({serial}); "
+                "one active certificate per subscriber",
+                subscriber=subscriber_id,
+                serial=record.serial,
             )
 
 

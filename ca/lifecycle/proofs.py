@@ -25,12 +25,14 @@ def presented_record(store: Reader | Writer, data: bytes, now: str) -> Certifica
     if record is None or record.der != der:
         raise PolicyError("the client certificate was not issued by this CA")
     if record.subscriber_id is None:
-        raise PolicyError(f"certificate {record.serial} belongs to no holder")
+        raise PolicyError("certificate {serial} belongs to no holder", serial=record.serial)
     if record.status != "valid" or not record.not_before <= now <= record.not_after:
-        raise PolicyError(f"the client certificate {record.serial} is not valid now; it proves nothing")
+        raise PolicyError("the client certificate {serial} is not valid now; it proves nothing", serial=record.serial)
     newest = next(iter(store.subscriber_certificates(record.subscriber_id)), None)
     if newest is None or newest.serial != record.serial:
-        raise PolicyError(f"the client certificate {record.serial} is not its holder's current certificate")
+        raise PolicyError(
+            "the client certificate {serial} is not its holder's current certificate", serial=record.serial
+        )
     return record
 
 
@@ -44,11 +46,14 @@ def verify_by_old_key(record: CertificateRecord, message: bytes, signature: byte
         elif isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
         else:
-            raise PolicyError(f"certificate {record.serial} has a key Kinko cannot check a signature with")
+            raise PolicyError(
+                "certificate {serial} has a key Kinko cannot check a signature with", serial=record.serial
+            )
     except (InvalidSignature, ValueError):
         raise PolicyError(
-            f"the signature over the CSR does not verify with the key of certificate {record.serial}; "
-            "sign the CSR's DER with the previous certificate's key (SHA-256)"
+            "the signature over the CSR does not verify with the key of certificate {serial}; "
+            "sign the CSR's DER with the previous certificate's key (SHA-256)",
+            serial=record.serial,
         ) from None
 
 

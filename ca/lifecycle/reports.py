@@ -108,7 +108,7 @@ class Reports:
         store = self.s.store
         subscriber = store.subscriber(subscriber_id)
         if subscriber is None:
-            raise NotFound(f"no subscriber {subscriber_id}")
+            raise NotFound("no subscriber {subscriber}", subscriber=subscriber_id)
         now = self.s.clock.now()
         now_text = to_text(now) or ""
         history = store.subscriber_certificates(subscriber_id)
@@ -131,7 +131,7 @@ class Reports:
         """A customer with its subscribers and their current state."""
         customer = self.s.store.customer(customer_id)
         if customer is None:
-            raise NotFound(f"no customer {customer_id}")
+            raise NotFound("no customer {customer}", customer=customer_id)
         now = self.s.clock.now()
         subscribers = self.s.store.subscribers(customer_id)
         holders = [(subscriber, self.subscriber_status(subscriber.id)) for subscriber in subscribers]

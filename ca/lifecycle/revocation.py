@@ -31,7 +31,9 @@ class Revocation:
         record = self._live_certificate(serial, now)
         allowed = CA_REVOCATION_REASONS if record.profile.endswith("-ca") else REVOCATION_REASONS
         if reason not in allowed:
-            raise InputError(f"unknown revocation reason {reason!r}; use one of: {', '.join(allowed)}")
+            raise InputError(
+                "unknown revocation reason {reason!r}; use one of: {reasons}", reason=reason, reasons=", ".join(allowed)
+            )
         check_report_times(now, invalidity_date, reported_at)
         self.s.load_signing_keys({record.issuer})
         audit_signer = self.s.store.authority("audit")
@@ -40,8 +42,10 @@ class Revocation:
             if record.status == "revoked":
                 if reason != "key-compromise" or record.revocation_reason == "key-compromise":
                     raise Conflict(
-                        f"certificate {record.serial} is already revoked ({record.revocation_reason}); "
-                        "revocation is final, only a change of reason to key-compromise is allowed"
+                        "certificate {serial} is already revoked ({reason}); "
+                        "revocation is final, only a change of reason to key-compromise is allowed",
+                        serial=record.serial,
+                        reason=record.revocation_reason,
                     )
                 self._raise_to_key_compromise_in(tx, record, now, invalidity_date, reported_at, note)
             else:
@@ -63,13 +67,18 @@ class Revocation:
         now = self.s.clock.now()
         record = self._live_certificate(serial, now)
         if record.status != "valid":
-            raise Conflict(f"certificate {record.serial} is {record.status}; only a valid certificate can be held")
+            raise Conflict(
+                "certificate {serial} is {status}; only a valid certificate can be held",
+                serial=record.serial,
+                status=record.status,
+            )
         audit_signer = self.s.store.authority("audit")
         if audit_signer is not None and audit_signer[0] == record.serial:
             # A held audit signer could seal nothing, not even its own release.
             raise PolicyError(
-                f"certificate {record.serial} is the ledger's audit signer: it cannot be held; "
-                "replace it with `kinko ledger signer rotate`, or revoke it"
+                "certificate {serial} is the ledger's audit signer: it cannot be held; "
+                "replace it with `kinko ledger signer rotate`, or revoke it",
+                serial=record.serial,
             )
         self.s.load_signing_keys({record.issuer})
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
@@ -81,7 +90,9 @@ class Revocation:
         now = self.s.clock.now()
         record = self.s.certificate(serial)
         if record.status != "held":
-            raise Conflict(f"certificate {record.serial} is not on hold (it is {record.status})")
+            raise Conflict(
+                "certificate {serial} is not on hold (it is {status})", serial=record.serial, status=record.status
+            )
         self.s.load_signing_keys({record.issuer})
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             # Under the write lock: the hold and the customer's status are those being changed.
@@ -91,8 +102,10 @@ class Revocation:
             customer = tx.customer(customer_id) if customer_id else None
             if customer is not None and customer.status == "suspended":
                 raise PolicyError(
-                    f"certificate {record.serial} is held by the suspension of customer {customer.id}; "
-                    f"only `kinko customer resume {customer.id}` releases it"
+                    "certificate {serial} is held by the suspension of customer {customer}; "
+                    "only `kinko customer resume {customer}` releases it",
+                    serial=record.serial,
+                    customer=customer.id,
                 )
             self.release_in(tx, current, now, note=note)
         return self._after_status_change(record, now)
@@ -213,8 +226,9 @@ class Revocation:
         # Expired certificates leave the CRL and cannot log in: there is nothing left to revoke.
         if record.not_after < self.s.text(now):
             raise PolicyError(
-                f"certificate {record.serial} expired at {record.not_after}; expired certificates "
-                "are not revoked or held"
+                "certificate {serial} expired at {expired}; expired certificates are not revoked or held",
+                serial=record.serial,
+                expired=record.not_after,
             )
         return record
 
@@ -245,9 +259,11 @@ def check_report_times(
 ) -> None:
     """Refuses report and compromise times in the future (`label`: the option that gave the report's time)."""
     if reported_at is not None and reported_at > now:
-        raise InputError(f"{label} {to_text(reported_at)} is in the future")
+        raise InputError("{label} {when} is in the future", label=label, when=to_text(reported_at))
     if invalidity_date is not None and invalidity_date > now:
-        raise InputError(f"invalidity date {to_text(invalidity_date)} is in the future (after the revocation)")
+        raise InputError(
+            "invalidity date {when} is in the future (after the revocation)", when=to_text(invalidity_date)
+        )
 
 
 def check_times_within(
@@ -262,4 +278,10 @@ def check_times_within(
     for label, when in (("invalidity date", invalidity_date), (report_label, reported_at)):
         text = to_text(when)
         if text is not None and text < record.not_before:
-            raise InputError(f"{label} {text} is before certificate {record.serial} was issued ({record.not_before})")
+            raise InputError(
+                "{label} {text} is before certificate {serial} was issued ({issued})",
+                label=label,
+                text=text,
+                serial=record.serial,
+                issued=record.not_before,
+            )

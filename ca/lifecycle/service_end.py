@@ -65,12 +65,18 @@ class ServiceEnd:
         key-compromise also voids the holder's open enrollment codes (a code sent before the PC
         was lost may be in the wrong hands too), unless `keep_enrollments`."""
         if kind not in INCIDENT_KINDS:
-            raise InputError(f"unknown incident kind {kind!r}; use one of: {', '.join(INCIDENT_KINDS)}")
+            raise InputError(
+                "unknown incident kind {kind!r}; use one of: {kinds}", kind=kind, kinds=", ".join(INCIDENT_KINDS)
+            )
         if reason not in REVOCATION_REASONS:
-            raise InputError(f"unknown revocation reason {reason!r}; use one of: {', '.join(REVOCATION_REASONS)}")
+            raise InputError(
+                "unknown revocation reason {reason!r}; use one of: {reasons}",
+                reason=reason,
+                reasons=", ".join(REVOCATION_REASONS),
+            )
         if reason != "key-compromise" and kind != "disposed-without-deletion":
             raise PolicyError(
-                f"a {kind} certificate is revoked for key-compromise; only a disposal may use another reason"
+                "a {kind} certificate is revoked for key-compromise; only a disposal may use another reason", kind=kind
             )
         now = self.s.clock.now()
         check_report_times(now, suspected_since, received_at, "received-at")
@@ -149,9 +155,9 @@ class ServiceEnd:
     def _suspend_in(self, tx: Writer, customer_id: str, now: dt.datetime, progress: Progress | None) -> set[str]:
         customer = tx.customer(customer_id)
         if customer is None:
-            raise NotFound(f"no customer {customer_id}")
+            raise NotFound("no customer {customer}", customer=customer_id)
         if customer.status != "active":
-            raise Conflict(f"customer {customer_id} is {customer.status}, not active")
+            raise Conflict("customer {customer} is {status}, not active", customer=customer_id, status=customer.status)
         records = tx.customer_certificates(customer_id, ("valid",), tx.time)
         for done, record in enumerate(records, 1):
             self.revocation.hold_in(tx, record, now, origin=suspension_origin(customer_id), customer=customer_id)
@@ -167,9 +173,11 @@ class ServiceEnd:
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = tx.customer(customer_id)
             if customer is None:
-                raise NotFound(f"no customer {customer_id}")
+                raise NotFound("no customer {customer}", customer=customer_id)
             if customer.status != "suspended":
-                raise Conflict(f"customer {customer_id} is {customer.status}, not suspended")
+                raise Conflict(
+                    "customer {customer} is {status}, not suspended", customer=customer_id, status=customer.status
+                )
             records = tx.held_by(suspension_origin(customer_id))
             for done, record in enumerate(records, 1):
                 self.revocation.release_in(tx, record, now, customer=customer_id)
@@ -195,16 +203,27 @@ class ServiceEnd:
         with self.s.store.transaction(self.s.actor, self.s.text(now)) as tx:
             customer = tx.customer(customer_id)
             if customer is None:
-                raise NotFound(f"no customer {customer_id}")
+                raise NotFound("no customer {customer}", customer=customer_id)
             if customer.status == "terminated":
-                raise Conflict(f"customer {customer_id} was terminated at {customer.status_changed_at}")
+                raise Conflict(
+                    "customer {customer} was terminated at {when}",
+                    customer=customer_id,
+                    when=customer.status_changed_at,
+                )
             scheduled = customer.terminate_at
             if scheduled is not None and scheduled == to_text(when):
-                raise Conflict(f"customer {customer_id}'s termination is already scheduled for {scheduled}")
+                raise Conflict(
+                    "customer {customer}'s termination is already scheduled for {scheduled}",
+                    customer=customer_id,
+                    scheduled=scheduled,
+                )
             if scheduled is not None and not reschedule:
                 raise Conflict(
-                    f"customer {customer_id}'s termination is scheduled for {scheduled}: "
-                    f"to end it at {to_text(when)} instead, add --reschedule"
+                    "customer {customer}'s termination is scheduled for {scheduled}: "
+                    "to end it at {when} instead, add --reschedule",
+                    customer=customer_id,
+                    scheduled=scheduled,
+                    when=to_text(when),
                 )
             if when > now:
                 tx.schedule_termination(customer_id, to_text(when) or "")
@@ -280,7 +299,7 @@ class ServiceEnd:
 def _subscriber(tx: Writer, subscriber_id: str) -> SubscriberRecord:
     subscriber = tx.subscriber(subscriber_id)
     if subscriber is None:
-        raise NotFound(f"no subscriber {subscriber_id}")
+        raise NotFound("no subscriber {subscriber}", subscriber=subscriber_id)
     return subscriber
 
 
