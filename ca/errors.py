@@ -14,7 +14,11 @@ class KinkoError(Exception):
 
     def __init__(self, message: str = "", /, **params: object) -> None:
         self.template, self.params = message, params
-        super().__init__(message.format(**params) if params else message)
+        try:
+            text = message.format(**params) if params else message
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError):  # a brace not doubled: as written
+            text = message
+        super().__init__(text)
 
     def localized(self) -> str:
         """The message in the reader's language (English where the catalogue has none)."""

@@ -79,10 +79,12 @@ def N_(message: str) -> str:  # gettext's conventional name: a keyword for extra
 def render(template: str, params: Mapping[str, object]) -> str:
     """A message template translated, then filled in with its parameters."""
     translated = _(template)
-    try:
-        return translated.format(**params) if params else translated
-    except (KeyError, IndexError, ValueError):  # a catalogue that disagrees with its source: the source
-        return template.format(**params)
+    for text in (translated, template):  # a catalogue that disagrees with its source: the source
+        try:
+            return text.format(**params) if params else text
+        except Exception:  # noqa: S112 - any formatting error: the next, then the bare template
+            continue
+    return template
 
 
 @contextlib.contextmanager
@@ -91,12 +93,13 @@ def click_speaking() -> Iterator[None]:
     domain and the LANGUAGE variable: Kinko's catalogue, in the language chosen here (KINKO_LANG
     included), for as long as the command runs (in a test's process, not after it)."""
     gettext_module.bindtextdomain(DOMAIN, str(LOCALE_DIR))
-    gettext_module.textdomain(DOMAIN)
+    domain = gettext_module.textdomain(DOMAIN)
     before = os.environ.get("LANGUAGE")
     os.environ["LANGUAGE"] = current()
     try:
         yield
     finally:
+        gettext_module.textdomain(domain)
         if before is None:
             os.environ.pop("LANGUAGE", None)
         else:

@@ -52,8 +52,14 @@ def extract_commands(
     fileobj: IO[bytes], keywords: Mapping[str, Any], comment_tags: Collection[str], options: Any
 ) -> Iterator[Any]:
     """Babel's extraction method for the command registry: its literals, then the assembled help texts."""
+    from pathlib import Path
+
     from babel.messages.extract import extract_python
 
+    from kinko.ca.commands import registry
+
+    if not Path(registry.__file__).resolve().is_relative_to(Path.cwd().resolve()):
+        raise RuntimeError(f"the help texts would come from {registry.__file__}, not from this tree")
     yield from extract_python(fileobj, keywords, comment_tags, options)
     for text in dict.fromkeys([*command_texts(), *CLICK_TEXTS]):
         yield 0, None, text, []

@@ -3,15 +3,21 @@
 # language's .po (new texts arrive untranslated, changed ones fuzzy: tests/unit/test_catalogue.py
 # fails until a translator fills them in), and compile the .mo files the package ships.
 #   sh ca/locale/update.sh           # after adding or changing a message
-#   sh ca/locale/update.sh --check   # CI: the committed .pot, .po and .mo are what the sources make
+#   sh ca/locale/update.sh --check   # CI: the committed .pot is what the sources make (the .po and .mo
+#                                    # are checked by tests/unit/test_catalogue.py)
 #   sh ca/locale/update.sh --todo    # also lists the messages still written as f-strings
 set -eu
 cd "$(dirname "$0")/../.."
 pybabel=.venv/bin/pybabel
+# The help texts are read from this tree's command registry, whatever copy of Kinko the venv installed.
+shadow=$(mktemp -d)
+trap 'rm -rf "$shadow"' EXIT
+ln -s "$PWD" "$shadow/kinko"
+export PYTHONPATH="$shadow${PYTHONPATH:+:$PYTHONPATH}"
 # Keywords: gettext's markers, and each error class, whose first argument is a message template.
 keywords="-k _ -k N_"
 for kind in KinkoError InputError PolicyError NotFound Conflict ConfigError PassphraseError StorageError \
-    Forbidden SchemaVersionError LedgerBroken ServiceUnavailable ProtocolError; do
+    Forbidden SchemaVersionError IntegrityError LedgerBroken ServiceUnavailable ProtocolError; do
     keywords="$keywords -k $kind"
 done
 out=ca/locale/kinko.pot

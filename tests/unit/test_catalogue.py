@@ -79,3 +79,62 @@ def test_a_template_is_translated_then_filled_and_english_stays_the_source() -> 
         assert "0A1B" in shown and "2027-10-26T10:00:00Z" in shown and "30" in shown
         assert any("\u3040" <= ch <= "\u9fff" for ch in shown), shown  # kana or kanji: Japanese
         assert _("a text no catalogue holds") == "a text no catalogue holds"
+
+
+def test_every_error_class_is_a_keyword_of_the_extraction() -> None:
+    """A message raised by an error class the extraction does not know would stay English unseen."""
+    import ast
+
+    bases: dict[str, set[str]] = {}
+    for folder in ("ca", "ocsp", "crl"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ClassDef):
+                    names = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases}
+                    bases[node.name] = names
+    errors = {"KinkoError"}
+    while grown := {name for name, of in bases.items() if of & errors} - errors:
+        errors |= grown
+    script = (LOCALE / "update.sh").read_text(encoding="utf-8")
+    assert len(errors) > 10
+    assert [name for name in sorted(errors) if not re.search(rf"\b{name}\b", script)] == []
+
+
+def test_a_translation_that_cannot_be_filled_falls_back_to_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kinko.ca.i18n as i18n
+    from kinko.ca.errors import InputError
+
+    for broken in ("{serial.x}", "{serial[9]}", "{serial:d}", "{nothing}", "{0}", "{serial"):
+        monkeypatch.setattr(i18n, "_", lambda message, broken=broken: broken)
+        assert i18n.render("certificate {serial} is held", {"serial": "0A1B"}) == "certificate 0A1B is held"
+    # A template whose brace was not doubled is kept as written, not a crash.
+    error = InputError('JSON {"a": 1} is bad at {where}', where="x")
+    assert str(error) == 'JSON {"a": 1} is bad at {where}'
+
+
+def test_a_refusal_from_the_service_is_shown_in_the_client_s_language() -> None:
+    """The service sends the template and its values; the client re-raises and shows it in its own."""
+    from kinko.ca.errors import PolicyError
+    from kinko.ca.service.client import raise_for
+
+    template = "renewal of {serial} opens at {opens} ({days} days before it expires)"
+    params = {"serial": "0A1B", "opens": "2027-10-26T10:00:00Z", "days": "30"}
+    reply = {
+        "exit": 1,
+        "error": {
+            "kinds": ["PolicyError", "KinkoError"],
+            "message": template.format(**params),
+            "template": template,
+            "params": params,
+        },
+    }
+    with pytest.raises(PolicyError) as raised:
+        raise_for(reply)
+    assert str(raised.value) == template.format(**params)
+    with speaking("ja"):
+        assert raised.value.localized() == catalogue(PO)[template].format(**params)
+    # A template that does not make the message (another version's): the message, as sent.
+    reply["error"]["template"] = "something else {serial}"
+    with pytest.raises(PolicyError) as raised:
+        raise_for(reply)
+    assert raised.value.template == template.format(**params)
