@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from kinko.ca.errors import InputError
+from kinko.ca.i18n import N_, _
 
 JSONData = Any  # what json.dumps takes: dicts, lists, strings, numbers, booleans, None
 
@@ -78,11 +79,86 @@ class Output:
             self.emit(rows, table(rows, columns))
 
 
+# The labels, headings and states that key/value lists and tables show, for the catalogue: shown
+# in the reader's language (the JSON keys and values stay as they are).
+LABELS = (
+    N_("serial"),
+    N_("subject"),
+    N_("issuer"),
+    N_("status"),
+    N_("state"),
+    N_("profile"),
+    N_("not before"),
+    N_("not after"),
+    N_("sha256 fingerprint"),
+    N_("written to"),
+    N_("revocation reason"),
+    N_("revoked at"),
+    N_("held at"),
+    N_("invalidity date"),
+    N_("reported at"),
+    N_("received at"),
+    N_("recorded at"),
+    N_("suspected since"),
+    N_("crl"),
+    N_("subscriber"),
+    N_("subscriber id"),
+    N_("customer"),
+    N_("name"),
+    N_("kind"),
+    N_("role"),
+    N_("login"),
+    N_("added at"),
+    N_("added by"),
+    N_("expires at"),
+    N_("code"),
+    N_("reason"),
+    N_("note"),
+    N_("id"),
+    N_("number"),
+    N_("this update"),
+    N_("next update"),
+    N_("entries"),
+    N_("created at"),
+    N_("status changed at"),
+    N_("days left"),
+    N_("email"),
+    N_("issued at"),
+    N_("spki sha256"),
+)
+STATES = (
+    N_("valid"),
+    N_("revoked"),
+    N_("held"),
+    N_("on-hold"),
+    N_("pending"),
+    N_("renewal-open"),
+    N_("expired"),
+    N_("expired-reacquirable"),
+    N_("reissue-required"),
+    N_("active"),
+    N_("suspended"),
+    N_("terminated"),
+)
+STATE_KEYS = frozenset({"status", "state"})
+
+
+def label(key: str) -> str:
+    """A JSON key as people read it: words, in their language."""
+    return _(key.replace("_", " "))
+
+
+def shown_value(key: str, value: object) -> str:
+    """A value as people read it: a state in their language, anything else as it is."""
+    text = str(value)
+    return _(text) if key in STATE_KEYS and text in STATES else text
+
+
 def key_values(data: Mapping[str, Any]) -> str:
     """Aligned `key: value` lines, skipping empty values."""
-    shown = {k: v for k, v in data.items() if v not in (None, "")}
-    width = max((len(k) for k in shown), default=0)
-    return "\n".join(f"{k.replace('_', ' '):<{width}}  {v}" for k, v in shown.items())
+    shown = {label(k): shown_value(k, v) for k, v in data.items() if v not in (None, "")}
+    width = max((display_width(k) for k in shown), default=0)
+    return "\n".join(f"{k}{' ' * (width - display_width(k))}  {v}" for k, v in shown.items())
 
 
 def pick(data: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
@@ -94,14 +170,22 @@ def table(rows: Sequence[Mapping[str, object]], columns: list[str]) -> str:
     """A plain text table with a header, aligned for wide (Japanese) characters too."""
     if not rows:
         return "(none)"
-    cells = [["" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(display_width(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    cells = [["" if row.get(c) is None else shown_value(c, row.get(c)) for c in columns] for row in rows]
+    headings = [heading(c) for c in columns]
+    widths = [max(display_width(h), *(display_width(r[i]) for r in cells)) for i, h in enumerate(headings)]
 
     def line(values: list[str]) -> str:
         padded = (v + " " * (w - display_width(v)) for v, w in zip(values, widths, strict=True))
         return "  ".join(padded).rstrip()
 
-    return "\n".join([line([c.upper() for c in columns]), *(line(r) for r in cells)])
+    return "\n".join([line(headings), *(line(r) for r in cells)])
+
+
+def heading(column: str) -> str:
+    """A table's column heading: SERIAL in English, its word in the reader's language otherwise."""
+    words = column.replace("_", " ")
+    translated = _(words)
+    return column.upper() if translated == words else translated
 
 
 def display_width(text: str) -> int:

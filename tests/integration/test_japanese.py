@@ -3,6 +3,7 @@ one line with the same exit code as in English, and `--json` byte-identical in b
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,27 @@ def test_json_output_is_the_same_bytes_in_both_languages(home: Home, run_cli: An
     english, shown = run_cli(*args, env=EN), run_cli(*args, env=JA)
     assert english.exit_code == shown.exit_code == 0
     assert shown.stdout == english.stdout and shown.stdout.startswith(("{", "["))
+
+
+def test_labels_headings_and_states_are_japanese_and_aligned_by_display_width(
+    home: Home, tmp_path: Path, run_cli: Any
+) -> None:
+    from kinko.ca.commands.render import display_width
+
+    csr = tmp_path / "taro.csr"
+    csr.write_bytes(make_csr())
+    issued = run_cli("--home", str(home.path), "--json", "issue", "--csr", str(csr), "--name", "山田 太郎", env=EN)
+    serial = json.loads(issued.stdout)["serial"]
+    listed = run_cli("--home", str(home.path), "cert", "list", env=JA).stdout.splitlines()
+    english = run_cli("--home", str(home.path), "cert", "list", env=EN).stdout.splitlines()
+    assert english[0].split() == ["SERIAL", "STATUS", "PROFILE", "NOT_AFTER", "SUBJECT"]
+    assert listed[0].split()[:2] == ["シリアル番号", "状態"]
+    row = next(line for line in listed if line.startswith(serial))
+    assert row.split()[1] == "有効"
+    # Each column starts at the same display column in the heading and in the row (wide characters count two).
+    for heading_word, cell in zip(listed[0].split()[1:3], row.split()[1:3], strict=True):
+        assert display_width(listed[0][: listed[0].index(heading_word)]) == display_width(row[: row.index(cell)])
+    shown = run_cli("--home", str(home.path), "cert", "show", serial, env=JA).stdout.splitlines()
+    values = {line.split("  ")[0].strip(): line.split("  ", 1)[1].strip() for line in shown}
+    assert values["シリアル番号"] == serial and values["状態"] == "有効"
+    assert len({display_width(line) - display_width(line.split("  ", 1)[1].lstrip()) for line in shown}) == 1
