@@ -156,9 +156,10 @@ def shown_value(key: str, value: object) -> str:
 
 def key_values(data: Mapping[str, Any]) -> str:
     """Aligned `key: value` lines, skipping empty values."""
-    shown = {label(k): shown_value(k, v) for k, v in data.items() if v not in (None, "")}
-    width = max((display_width(k) for k in shown), default=0)
-    return "\n".join(f"{k}{' ' * (width - display_width(k))}  {v}" for k, v in shown.items())
+    # Pairs, not a dict: two keys may read as one word in a language (status, state: 状態).
+    shown = [(label(k), shown_value(k, v)) for k, v in data.items() if v not in (None, "")]
+    width = max((display_width(k) for k, _v in shown), default=0)
+    return "\n".join(f"{k}{' ' * (width - display_width(k))}  {v}" for k, v in shown)
 
 
 def pick(data: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
@@ -169,7 +170,7 @@ def pick(data: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
 def table(rows: Sequence[Mapping[str, object]], columns: list[str]) -> str:
     """A plain text table with a header, aligned for wide (Japanese) characters too."""
     if not rows:
-        return "(none)"
+        return _("(none)")
     cells = [["" if row.get(c) is None else shown_value(c, row.get(c)) for c in columns] for row in rows]
     headings = [heading(c) for c in columns]
     widths = [max(display_width(h), *(display_width(r[i]) for r in cells)) for i, h in enumerate(headings)]

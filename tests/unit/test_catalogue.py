@@ -138,3 +138,15 @@ def test_a_refusal_from_the_service_is_shown_in_the_client_s_language() -> None:
     with pytest.raises(PolicyError) as raised:
         raise_for(reply)
     assert raised.value.template == template.format(**params)
+
+
+def test_two_keys_that_read_as_one_word_are_both_shown() -> None:
+    from kinko.ca.commands.render import key_values, table
+
+    with speaking("ja"):
+        shown = key_values({"status": "valid", "state": "held"}).splitlines()
+        assert [line.split() for line in shown] == [["状態", "有効"], ["状態", "保留"]]
+        assert table([], ["serial"]) == "（なし）"
+    with speaking("en"):
+        assert key_values({"status": "valid", "serial": "0A"}).splitlines() == ["status  valid", "serial  0A"]
+        assert table([], ["serial"]) == "(none)"
