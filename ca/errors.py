@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from kinko.ca.i18n import fill, render
+
 
 class KinkoError(Exception):
     """Base of every error Kinko reports to a user: a one-line message and an exit code.
@@ -14,16 +16,10 @@ class KinkoError(Exception):
 
     def __init__(self, message: str = "", /, **params: object) -> None:
         self.template, self.params = message, params
-        try:
-            text = message.format(**params) if params else message
-        except (KeyError, IndexError, ValueError, AttributeError, TypeError):  # a brace not doubled: as written
-            text = message
-        super().__init__(text)
+        super().__init__(fill(message, params) or message)  # a brace not doubled: as written
 
     def localized(self) -> str:
         """The message in the reader's language (English where the catalogue has none)."""
-        from kinko.ca.i18n import render
-
         return render(self.template, self.params)
 
 

@@ -76,15 +76,21 @@ def N_(message: str) -> str:  # gettext's conventional name: a keyword for extra
     return message
 
 
+def fill(template: str, params: Mapping[str, object]) -> str | None:
+    """A template filled in with its parameters (as written when there are none); None when it
+    cannot be (a brace not doubled, a catalogue's placeholder typo, a template from elsewhere)."""
+    if not params:
+        return template
+    try:
+        return template.format(**params)
+    except Exception:  # any formatting error: the caller falls back
+        return None
+
+
 def render(template: str, params: Mapping[str, object]) -> str:
-    """A message template translated, then filled in with its parameters."""
-    translated = _(template)
-    for text in (translated, template):  # a catalogue that disagrees with its source: the source
-        try:
-            return text.format(**params) if params else text
-        except Exception:  # noqa: S112 - any formatting error: the next, then the bare template
-            continue
-    return template
+    """A message template translated, then filled in with its parameters; the English source
+    where the translation cannot be filled, the bare template where neither can."""
+    return fill(_(template), params) or fill(template, params) or template
 
 
 @contextlib.contextmanager

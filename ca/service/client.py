@@ -9,6 +9,7 @@ from typing import Any
 
 from kinko.ca.errors import KinkoError
 from kinko.ca.i18n import current as current_language
+from kinko.ca.i18n import fill
 from kinko.ca.service.protocol import ProtocolError, receive, send
 
 CONNECT_TIMEOUT = 5.0
@@ -35,7 +36,7 @@ def raise_for(reply: dict[str, Any]) -> None:
         # Only a template that makes the very message is taken (a service of another version: the message).
         template, params = error["message"], {}
         offered, values = error.get("template"), error.get("params")
-        if isinstance(offered, str) and isinstance(values, dict) and _filled(offered, values) == error["message"]:
+        if isinstance(offered, str) and isinstance(values, dict) and fill(offered, values) == error["message"]:
             template, params = offered, values
         try:
             raised = kind(template, **params)
@@ -43,13 +44,6 @@ def raise_for(reply: dict[str, Any]) -> None:
             raised = KinkoError(template, **params)
         raise raised
     raise KinkoError(str(reply.get("stderr", "")).strip().removeprefix("kinko: error: ") or "the service refused")
-
-
-def _filled(template: str, params: dict[str, Any]) -> str | None:
-    try:
-        return template.format(**params) if params else template
-    except (KeyError, IndexError, ValueError):
-        return None
 
 
 def call(
