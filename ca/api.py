@@ -73,9 +73,9 @@ def read_token(path: Path) -> bytes:
     """A bearer token file: private, 16 to 1024 bytes."""
     token = read_secret(path, "API token", MAX_TOKEN_BYTES).strip()
     if len(token) > MAX_TOKEN_BYTES:
-        raise ConfigError(f"API token in {path} is longer than {MAX_TOKEN_BYTES} bytes")
+        raise ConfigError("API token in {path} is longer than {limit} bytes", path=path, limit=MAX_TOKEN_BYTES)
     if len(token) < 16:
-        raise ConfigError(f"API token in {path} is shorter than 16 characters")
+        raise ConfigError("API token in {path} is shorter than 16 characters", path=path)
     return token
 
 
@@ -243,7 +243,7 @@ def _status_for(error: KinkoError) -> int:
 def _field(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
-        raise InputError(f"field {name!r} is required (a string)")
+        raise InputError("field {name!r} is required (a string)", name=name)
     return value
 
 
@@ -264,10 +264,15 @@ def _client_address(scope: Scope) -> str:
 def _client_certificate(scope: Scope, what: str) -> bytes:
     """The client certificate the front end's TLS layer verified, from its URL-escaped PEM header."""
     escaped = next((v for k, v in scope.get("headers", ()) if k == CLIENT_CERTIFICATE_HEADER), b"")
+    if not escaped.strip() and what == "renewal":
+        raise PolicyError(
+            "renewal is proved by the holder's client certificate: the front end passes the one its TLS "
+            "layer verified in X-Client-Certificate"
+        )
     if not escaped.strip():
         raise PolicyError(
-            f"{what} is proved by the holder's client certificate: the front end passes the one its TLS "
-            "layer verified in X-Client-Certificate"
+            "a user's enrollment is proved by the holder's client certificate: the front end passes the one "
+            "its TLS layer verified in X-Client-Certificate"
         )
     return urllib.parse.unquote_to_bytes(escaped)
 
@@ -276,7 +281,7 @@ def _base64_field(body: dict[str, Any], name: str) -> bytes:
     try:
         return base64.b64decode(_field(body, name), validate=True)
     except binascii.Error:
-        raise InputError(f"field {name!r} must be base64") from None
+        raise InputError("field {name!r} must be base64", name=name) from None
 
 
 def _json(data: Any) -> bytes:

@@ -21,6 +21,7 @@ from kinko.ca.clock import to_text
 from kinko.ca.errors import InputError, KinkoError, StorageError
 from kinko.ca.files import FileContents
 from kinko.ca.home import Home
+from kinko.ca.i18n import Phrase
 from kinko.ca.outputs import Destination, OutputFile, Outputs
 from kinko.ca.serials import format_serial
 from kinko.ca.signers import AuditSigners
@@ -40,7 +41,7 @@ class Verification:
     events: int
     checkpoints: int
     problem: ledger.ChainProblem | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[Phrase] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -75,12 +76,12 @@ def verify_snapshot(home: Home, store: Reader, anchors: tuple[Head, ...] = (), r
     try:
         checkpoints = store.checkpoints()
     except StorageError as exc:
-        return Verification(0, 0, ledger.ChainProblem(0, str(exc)))
+        return Verification(0, 0, ledger.ChainProblem(0, Phrase(exc.template, exc.params)))
     wanted = {seq for seq, *_ in checkpoints} | {anchor.seq for anchor in anchors}
     walk = ledger.walk_encoded(store.ledger_chain(), store.ledger_event, wanted)
     if walk.problem is not None:
         return Verification(walk.count, len(checkpoints), walk.problem)
-    problem = check_anchors(anchors, walk.heads or {}, walk.last_seq, "the ledger")
+    problem = check_anchors(anchors, walk.heads or {}, walk.last_seq, Phrase("the ledger"))
     if problem is None:
         signers = AuditSigners(store.signer_events())
         problem = _check_checkpoints(store, checkpoints, walk.heads or {}, walk.last_seq, signers)
@@ -91,24 +92,31 @@ def verify_snapshot(home: Home, store: Reader, anchors: tuple[Head, ...] = (), r
         state = replaying.replay(store.ledger_events(), retention_days=home.config.crl.retention_days)
         mismatch = replaying.compare(store, state)
         if mismatch is not None:
-            problem = ledger.ChainProblem(mismatch.seq or 0, str(mismatch))
-    notes = [f"extends anchor seq {anchor.seq} ({anchor.source})" for anchor in anchors]
+            problem = ledger.ChainProblem(mismatch.seq or 0, Phrase(str(mismatch)))
+    notes = [_extends(anchor) for anchor in anchors]
     return Verification(walk.count, len(checkpoints), problem, notes if problem is None else [])
 
 
 def check_anchors(
-    anchors: tuple[Head, ...], heads: dict[int, str], last_seq: int, what: str
+    anchors: tuple[Head, ...], heads: dict[int, str], last_seq: int, what: Phrase
 ) -> ledger.ChainProblem | None:
     """The first anchor (an earlier export's head) that the verified chain does not extend unchanged."""
     for anchor in sorted(anchors, key=lambda a: a.seq):
         if anchor.seq > last_seq:
             return ledger.ChainProblem(
                 anchor.seq,
-                f"rolled back: {what} ends at seq {last_seq}, before anchor seq {anchor.seq} ({anchor.source})",
+                Phrase(
+                    "rolled back: {what} ends at seq {last_seq}, before anchor seq {seq} ({source})",
+                    {"what": what, "last_seq": last_seq, "seq": anchor.seq, "source": anchor.source},
+                ),
             )
         if heads.get(anchor.seq) != anchor.head_hash:
             return ledger.ChainProblem(
-                anchor.seq, f"rewritten: seq {anchor.seq} differs from anchor {anchor.source} (another past)"
+                anchor.seq,
+                Phrase(
+                    "rewritten: seq {seq} differs from anchor {source} (another past)",
+                    {"seq": anchor.seq, "source": anchor.source},
+                ),
             )
     return None
 
@@ -124,47 +132,69 @@ def _check_checkpoints(
     covered = max((seq for seq, *_ in checkpoints), default=0)
     if covered > last_seq:
         return ledger.ChainProblem(
-            last_seq + 1, f"truncated after checkpoint {covered}: events {last_seq + 1}..{covered} are missing"
+            last_seq + 1,
+            Phrase(
+                "truncated after checkpoint {covered}: events {first}..{covered} are missing",
+                {"covered": covered, "first": last_seq + 1},
+            ),
         )
     certificates: dict[str, x509.Certificate] = {}
     fingerprints: dict[str, str] = {}
     begins = 1
     for seq, head_hash, time, signature, signer in checkpoints:
         if heads.get(seq) != head_hash:
-            return ledger.ChainProblem(seq, f"checkpoint {seq} names a different head hash: the chain was rewritten")
+            return ledger.ChainProblem(
+                seq, Phrase("checkpoint {seq} names a different head hash: the chain was rewritten", {"seq": seq})
+            )
         if signer not in certificates:
             record = store.certificate(signer)
             if record is None:
                 return ledger.ChainProblem(
-                    seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): not in the registry"
+                    seq,
+                    Phrase(
+                        "checkpoint {seq} is not signed by an audit signer ({signer}): not in the registry",
+                        {"seq": seq, "signer": signer},
+                    ),
                 )
             certificates[signer] = x509.load_der_x509_certificate(record.der)
             swapped = _legacy_certificate_problem(store, signers, signer, certificates[signer])
             if swapped is not None:
-                return ledger.ChainProblem(
-                    seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): {swapped}"
-                )
+                return ledger.ChainProblem(seq, _not_an_audit_signer(seq, signer, swapped))
             fingerprints[signer] = certificates[signer].fingerprint(hashes.SHA256()).hex()
         certificate = certificates[signer]
         if not _verify_signature(certificate, signature, ledger.checkpoint_message(seq, head_hash, time)):
-            return ledger.ChainProblem(seq, f"checkpoint {seq}: the signature does not verify (forged or edited)")
+            return ledger.ChainProblem(
+                seq, Phrase("checkpoint {seq}: the signature does not verify (forged or edited)", {"seq": seq})
+            )
         # The ledger decides who may seal (the same rule as for exports), not the registry row.
         standing = signers.standing(signer, begins=begins, head=seq, time=time, fingerprint=fingerprints[signer])
         if standing is not None:
-            return ledger.ChainProblem(seq, f"checkpoint {seq} is not signed by an audit signer ({signer}): {standing}")
+            return ledger.ChainProblem(seq, _not_an_audit_signer(seq, signer, standing))
         begins = seq + 1
     if last_seq > covered:
         return ledger.ChainProblem(
             covered + 1,
-            f"events {covered + 1}..{last_seq} follow the last signed checkpoint ({covered}): "
-            "appended outside Kinko, or the checkpoint was removed",
+            Phrase(
+                "events {first}..{last_seq} follow the last signed checkpoint ({covered}): "
+                "appended outside Kinko, or the checkpoint was removed",
+                {"first": covered + 1, "last_seq": last_seq, "covered": covered},
+            ),
         )
     return None
 
 
+def _not_an_audit_signer(seq: int, signer: str, why: Phrase) -> Phrase:
+    facts = {"seq": seq, "signer": signer, "why": why}
+    return Phrase("checkpoint {seq} is not signed by an audit signer ({signer}): {why}", facts)
+
+
+def _extends(anchor: Head) -> Phrase:
+    return Phrase("extends anchor seq {seq} ({source})", {"seq": anchor.seq, "source": anchor.source})
+
+
 def _legacy_certificate_problem(
     store: Reader, signers: AuditSigners, serial: str, certificate: x509.Certificate
-) -> str | None:
+) -> Phrase | None:
     """For an appointment recorded before the ledger held its fingerprint: the registry's
     certificate must be issued by a CA certificate whose fingerprint the ledger records, so a
     row swapped for a certificate of the attacker's own key does not count."""
@@ -180,7 +210,7 @@ def _legacy_certificate_problem(
         except (ValueError, TypeError, InvalidSignature):
             continue
         return None
-    return "its certificate is not issued by a CA the ledger records"
+    return Phrase("its certificate is not issued by a CA the ledger records")
 
 
 # -- heads: what a signed export says about where the ledger stood --------------------------------
@@ -221,9 +251,13 @@ def read_head(path: Path) -> Head:
     try:
         data = source.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"head file {source} does not exist (a signed export writes FILE.head.json)") from None
+        raise InputError(
+            "head file {path} does not exist (a signed export writes FILE.head.json)", path=source
+        ) from None
     except OSError as exc:
-        raise InputError(f"cannot read head file {source}: {type(exc).__name__}: {exc}") from None
+        raise InputError(
+            "cannot read head file {path}: {kind}: {reason}", path=source, kind=type(exc).__name__, reason=str(exc)
+        ) from None
     return parse_head(data, source)
 
 
@@ -250,7 +284,9 @@ def parse_head(raw: bytes, source: Path | str) -> Head:
             source,
         )
     except (ValueError, KeyError, TypeError, UnicodeError) as exc:
-        raise InputError(f"cannot read head file {source}: {type(exc).__name__}: {exc}") from None
+        raise InputError(
+            "cannot read head file {path}: {kind}: {reason}", path=source, kind=type(exc).__name__, reason=str(exc)
+        ) from None
 
 
 def read_anchors(files: tuple[FileContents, ...]) -> tuple[Head, ...]:
@@ -259,7 +295,7 @@ def read_anchors(files: tuple[FileContents, ...]) -> tuple[Head, ...]:
     heads = tuple(parse_head(file.data, file.name) for file in files)
     for head in heads:
         if not _verify_signature(head.certificate, head.signature, head.message()):
-            raise InputError(f"anchor {head.source}: its checkpoint signature does not verify (edited)")
+            raise InputError("anchor {path}: its checkpoint signature does not verify (edited)", path=head.source)
     return heads
 
 
@@ -321,7 +357,9 @@ def _require_known_action(home: Home, action: str) -> None:
 
     if action in REPLAYED_ACTIONS or home.readonly_store.last_event(action) is not None:
         return
-    raise InputError(f"no event in the ledger has the action {action!r} (e.g. certificate.issued, certificate.revoked)")
+    raise InputError(
+        "no event in the ledger has the action {action!r} (e.g. certificate.issued, certificate.revoked)", action=action
+    )
 
 
 def export_to(
@@ -343,7 +381,7 @@ def export_to(
     export_destinations names them, opened by the caller); a full export is also signed (FILE.sig,
     FILE.chain.pem) and records its head (FILE.head.json). `out` only names the files."""
     if fmt not in ("csv", "jsonl"):
-        raise InputError(f"unknown export format {fmt!r}; use csv or jsonl")
+        raise InputError("unknown export format {format!r}; use csv or jsonl", format=fmt)
     if excel and fmt != "csv":
         raise InputError("--excel writes CSV; use it with --format csv")
     if len(files) != 4:
@@ -367,8 +405,9 @@ def export_to(
         if full:
             if sealed is None:
                 raise LedgerBroken(
-                    f"the ledger's head (seq {head_seq}) has no signed checkpoint: nothing was exported; "
-                    "run `kinko ledger verify`"
+                    "the ledger's head (seq {seq}) has no signed checkpoint: nothing was exported; "
+                    "run `kinko ledger verify`",
+                    seq=head_seq,
                 )
             # Refuse before writing anything: a signer the ledger no longer appoints signs nothing.
             home.require_audit_signer(begins=head_seq + 1, head=head_seq, time=to_text(now) or "")
@@ -377,8 +416,9 @@ def export_to(
         checked = verify_snapshot(home, reader, replay=False)
         if checked.problem is not None:
             raise LedgerBroken(
-                f"the ledger does not verify (seq {checked.problem.seq}: {checked.problem.what}): "
-                "nothing was exported; run `kinko ledger verify`"
+                "the ledger does not verify (seq {seq}: {problem}): nothing was exported; run `kinko ledger verify`",
+                seq=checked.problem.seq,
+                problem=checked.problem.finding,
             )
         lines = reader.ledger_export_lines(fmt, to_text(since), to_text(until), customer, action)
         try:
@@ -396,7 +436,7 @@ def export_to(
             rows += len(batch)
             target.finish()
         except OSError as exc:
-            raise InputError(f"cannot write {out}: {exc.strerror}") from None
+            raise InputError("cannot write {path}: {reason}", path=out, reason=exc.strerror) from None
     digest = hasher.digest()
     signature = chain = head = None
     # A filtered export is not signed: its companions are not produced, and those left by an
@@ -410,7 +450,9 @@ def export_to(
         ]
         checkpoint_signer = home.readonly_store.certificate(sealed[4])
         if checkpoint_signer is None:
-            raise LedgerBroken(f"the checkpoint at seq {head_seq} names signer {sealed[4]}, not in the registry")
+            raise LedgerBroken(
+                "the checkpoint at seq {seq} names signer {serial}, not in the registry", seq=head_seq, serial=sealed[4]
+            )
         pem = x509.load_der_x509_certificate(checkpoint_signer.der).public_bytes(Encoding.PEM)
         try:
             signature_file.write(cms.sign_detached(digest, home.key("audit"), signer, issuers, now))
@@ -419,7 +461,7 @@ def export_to(
             for companion in (signature_file, chain_file, head_file_out):
                 companion.finish()
         except OSError as exc:
-            raise InputError(f"cannot write {out}'s companions: {exc.strerror}") from None
+            raise InputError("cannot write {path}'s companions: {reason}", path=out, reason=exc.strerror) from None
         signature, chain, head = (d.path for d in export_destinations(out)[1:])
     with home.store.transaction(actor, to_text(now) or "") as tx:
         tx.append_event(
@@ -456,9 +498,9 @@ def trust_anchors(
         try:
             anchors = x509.load_pem_x509_certificates(ca_file.read_bytes())
         except FileNotFoundError:
-            raise InputError(f"CA file {ca_file} does not exist") from None
+            raise InputError("CA file {path} does not exist", path=ca_file) from None
         except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read CA file {ca_file}: {exc}") from None
+            raise InputError("cannot read CA file {path}: {reason}", path=ca_file, reason=str(exc)) from None
         return anchors
     assert root_fingerprint is not None
     wanted = root_fingerprint.replace(":", "").strip().lower()
@@ -466,7 +508,9 @@ def trust_anchors(
         raise InputError("--root-fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed")
     found = [c for c in pool if c.fingerprint(hashes.SHA256()).hex() == wanted and c.issuer == c.subject]
     if not found:
-        raise LedgerBroken(f"no self-signed certificate with SHA-256 fingerprint {wanted} signs this export")
+        raise LedgerBroken(
+            "no self-signed certificate with SHA-256 fingerprint {fingerprint} signs this export", fingerprint=wanted
+        )
     return found[:1]
 
 
@@ -482,7 +526,7 @@ def verify_export(
     by a signer the exported ledger appoints; the chain's hashes; its head; and each anchor.
 
     An unsigned export fails unless `allow_unsigned` (then each row is checked against its own hash)."""
-    notes: list[str] = []
+    notes: list[Phrase] = []
     signature = path.with_name(path.name + ".sig")
     chain_file = path.with_name(path.name + ".chain.pem")
     try:
@@ -491,8 +535,10 @@ def verify_export(
                 trust_anchors(None, None, [])  # the same one-line refusal as for a signed export
             if not allow_unsigned:
                 raise LedgerBroken(
-                    f"export {path} is unsigned (no {signature.name}): nothing proves who wrote it; "
-                    "--allow-unsigned checks it row by row"
+                    "export {path} is unsigned (no {signature}): nothing proves who wrote it; "
+                    "--allow-unsigned checks it row by row",
+                    path=path,
+                    signature=signature.name,
                 )
             return _verify_unsigned(path, anchors)
         untrusted = x509.load_pem_x509_certificates(chain_file.read_bytes()) if chain_file.exists() else []
@@ -501,8 +547,9 @@ def verify_export(
         try:
             verified = cms.verify_detached(signature_der, cms.file_sha256(path), trusted, untrusted)
         except ValueError as exc:
-            return Verification(0, 0, ledger.ChainProblem(0, f"signature: {exc}"))
-        notes.append(f"signed by {verified.signer.subject.rfc4514_string()} at {verified.signing_time}")
+            return Verification(0, 0, ledger.ChainProblem(0, Phrase("signature: {reason}", {"reason": str(exc)})))
+        signed_by = {"signer": verified.signer.subject.rfc4514_string(), "time": verified.signing_time}
+        notes.append(Phrase("signed by {signer} at {time}", signed_by))
         signers = AuditSigners()
         heads: dict[int, str] = {}
         wanted = {anchor.seq for anchor in anchors}
@@ -532,16 +579,21 @@ def verify_export(
             fingerprint=verified.signer.fingerprint(hashes.SHA256()).hex(),
         )
         if standing is not None:
-            return Verification(count, 0, ledger.ChainProblem(last_seq, f"signature does not count: {standing}"))
+            does_not_count = Phrase("signature does not count: {why}", {"why": standing})
+            return Verification(count, 0, ledger.ChainProblem(last_seq, does_not_count))
         problem = _check_head(path, last_seq, last_hash, verified.signer)
         checkpoints = 0 if problem is not None else 1
         if problem is None:
-            notes.append(f"head seq {last_seq} sealed by the same signer ({path.name}.head.json)")
-            problem = check_anchors(anchors, heads, last_seq, "the export")
-            notes += [f"extends anchor seq {anchor.seq} ({anchor.source})" for anchor in anchors]
+            head_file = f"{path.name}.head.json"
+            sealed = Phrase("head seq {seq} sealed by the same signer ({file})", {"seq": last_seq, "file": head_file})
+            notes.append(sealed)
+            problem = check_anchors(anchors, heads, last_seq, Phrase("the export"))
+            notes += [_extends(anchor) for anchor in anchors]
         return Verification(count, checkpoints, problem, notes if problem is None else [])
     except (OSError, ValueError, UnicodeDecodeError, TypeError, KeyError) as exc:
-        raise InputError(f"cannot read export {path}: {type(exc).__name__}: {exc}") from None
+        raise InputError(
+            "cannot read export {path}: {kind}: {reason}", path=path, kind=type(exc).__name__, reason=str(exc)
+        ) from None
 
 
 def _check_head(path: Path, seq: int, head_hash: str, signer: x509.Certificate) -> ledger.ChainProblem | None:
@@ -549,17 +601,21 @@ def _check_head(path: Path, seq: int, head_hash: str, signer: x509.Certificate) 
     head = read_head(path)
     if (head.seq, head.head_hash) != (seq, head_hash):
         return ledger.ChainProblem(
-            head.seq, f"the head file names seq {head.seq}, the export ends at seq {seq}: they do not belong together"
+            head.seq,
+            Phrase(
+                "the head file names seq {head}, the export ends at seq {seq}: they do not belong together",
+                {"head": head.seq, "seq": seq},
+            ),
         )
     if head.certificate != signer or head.signer != format_serial(signer.serial_number):
-        return ledger.ChainProblem(seq, "the head's checkpoint is not sealed by the export's signer")
+        return ledger.ChainProblem(seq, Phrase("the head's checkpoint is not sealed by the export's signer"))
     if not _verify_signature(head.certificate, head.signature, head.message()):
-        return ledger.ChainProblem(seq, "the head's checkpoint signature does not verify (forged or edited)")
+        return ledger.ChainProblem(seq, Phrase("the head's checkpoint signature does not verify (forged or edited)"))
     return None
 
 
 def _verify_unsigned(path: Path, anchors: tuple[Head, ...]) -> Verification:
-    notes = ["unsigned: checked row by row against each row's own hash; nothing proves who wrote it"]
+    notes = [Phrase("unsigned: checked row by row against each row's own hash; nothing proves who wrote it")]
     if anchors:
         raise InputError("--anchor needs a signed export (or the database) to compare with")
     count = 0
@@ -567,7 +623,7 @@ def _verify_unsigned(path: Path, anchors: tuple[Head, ...]) -> Verification:
         for event in ledger.read_export(handle):
             count += 1
             if ledger.event_hash(event.prev_hash, event) != event.hash:
-                return Verification(count, 0, ledger.ChainProblem(event.seq, "edited: fields do not match hash"), notes)
+                return Verification(count, 0, ledger.ChainProblem(event.seq, ledger.EDITED), notes)
     return Verification(count, 0, None, notes)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import json
 import re
@@ -135,6 +136,20 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True)
+class DisplaySettings:
+    """[display]: how times are shown to people (JSON, the ledger and exports stay UTC)."""
+
+    # An IANA zone; "" (a home made before [display]): Asia/Tokyo for a JP CA, else UTC.
+    timezone: str = ""
+
+    def zone(self, country: str) -> dt.tzinfo:
+        """The zone to show times in (checked when the configuration is read)."""
+        from kinko.ca.clock import BANK_ZONE, zone_named
+
+        return zone_named(self.timezone or (BANK_ZONE if country.upper() == "JP" else "UTC"))
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     """The [service] section: the CA service's own schedule."""
 
@@ -156,6 +171,7 @@ class Config:
     api: APISettings = field(default_factory=APISettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    display: DisplaySettings = field(default_factory=DisplaySettings)
     profiles: dict[str, Profile] = field(default_factory=dict)
 
     def profile(self, name: str) -> Profile:
@@ -164,7 +180,7 @@ class Config:
             return self.profiles[name]
         except KeyError:
             known = ", ".join(sorted(self.profiles))
-            raise ConfigError(f"unknown profile {name!r}; profiles are: {known}") from None
+            raise ConfigError("unknown profile {name!r}; profiles are: {known}", name=name, known=known) from None
 
 
 def default_text(name: str) -> str:
@@ -180,7 +196,7 @@ def set_value(text: str, key: str, value: Any) -> str:
     pattern = re.compile(rf"^{re.escape(key)} = .*$", re.MULTILINE)
     new, count = pattern.subn(lambda _m: f"{key} = {encoded}", text, count=1)
     if count != 1:
-        raise ConfigError(f"configuration template has no {key!r} line")
+        raise ConfigError("configuration template has no {key!r} line", key=key)
     return new
 
 
@@ -195,17 +211,26 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     """Builds a Config from parsed TOML, refusing unknown keys and bad values."""
     ca = _section(data, "ca", CASettings, required=True)
     if ca.key_type not in KEY_TYPES:
-        raise ConfigError(f"ca.key_type {ca.key_type!r} is not one of {', '.join(KEY_TYPES)}")
+        raise ConfigError(
+            "ca.key_type {value!r} is not one of {choices}", value=ca.key_type, choices=", ".join(KEY_TYPES)
+        )
     if not _OID.match(ca.policy_oid):
-        raise ConfigError(f"ca.policy_oid {ca.policy_oid!r} is not a dotted OID")
+        raise ConfigError("ca.policy_oid {value!r} is not a dotted OID", value=ca.policy_oid)
     if not re.match(r"^https?://[^\s/]+", ca.base_url):
-        raise ConfigError(f"ca.base_url {ca.base_url!r} is not an http(s) URL")
+        raise ConfigError("ca.base_url {value!r} is not an http(s) URL", value=ca.base_url)
     crl = _section(data, "crl", CRLSettings)
     ocsp = _section(data, "ocsp", OCSPSettings)
     lifecycle = _section(data, "lifecycle", LifecycleSettings)
     api = _section(data, "api", APISettings)
     audit = _section(data, "audit", AuditSettings)
     service = _section(data, "service", ServiceSettings)
+    display = _section(data, "display", DisplaySettings)
+    try:
+        display.zone(ca.country)
+    except KeyError:
+        raise ConfigError(
+            "[display] timezone {zone!r} is not a time zone (e.g. Asia/Tokyo or UTC)", zone=display.timezone
+        ) from None
     if service.full_crl_seconds < 1:
         raise ConfigError("service.full_crl_seconds must be at least 1")
     if not isinstance(ocsp.trusted_proxies, list | tuple) or not all(isinstance(a, str) for a in ocsp.trusted_proxies):
@@ -214,19 +239,27 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
         try:
             ipaddress.ip_address(address)
         except ValueError:
-            raise ConfigError(f"ocsp.trusted_proxies: {address!r} is not an IP address") from None
+            raise ConfigError("ocsp.trusted_proxies: {address!r} is not an IP address", address=address) from None
     ocsp = dataclasses.replace(ocsp, trusted_proxies=tuple(ocsp.trusted_proxies))
     if ocsp.signer_validity_days < 1:
         raise ConfigError("ocsp.signer_validity_days must be at least 1")
     for section in (crl, ocsp, lifecycle, service):
         for name, value in vars(section).items():
             if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 1_000_000:
-                raise ConfigError(f"{name} must be between 0 and 1000000 (got {value})")
-    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api", "audit", "service"}
+                raise ConfigError("{name} must be between 0 and 1000000 (got {value})", name=name, value=value)
+    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api", "audit", "service", "display"}
     if unknown:
-        raise ConfigError(f"kinko.toml has unknown section(s): {', '.join(sorted(unknown))}")
+        raise ConfigError("kinko.toml has unknown section(s): {names}", names=", ".join(sorted(unknown)))
     return Config(
-        ca=ca, crl=crl, ocsp=ocsp, lifecycle=lifecycle, api=api, audit=audit, service=service, profiles=profiles
+        ca=ca,
+        crl=crl,
+        ocsp=ocsp,
+        lifecycle=lifecycle,
+        api=api,
+        audit=audit,
+        service=service,
+        display=display,
+        profiles=profiles,
     )
 
 
@@ -242,21 +275,20 @@ def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
     profiles = {}
     for name, body in data.items():
         if not isinstance(body, dict):
-            raise ConfigError(f"profile {name!r} must be a table")
+            raise ConfigError("profile {name!r} must be a table", name=name)
         body = dict(body)
-        where = f"profile {name!r}"
-        validity = parse_validity(str(body.pop("validity", "")), where)
+        validity = parse_validity(str(body.pop("validity", "")), name)
         bc = body.pop("basic_constraints", {"ca": False})
         if not isinstance(bc, dict):
-            raise ConfigError(f"{where}: basic_constraints must be a table like {{ ca = false }}")
+            raise ConfigError("profile {name!r}: basic_constraints must be a table like {{ ca = false }}", name=name)
         key_usage = tuple(body.pop("key_usage", ()))
         eku = tuple(body.pop("extended_key_usage", ()))
         for usage in key_usage:
             if usage not in KEY_USAGES:
-                raise ConfigError(f"{where}: unknown key_usage {usage!r}")
+                raise ConfigError("profile {name!r}: unknown key_usage {usage!r}", name=name, usage=usage)
         for usage in eku:
             if usage not in EXTENDED_KEY_USAGES:
-                raise ConfigError(f"{where}: unknown extended_key_usage {usage!r}")
+                raise ConfigError("profile {name!r}: unknown extended_key_usage {usage!r}", name=name, usage=usage)
         flags = {}
         for key in (
             "subject_key_identifier",
@@ -271,10 +303,10 @@ def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
             if key in body:
                 value = body.pop(key)
                 if not isinstance(value, bool):
-                    raise ConfigError(f"{where}: {key} must be true or false")
+                    raise ConfigError("profile {name!r}: {key} must be true or false", name=name, key=key)
                 flags[key] = value
         if body:
-            raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(body))}")
+            raise ConfigError("profile {name!r}: unknown setting(s) {keys}", name=name, keys=", ".join(sorted(body)))
         # What makes a certificate a CA, an OCSP responder or one no client may check belongs to
         # the CA's own profiles alone: a profile added beside them must not carry it.
         powers = [
@@ -287,7 +319,11 @@ def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
             if present
         ]
         if powers and name not in INTERNAL_PROFILES.get(tuple(powers), ()):
-            raise ConfigError(f"{where} carries {' and '.join(powers)}, which only the CA's own profiles may")
+            raise ConfigError(
+                "profile {name!r} carries {powers}, which only the CA's own profiles may",
+                name=name,
+                powers=" and ".join(powers),
+            )
         profiles[name] = Profile(
             name=name,
             validity=validity,
@@ -300,11 +336,11 @@ def parse_profiles(data: dict[str, Any]) -> dict[str, Profile]:
     return profiles
 
 
-def parse_validity(text: str, where: str) -> Validity:
-    """Parses "1y" or "90d"."""
+def parse_validity(text: str, profile: str) -> Validity:
+    """Parses "1y" or "90d" (the validity of the profile named `profile`)."""
     match = _VALIDITY.match(text)
     if not match or int(match.group(1)) == 0:
-        raise ConfigError(f"{where}: validity {text!r} must look like 1y or 90d")
+        raise ConfigError("profile {name!r}: validity {text!r} must look like 1y or 90d", name=profile, text=text)
     count = int(match.group(1))
     return Validity(years=count) if match.group(2) == "y" else Validity(days=count)
 
@@ -314,32 +350,34 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(f"{path} is missing: is this a Kinko home? (kinko init creates one)") from None
+        raise ConfigError("{path} is missing: is this a Kinko home? (kinko init creates one)", path=path) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError("{path}: invalid TOML: {reason}", path=path, reason=str(exc)) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
+        raise ConfigError("{path}: not UTF-8 text", path=path) from None
     except OSError as exc:
-        raise ConfigError(f"{path} cannot be read: {exc.strerror}") from None
+        raise ConfigError("{path} cannot be read: {reason}", path=path, reason=exc.strerror) from None
 
 
 def _section(data: dict[str, Any], name: str, cls: type[Section], required: bool = False) -> Section:
     body = data.get(name)
     if body is None:
         if required:
-            raise ConfigError(f"kinko.toml has no [{name}] section")
+            raise ConfigError("kinko.toml has no [{name}] section", name=name)
         return cls()
     fields = {item.name: item for item in dataclasses.fields(cls)}
     unknown = set(body) - set(fields)
     if unknown:
-        raise ConfigError(f"[{name}] has unknown key(s): {', '.join(sorted(unknown))}")
+        raise ConfigError("[{name}] has unknown key(s): {keys}", name=name, keys=", ".join(sorted(unknown)))
     try:
         section = cls(**body)
     except TypeError as exc:
-        raise ConfigError(f"[{name}] is incomplete: {exc}") from None
+        raise ConfigError("[{name}] is incomplete: {reason}", name=name, reason=str(exc)) from None
     for key, spec in fields.items():
         value = getattr(section, key)
         expected = {"int": int, "str": str, "bool": bool}.get(str(spec.type))
         if expected and (type(value) is not expected):
-            raise ConfigError(f"[{name}] {key} must be a {spec.type}, got {value!r}")
+            raise ConfigError(
+                "[{name}] {key} must be a {type}, got {value!r}", name=name, key=key, type=spec.type, value=value
+            )
     return section

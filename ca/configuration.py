@@ -57,7 +57,7 @@ def apply(home: Home, new: dict[str, bytes], actor: str, time: str) -> Change:
     sha256 = {name: hashlib.sha256(proposed[name]).hexdigest() for name in CONFIG_FILES}
     if not changed:
         return Change([], sha256, 0)
-    before, after = _parsed(current, "the current configuration"), _parsed(proposed, "the new configuration")
+    before, after = _parsed(current, new=False), _parsed(proposed, new=True)
     _keep_fixed(before, after)
     try:
         with home.store.transaction(actor, time) as tx:
@@ -72,21 +72,38 @@ def apply(home: Home, new: dict[str, bytes], actor: str, time: str) -> Change:
     return Change(changed, sha256, seq)
 
 
-def _parsed(files: dict[str, bytes], what: str) -> config.Config:
+def _parsed(files: dict[str, bytes], new: bool) -> config.Config:
+    """The configuration in `files`: the new one (`new`) or the current one, each refused in its own words."""
     texts = {}
     for name, data in files.items():
+        if len(data) > MAX_FILE_BYTES and new:
+            raise InputError(
+                "the new configuration: {name} is larger than {limit} bytes", name=name, limit=MAX_FILE_BYTES
+            )
         if len(data) > MAX_FILE_BYTES:
-            raise InputError(f"{what}: {name} is larger than {MAX_FILE_BYTES} bytes")
+            raise InputError(
+                "the current configuration: {name} is larger than {limit} bytes", name=name, limit=MAX_FILE_BYTES
+            )
         try:
             texts[name] = tomllib.loads(data.decode("utf-8"))
         except UnicodeDecodeError:
-            raise InputError(f"{what}: {name} is not UTF-8 text") from None
+            if new:
+                raise InputError("the new configuration: {name} is not UTF-8 text", name=name) from None
+            raise InputError("the current configuration: {name} is not UTF-8 text", name=name) from None
         except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"{what}: {name} is not valid TOML: {exc}") from None
+            if new:
+                raise InputError(
+                    "the new configuration: {name} is not valid TOML: {reason}", name=name, reason=str(exc)
+                ) from None
+            raise InputError(
+                "the current configuration: {name} is not valid TOML: {reason}", name=name, reason=str(exc)
+            ) from None
     try:
         return config.parse(texts["kinko.toml"], config.parse_profiles(texts["profiles.toml"]))
     except ConfigError as exc:
-        raise InputError(f"{what} is refused: {exc}") from None
+        if new:
+            raise InputError("the new configuration is refused: {reason}", reason=exc) from None
+        raise InputError("the current configuration is refused: {reason}", reason=exc) from None
 
 
 def _keep_fixed(before: config.Config, after: config.Config) -> None:
@@ -103,7 +120,7 @@ def _keep_fixed(before: config.Config, after: config.Config) -> None:
         raise InputError("[audit] syslog_socket names a socket the CA opens: root sets it, not `config apply`")
     missing = [name for name in OWN_PROFILES if name in before.profiles and name not in after.profiles]
     if missing:
-        raise InputError(f"the CA's own profile(s) {', '.join(missing)} cannot be removed")
+        raise InputError("the CA's own profile(s) {names} cannot be removed", names=", ".join(missing))
 
 
 def _write(home_path: Path, files: dict[str, bytes], previous: dict[str, bytes]) -> None:
@@ -118,7 +135,9 @@ def _write(home_path: Path, files: dict[str, bytes], previous: dict[str, bytes])
     except OSError as exc:
         for name in written:
             write_atomically(home_path / name, previous[name], modes[name])
-        raise StorageError(f"cannot write {exc.filename or 'the configuration'}: {exc.strerror}") from None
+        raise StorageError(
+            "cannot write {path}: {reason}", path=exc.filename or "the configuration", reason=exc.strerror
+        ) from None
 
 
 def _restore(home_path: Path, previous: dict[str, bytes]) -> None:
@@ -132,7 +151,7 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise StorageError(f"cannot read {path.name}: {exc.strerror}") from None
+        raise StorageError("cannot read {path}: {reason}", path=path.name, reason=exc.strerror) from None
 
 
 def summary(home: Home) -> list[dict[str, object]]:

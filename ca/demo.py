@@ -26,7 +26,7 @@ DEMO_CUSTOMER = "株式会社テスト"
 def build_demo(directory: Path, clock: Clock, actor: str, port: int = 8088) -> dict[str, Any]:
     """Creates DIR/home with a random passphrase in DIR/passphrase.txt and issues one certificate."""
     if directory.exists() and any(directory.iterdir()):
-        raise Conflict(f"{directory} already exists; remove it or pass --dir to build the demo elsewhere")
+        raise Conflict("{path} already exists; remove it or pass --dir to build the demo elsewhere", path=directory)
     directory.mkdir(parents=True, exist_ok=True)
     passphrase_file = directory / "passphrase.txt"
     write_new(passphrase_file, (secrets.token_urlsafe(24) + "\n").encode("ascii"), 0o600)

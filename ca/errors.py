@@ -19,8 +19,12 @@ class KinkoError(Exception):
         super().__init__(fill(message, params) or message)  # a brace not doubled: as written
 
     def localized(self) -> str:
-        """The message in the reader's language (English where the catalogue has none)."""
-        return render(self.template, self.params)
+        """The message in the reader's language (English where the catalogue has none); a parameter
+        that is itself a Kinko error (the refusal a wider one wraps) is shown in that language too."""
+        shown = {
+            name: value.localized() if isinstance(value, KinkoError) else value for name, value in self.params.items()
+        }
+        return render(self.template, shown)
 
 
 class InputError(KinkoError):
@@ -64,6 +68,6 @@ class SchemaVersionError(KinkoError):
 class IntegrityError(KinkoError):
     """A row Kinko was about to sign over contradicts the ledger: nothing was signed."""
 
-    def __init__(self, message: str, table: str, key: str, what: str, signing: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, table: str, key: str, what: str, signing: str, /, **params: object) -> None:
+        super().__init__(message, **params)
         self.table, self.key, self.what, self.signing = table, key, what, signing

@@ -128,5 +128,5 @@ def _check_mode(info: os.stat_result, path: Path, what: str) -> None:
             "{what} file {path} is mode {mode}: group and others may read it; chmod 600 {path}",
             what=what,
             path=path,
-            mode=f"{stat.S_IMODE(info.st_mode):04o}",
+            mode=format(stat.S_IMODE(info.st_mode), "04o"),
         )

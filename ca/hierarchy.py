@@ -91,6 +91,8 @@ def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, pass
         config_text = config_module.set_value(config_text, key, value)
     if options.policy_oid:
         config_text = config_module.set_value(config_text, "policy_oid", options.policy_oid)
+    if options.country.upper() != "JP":  # the shipped zone is the bank's (Asia/Tokyo)
+        config_text = config_module.set_value(config_text, "timezone", "UTC")
     profiles_text = config_module.default_text("profiles.toml")
 
     if not path.parent.exists():

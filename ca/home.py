@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kinko.ca import config as config_module
-from kinko.ca.errors import ConfigError, PassphraseError
+from kinko.ca.errors import ConfigError, KinkoError, PassphraseError
+from kinko.ca.i18n import said
 from kinko.ca.locations import DEFAULT_SOCKET
 
 if TYPE_CHECKING:
@@ -105,6 +106,14 @@ class Home:
         loaded = config_module.load(self.path)
         self._loaded_stamps = stamps
         return loaded
+
+    def display_zone(self) -> dt.tzinfo | None:
+        """The zone people read this home's times in; None (UTC) where its configuration cannot
+        be read, which the command that needs it then reports."""
+        try:
+            return self.config.display.zone(self.config.ca.country) if self.exists() else None
+        except KinkoError:
+            return None
 
     def reload_config(self) -> None:
         """Reads kinko.toml and profiles.toml again at next use (after `config apply`)."""
@@ -193,8 +202,9 @@ class Home:
         problem = current.standing(found[0], begins=begins, head=head, time=time, fingerprint=fingerprint)
         if problem is not None:
             raise PolicyError(
-                f"{problem}; nothing was signed or written: an admin appoints a new one with "
-                "`kinko ledger signer rotate`"
+                "{problem}; nothing was signed or written: an admin appoints a new one with "
+                "`kinko ledger signer rotate`",
+                problem=problem,
             )
 
     def announce_checkpoint(self, seq: int, head_hash: str, time: str, signature: bytes, signer: str) -> None:
@@ -210,7 +220,7 @@ class Home:
             self._syslog_warned = True
             import sys
 
-            print(f"kinko: warning: {warning}", file=sys.stderr)
+            print(said("kinko: warning: {warning}", warning=warning), file=sys.stderr)
 
     @cached_property
     def readonly_store(self) -> Store:

@@ -223,7 +223,7 @@ def check_port(host: str, port: int) -> None:
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except socket.gaierror as exc:
-        raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
+        raise ConfigError("cannot listen on {address}: {reason}", address=where, reason=exc.strerror) from None
     with socket.socket(family, kind, proto) as probe:
         # Granian binds with SO_REUSEPORT, so next to another such listener its bind succeeds
         # and the two silently share the port; this probe does without it, and so fails.
@@ -233,8 +233,8 @@ def check_port(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(f"{where} is already in use; choose another --port") from None
-            raise ConfigError(f"cannot listen on {where}: {exc.strerror}") from None
+                raise ConfigError("{address} is already in use; choose another --port", address=where) from None
+            raise ConfigError("cannot listen on {address}: {reason}", address=where, reason=exc.strerror) from None
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,12 @@ def load_tls(tls: TLSFiles) -> TLSFiles:
         if tls.client_ca is not None:
             context.load_verify_locations(cafile=tls.client_ca)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot use the TLS files {tls.cert}, {tls.key}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            "cannot use the TLS files {cert}, {key}: {reason}",
+            cert=tls.cert,
+            key=tls.key,
+            reason=exc.strerror or str(exc),
+        ) from None
     return TLSFiles(tls.cert.resolve(), tls.key.resolve(), tls.client_ca.resolve() if tls.client_ca else None)
 
 

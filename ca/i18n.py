@@ -14,6 +14,7 @@ import gettext as gettext_module
 import os
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DOMAIN = "kinko"
@@ -88,9 +89,38 @@ def fill(template: str, params: Mapping[str, object]) -> str | None:
 
 
 def render(template: str, params: Mapping[str, object]) -> str:
-    """A message template translated, then filled in with its parameters; the English source
-    where the translation cannot be filled, the bare template where neither can."""
-    return fill(_(template), params) or fill(template, params) or template
+    """A message template translated, then filled in with its parameters (a time as people read
+    it, in the bank's zone); the English source where the translation cannot be filled, the bare
+    template where neither can."""
+    from kinko.ca.clock import shown_if_time
+
+    # A phrase inside (a finding a refusal names) is said in the same language.
+    shown = {
+        name: value.localized() if isinstance(value, Phrase) else shown_if_time(value) for name, value in params.items()
+    }
+    return fill(_(template), shown) or fill(template, shown) or template
+
+
+def said(template: str, /, **params: object) -> str:
+    """A sentence for people (a command's summary), as a refusal is made: `template` is the English
+    source in the catalogue, filled in with `params` in the reader's language."""
+    return render(template, params)
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A sentence kept as its template and values, to be written later: English where it is
+    evidence or a machine's (str(), JSON), the reader's language where people read it."""
+
+    template: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return fill(self.template, self.params) or self.template
+
+    def localized(self) -> str:
+        """The sentence in the reader's language, its times in the bank's zone."""
+        return render(self.template, self.params)
 
 
 @contextlib.contextmanager

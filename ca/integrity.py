@@ -35,13 +35,26 @@ class Mismatch:
 
 def refuse(mismatch: Mismatch, signing: str, doing: str = "sign the") -> IntegrityError:
     """The error a signing path (or a decision made from a table) raises for a contradiction it found."""
-    done = "signed" if doing.startswith("sign") else "done"
+    facts = (mismatch.table, mismatch.key, mismatch.what, signing)
+    if doing == "issue a":
+        return IntegrityError(
+            "refused to issue a {signing}: {mismatch}; nothing was done: run `kinko ledger verify`",
+            *facts,
+            signing=signing,
+            mismatch=str(mismatch),
+        )
+    if doing == "run":
+        return IntegrityError(
+            "refused to run {signing}: {mismatch}; nothing was done: run `kinko ledger verify`",
+            *facts,
+            signing=signing,
+            mismatch=str(mismatch),
+        )
     return IntegrityError(
-        f"refused to {doing} {signing}: {mismatch}; nothing was {done}: run `kinko ledger verify`",
-        mismatch.table,
-        mismatch.key,
-        mismatch.what,
-        signing,
+        "refused to sign the {signing}: {mismatch}; nothing was signed: run `kinko ledger verify`",
+        *facts,
+        signing=signing,
+        mismatch=str(mismatch),
     )
 
 

@@ -43,7 +43,7 @@ def issue(
         if tx.reserve_serial(format_serial(serial), issuer_role):
             break
     else:
-        raise StorageError(f"could not draw an unused serial in {SERIAL_ATTEMPTS} attempts")
+        raise StorageError("could not draw an unused serial in {count} attempts", count=SERIAL_ATTEMPTS)
     certificate = signer.sign_certificate(
         issuer,
         subject=subject,

@@ -74,7 +74,11 @@ def certificate_key(certificate: x509.Certificate) -> CertificateIssuerPublicKey
     """A CA certificate's public key, as a type that can issue (RSA or EC: what Kinko makes)."""
     key = certificate.public_key()
     if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise ConfigError(f"certificate {certificate.subject.rfc4514_string()} has a {type(key).__name__} key")
+        raise ConfigError(
+            "certificate {subject} has a {type} key",
+            subject=certificate.subject.rfc4514_string(),
+            type=type(key).__name__,
+        )
     return key
 
 
@@ -86,7 +90,7 @@ def generate_private_key(key_type: str) -> PrivateKey:
         return ec.generate_private_key(ec.SECP384R1())
     if key_type in ("rsa-2048", "rsa-3072", "rsa-4096"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
-    raise InputError(f"unknown key type {key_type!r}")
+    raise InputError("unknown key type {type!r}", type=key_type)
 
 
 def describe_key(public_key: object) -> str:
@@ -139,20 +143,20 @@ class FileKey:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise ConfigError(f"key file {path} is missing") from None
+            raise ConfigError("key file {path} is missing", path=path) from None
         except PermissionError:
-            raise ConfigError(f"key file {path} is not readable by this account") from None
+            raise ConfigError("key file {path} is not readable by this account", path=path) from None
         try:
             key = serialization.load_pem_private_key(data, password=passphrase)
         except TypeError:
             # cryptography raises TypeError when a passphrase is missing or not needed.
             if passphrase is None:
-                raise PassphraseError(f"key file {path} is encrypted and no passphrase was given") from None
-            raise ConfigError(f"key file {path} is not encrypted; expected an encrypted key") from None
+                raise PassphraseError("key file {path} is encrypted and no passphrase was given", path=path) from None
+            raise ConfigError("key file {path} is not encrypted; expected an encrypted key", path=path) from None
         except ValueError:
-            raise PassphraseError(f"wrong passphrase for {path.name}") from None
+            raise PassphraseError("wrong passphrase for {name}", name=path.name) from None
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise ConfigError(f"key file {path} holds an unsupported key type")
+            raise ConfigError("key file {path} holds an unsupported key type", path=path)
         return cls(key)
 
     def public_key(self) -> CertificateIssuerPublicKeyTypes:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
+from kinko.ca.i18n import Phrase
+
 GENESIS = "0" * 64
 
 
@@ -70,7 +72,24 @@ class ChainProblem:
     """The first place a chain does not hold."""
 
     seq: int
-    what: str
+    finding: Phrase
+
+    @property
+    def what(self) -> str:
+        """The finding in English, as the JSON and the logs keep it."""
+        return str(self.finding)
+
+
+BROKEN_LINK = Phrase("broken link: prev_hash does not match the previous event's hash")
+EDITED = Phrase("edited: the event's fields do not match its hash")
+
+
+def _missing(expected: int, found: int) -> Phrase:
+    return Phrase("missing: seq {expected} is absent (next is {found})", {"expected": expected, "found": found})
+
+
+def _reordered(seq: int, expected: int) -> Phrase:
+    return Phrase("reordered: seq {seq} appears after {previous}", {"seq": seq, "previous": expected - 1})
 
 
 def verify_chain(events: Iterable[Event], start_seq: int = 1, start_hash: str = GENESIS) -> ChainProblem | None:
@@ -80,12 +99,12 @@ def verify_chain(events: Iterable[Event], start_seq: int = 1, start_hash: str = 
     for event in events:
         if event.seq != expected_seq:
             if event.seq > expected_seq:
-                return ChainProblem(expected_seq, f"missing: seq {expected_seq} is absent (next is {event.seq})")
-            return ChainProblem(event.seq, f"reordered: seq {event.seq} appears after {expected_seq - 1}")
+                return ChainProblem(expected_seq, _missing(expected_seq, event.seq))
+            return ChainProblem(event.seq, _reordered(event.seq, expected_seq))
         if event.prev_hash != prev:
-            return ChainProblem(event.seq, "broken link: prev_hash does not match the previous event's hash")
+            return ChainProblem(event.seq, BROKEN_LINK)
         if event_hash(prev, event) != event.hash:
-            return ChainProblem(event.seq, "edited: the event's fields do not match its hash")
+            return ChainProblem(event.seq, EDITED)
         prev = event.hash
         expected_seq += 1
     return None
@@ -118,20 +137,19 @@ def walk_encoded(
     for seq, prev_hash, digest, encoded in rows:
         expected = walk.last_seq + 1
         if seq != expected:
-            what = (
-                f"missing: seq {expected} is absent (next is {seq})"
+            walk.problem = (
+                ChainProblem(expected, _missing(expected, seq))
                 if seq > expected
-                else f"reordered: seq {seq} appears after {expected - 1}"
+                else ChainProblem(seq, _reordered(seq, expected))
             )
-            walk.problem = ChainProblem(expected if seq > expected else seq, what)
             return walk
         if prev_hash != prev:
-            walk.problem = ChainProblem(seq, "broken link: prev_hash does not match the previous event's hash")
+            walk.problem = ChainProblem(seq, BROKEN_LINK)
             return walk
         if sha256(prev_bytes + encoded.encode("utf-8")).hexdigest() != digest:
             event = recheck(seq)
             if event is None or event_hash(prev, event) != digest:
-                walk.problem = ChainProblem(seq, "edited: the event's fields do not match its hash")
+                walk.problem = ChainProblem(seq, EDITED)
                 return walk
         if seq in wanted:
             walk.heads[seq] = digest

@@ -53,12 +53,12 @@ class OutputFile:
 def received(fds: list[int], names: list[str]) -> list[OutputFile]:
     """The outputs a caller sent as descriptors: each must be a regular file open for writing."""
     if len(fds) != len(names):
-        raise InputError(f"{len(names)} output files were named, {len(fds)} descriptors came")
+        raise InputError("{named} output files were named, {count} descriptors came", named=len(names), count=len(fds))
     for fd, name in zip(fds, names, strict=True):
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputError(f"the descriptor for {name} is not a regular file")
+            raise InputError("the descriptor for {name} is not a regular file", name=name)
         if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE not in (os.O_WRONLY, os.O_RDWR):
-            raise InputError(f"the descriptor for {name} is not open for writing")
+            raise InputError("the descriptor for {name} is not open for writing", name=name)
     return [OutputFile(fd, name) for fd, name in zip(fds, names, strict=True)]
 
 
@@ -75,7 +75,9 @@ class Outputs:
                 try:
                     fd = os.open(temporary, _NEW, 0o600)
                 except OSError as exc:
-                    raise InputError(f"cannot write {destination.path}: {exc.strerror}") from None
+                    raise InputError(
+                        "cannot write {path}: {reason}", path=destination.path, reason=exc.strerror
+                    ) from None
                 self.temporaries.append(temporary)
                 os.fchmod(fd, 0o600)  # private until renamed: an export holds the holders' names
                 self.files.append(OutputFile(fd, destination.path.name))

@@ -205,7 +205,7 @@ def _checked(label: str, value: str) -> str:
             raise InputError(
                 "{label} contains U+{code} {what}; control and formatting characters are refused",
                 label=label,
-                code=f"{ord(ch):04X}",
+                code=format(ord(ch), "04X"),
                 what=what,
             )
     if size > MAX_NAME:

@@ -72,7 +72,7 @@ def pem(store: Reader, serial_text: str) -> str:
 def listing(store: Reader, now: str, status: str | None = None, limit: int | None = None) -> list[CertificateView]:
     """Registry entries newest first, optionally only those with one effective status."""
     if status is not None and status not in STATUSES:
-        raise InputError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+        raise InputError("unknown status {status!r}; use one of {choices}", status=status, choices=", ".join(STATUSES))
     if status == "expired":
         records = store.certificates(("valid",), limit, expired=True, now=now)
     elif status == "valid":

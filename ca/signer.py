@@ -48,8 +48,9 @@ def sign_certificate(
         raise PolicyError("certificate would end before it begins")
     if issuer.not_after is not None and not_after > issuer.not_after:
         raise PolicyError(
-            f"certificate would end {not_after:%Y-%m-%dT%H:%M:%SZ}, after its issuing CA "
-            f"({issuer.not_after:%Y-%m-%dT%H:%M:%SZ}); renew the CA first"
+            "certificate would end {ends}, after its issuing CA ({ca_ends}); renew the CA first",
+            ends=format(not_after, "%Y-%m-%dT%H:%M:%SZ"),
+            ca_ends=format(issuer.not_after, "%Y-%m-%dT%H:%M:%SZ"),
         )
     builder = (
         x509.CertificateBuilder()

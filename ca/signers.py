@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kinko.ca import ledger
+from kinko.ca.i18n import Phrase
 
 ISSUED = "audit.signer-issued"
 RETIRED = "audit.signer-retired"
@@ -80,13 +81,19 @@ class AuditSigners:
             if found is not None:
                 found.changes.append((event.seq, _ENDS.get(action)))
 
-    def standing(self, serial: str, *, begins: int, head: int, time: str, fingerprint: str | None = None) -> str | None:
+    def standing(
+        self, serial: str, *, begins: int, head: int, time: str, fingerprint: str | None = None
+    ) -> Phrase | None:
         """None when `serial` may sign over events begins..head at `time`; else why it may not."""
         found = self.appointments.get(serial)
         if found is None or found.seq > head:
-            return f"{serial} is not an audit signer the ledger appoints (by seq {head})"
+            appoints = {"serial": serial, "head": head}
+            return Phrase("{serial} is not an audit signer the ledger appoints (by seq {head})", appoints)
         if fingerprint is not None and found.fingerprint is not None and fingerprint != found.fingerprint:
-            return f"the certificate with serial {serial} is not the one the ledger appointed (fingerprint differs)"
+            return Phrase(
+                "the certificate with serial {serial} is not the one the ledger appointed (fingerprint differs)",
+                {"serial": serial},
+            )
         ended: tuple[int, str] | None = None
         for seq, state in found.changes:
             if seq >= begins:
@@ -97,11 +104,14 @@ class AuditSigners:
             elif ended is None or ended[1] == "held":
                 ended = (seq, state)
         if ended is not None:
-            return f"audit signer {serial} was {ended[1]} at seq {ended[0]}: it can no longer sign"
+            return Phrase(
+                "audit signer {serial} was {state} at seq {seq}: it can no longer sign",
+                {"serial": serial, "state": ended[1], "seq": ended[0]},
+            )
         if not found.not_before <= time <= found.not_after:
-            return (
-                f"audit signer {serial} signed at {time}, outside its validity "
-                f"({found.not_before} to {found.not_after})"
+            return Phrase(
+                "audit signer {serial} signed at {time}, outside its validity ({not_before} to {not_after})",
+                {"serial": serial, "time": time, "not_before": found.not_before, "not_after": found.not_after},
             )
         return None
 

@@ -6,6 +6,8 @@ import os
 import socket
 from pathlib import Path
 
+from kinko.ca.i18n import said
+
 # authpriv.info: security records, kept by the bank's log server apart from ordinary logs.
 PRIORITY = 10 * 8 + 6
 # A commit has happened; a log server that stalls must not hold the command for long.
@@ -21,15 +23,23 @@ def head_message(seq: int, head_hash: str, time: str, signature: bytes, signer: 
 
 
 def send_head(path: str, seq: int, head_hash: str, time: str, signature: bytes, signer: str) -> str | None:
-    """Sends one head; returns None when sent, else a one-line reason (never raises)."""
+    """Sends one head; returns None when sent, else a one-line reason for people (never raises)."""
     if not Path(path).exists():  # the common case on a machine without syslog: no socket to make
-        return f"syslog socket {path} is absent: checkpoint heads are not sent to syslog ([audit] syslog_socket)"
+        return _absent(path)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
             sock.settimeout(TIMEOUT_SECONDS)
             sock.sendto(head_message(seq, head_hash, time, signature, signer), path)
     except (FileNotFoundError, ConnectionRefusedError):
-        return f"syslog socket {path} is absent: checkpoint heads are not sent to syslog ([audit] syslog_socket)"
+        return _absent(path)
     except OSError as exc:
-        return f"cannot send the checkpoint head to syslog at {path}: {exc.strerror or exc}"
+        return said(
+            "cannot send the checkpoint head to syslog at {path}: {reason}", path=path, reason=exc.strerror or exc
+        )
     return None
+
+
+def _absent(path: str) -> str:
+    return said(
+        "syslog socket {path} is absent: checkpoint heads are not sent to syslog ([audit] syslog_socket)", path=path
+    )

@@ -81,10 +81,19 @@ def check_renewal(certificate: CertificateRecord, now: dt.datetime, rules: Lifec
 
 def check_reacquire(certificate: CertificateRecord, role: str, now: dt.datetime, rules: LifecycleSettings) -> None:
     """Refuses a re-acquisition unless the last certificate expired unrevoked within the grace period."""
+    if certificate.status == "revoked" and role == "administrator":
+        raise PolicyError(
+            "certificate {serial} was revoked ({reason}); a revoked certificate cannot be re-acquired: "
+            "an administrator applies to the bank for a reissue (kinko reissue --subscriber ...)",
+            serial=certificate.serial,
+            reason=certificate.revocation_reason,
+        )
     if certificate.status == "revoked":
         raise PolicyError(
-            f"certificate {certificate.serial} was revoked ({certificate.revocation_reason}); "
-            f"a revoked certificate cannot be re-acquired: {who_reissues(role)}"
+            "certificate {serial} was revoked ({reason}); a revoked certificate cannot be re-acquired: "
+            "a user asks their administrator for a reissue (kinko reissue --subscriber ... --by ADMIN)",
+            serial=certificate.serial,
+            reason=certificate.revocation_reason,
         )
     if certificate.status == "held":
         raise PolicyError("certificate {serial} is on hold; it cannot be re-acquired", serial=certificate.serial)
@@ -92,15 +101,35 @@ def check_reacquire(certificate: CertificateRecord, role: str, now: dt.datetime,
     if now < opens:
         # Advice the holder can follow today: renewal may be months away yet.
         renewal = renewal_window(certificate, rules)[0]
-        when = "now" if now >= renewal else f"from {to_text(renewal)}"
+        if now >= renewal:
+            raise PolicyError(
+                "certificate {serial} is valid until {expires}; re-acquisition is only for an expired one: "
+                "renew it now (kinko renew)",
+                serial=certificate.serial,
+                expires=certificate.not_after,
+            )
         raise PolicyError(
-            f"certificate {certificate.serial} is valid until {certificate.not_after}; re-acquisition is only "
-            f"for an expired one: renew it {when} (kinko renew)"
+            "certificate {serial} is valid until {expires}; re-acquisition is only for an expired one: "
+            "renew it from {opens} (kinko renew)",
+            serial=certificate.serial,
+            expires=certificate.not_after,
+            opens=to_text(renewal),
+        )
+    if now > closes and role == "administrator":
+        raise PolicyError(
+            "the {days}-day grace period after {expires} ended at {closes}; a reissue is needed: "
+            "an administrator applies to the bank for a reissue (kinko reissue --subscriber ...)",
+            days=rules.grace_days,
+            expires=certificate.not_after,
+            closes=to_text(closes),
         )
     if now > closes:
         raise PolicyError(
-            f"the {rules.grace_days}-day grace period after {certificate.not_after} ended at "
-            f"{to_text(closes)}; a reissue is needed: {who_reissues(role)}"
+            "the {days}-day grace period after {expires} ended at {closes}; a reissue is needed: "
+            "a user asks their administrator for a reissue (kinko reissue --subscriber ... --by ADMIN)",
+            days=rules.grace_days,
+            expires=certificate.not_after,
+            closes=to_text(closes),
         )
 
 

@@ -116,7 +116,7 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
     if kind == "delta":
         base = store.latest_crl(issuer, "full")
         if base is None:
-            raise Conflict(f"no full CRL of {issuer} yet: run `kinko crl publish` before a delta")
+            raise Conflict("no full CRL of {issuer} yet: run `kinko crl publish` before a delta", issuer=issuer)
     this_update = to_text(now) or ""
     if _has_deltas(home, issuer):
         period = dt.timedelta(hours=cfg.crl.next_update_hours)
@@ -155,8 +155,13 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
         write_atomically(der_path, der, 0o644)
     except OSError as exc:
         raise StorageError(
-            f"cannot write {exc.filename or der_path}: {exc.strerror}; {issuer} {kind} CRL #{number} "
-            "was not published (the last published one is still served)"
+            "cannot write {path}: {reason}; {issuer} {kind} CRL #{number} "
+            "was not published (the last published one is still served)",
+            path=exc.filename or der_path,
+            reason=exc.strerror,
+            issuer=issuer,
+            kind=kind,
+            number=number,
         ) from None
     with store.transaction(actor, this_update) as tx:
         tx.record_crl(
@@ -217,9 +222,13 @@ def check_built(der: bytes, issuer: x509.Certificate, number: int) -> None:
         for entry in crl:
             _ = (entry.serial_number, entry.revocation_date_utc, entry.extensions)
     except (ValueError, x509.ExtensionNotFound) as exc:
-        raise StorageError(f"the CRL #{number} just built does not parse ({exc}); nothing was published") from None
+        raise StorageError(
+            "the CRL #{number} just built does not parse ({reason}); nothing was published",
+            number=number,
+            reason=str(exc),
+        ) from None
     if not valid or found != number:
-        raise StorageError(f"the CRL #{number} just built does not verify; nothing was published")
+        raise StorageError("the CRL #{number} just built does not verify; nothing was published", number=number)
 
 
 def _extensions(

@@ -129,8 +129,12 @@ def require_within_validity(context: IssuerContext, now: dt.datetime) -> None:
     start = context.signer_not_before if context.signer_not_before is not None else now
     if not within_validity(context, now):
         raise PolicyError(
-            f"the OCSP signer of {context.role} is valid from {to_text(start)} to {to_text(context.signer_not_after)}, "
-            f"not at {to_text(now)}: nothing was signed; run `kinko ocsp signer rotate`"
+            "the OCSP signer of {role} is valid from {starts} to {ends}, not at {now}: nothing was signed; "
+            "run `kinko ocsp signer rotate`",
+            role=context.role,
+            starts=to_text(start),
+            ends=to_text(context.signer_not_after),
+            now=to_text(now),
         )
 
 
@@ -148,7 +152,9 @@ def check_built(der: bytes, status: Status) -> None:
             response.revocation_time_utc,
         )
     except ValueError as exc:
-        raise StorageError(f"the OCSP response just built does not parse ({exc}); nothing was stored") from None
+        raise StorageError(
+            "the OCSP response just built does not parse ({reason}); nothing was stored", reason=str(exc)
+        ) from None
     meant = (
         ocsp.OCSPResponseStatus.SUCCESSFUL,
         status.cert_id.serial,
@@ -158,7 +164,11 @@ def check_built(der: bytes, status: Status) -> None:
         status.revoked_at if status.status == "revoked" else None,
     )
     if said != meant:
-        raise StorageError(f"the OCSP response just built says {said}, not {meant}; nothing was stored")
+        raise StorageError(
+            "the OCSP response just built says {said}, not {meant}; nothing was stored",
+            said=str(said),
+            meant=str(meant),
+        )
 
 
 class Presigner:

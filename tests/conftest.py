@@ -310,3 +310,11 @@ def send_paced_body(port: int, size: int, chunked: bool, path: str = "/", extra:
     except (BrokenPipeError, ConnectionResetError):
         return b""
     return reply.split(b" ", 2)[1] if reply else b""
+
+
+def people_time(when: dt.datetime | str) -> str:
+    """A time as human output shows it for the test CA (JP: Asia/Tokyo, with its offset)."""
+    from kinko.ca.clock import showing_times_in, shown, zone_named
+
+    with showing_times_in(zone_named("Asia/Tokyo")):
+        return shown(when)

@@ -33,12 +33,14 @@ WILDCARD = "..."
 COMMAND_TIMEOUT = 120
 SERVER_START = 30.0
 # What a machine without a syslog daemon (a container) adds to every command; the README says so once.
-NOISE = re.compile(r"^kinko: warning: syslog socket .* is absent")
+NOISE = re.compile(r"^kinko: (?:warning|警告): syslog ?ソケット|^kinko: warning: syslog socket .* is absent")
 
 # Values that differ from run to run. Order matters: the longer forms first.
 TOKENS = {
     "fingerprint": r"(?:[0-9A-F]{2}:){31}[0-9A-F]{2}",
     "colon_serial": r"(?:[0-9A-Fa-f]{2}:){14,19}[0-9A-Fa-f]{2}",
+    # A time as people read it, in the bank's zone ([display] timezone), then as stored and in JSON.
+    "shown_time": r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{2}:\d{2}",
     "time": r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2})",
     "gmt_time": r"[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4} GMT",
     "code": r"[0-9A-Z]{4}(?:-[0-9A-Z]{4}){6}",

@@ -9,6 +9,7 @@ from typing import Any
 from kinko.ca.commands.registry import Context, NoParams, Operation, param
 from kinko.ca.commands.render import Output, key_values
 from kinko.ca.config import KEY_TYPES
+from kinko.ca.i18n import said
 
 GROUPS = {"ca": "The CA's own certificates."}
 
@@ -114,7 +115,10 @@ def ca_chain(ctx: Context, _p: ChainParams) -> Chain:
 def render_chain(result: Chain, out: Output, p: ChainParams) -> None:
     out.write_file(p.out, result.pem)
     count = result.pem.count("BEGIN CERTIFICATE")
-    out.emit({"written_to": str(p.out), "certificates": count}, f"wrote {count} certificate(s) to {p.out}")
+    out.emit(
+        {"written_to": str(p.out), "certificates": count},
+        said("wrote {count} certificate(s) to {path}", count=count, path=p.out),
+    )
 
 
 OPERATIONS: list[Operation[Any, Any]] = [
@@ -122,7 +126,7 @@ OPERATIONS: list[Operation[Any, Any]] = [
         "init",
         InitParams,
         init,
-        lambda r, out, p: render_hierarchy(r, out, heading=f"Created CA home {r.home}"),
+        lambda r, out, p: render_hierarchy(r, out, heading=said("Created CA home {home}", home=r.home)),
         None,  # creating a home registers the account that ran it as admin
         local=True,
     ),

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from kinko.ca.clock import showing_times_in
 from kinko.ca.commands import INDEX
 from kinko.ca.errors import InputError, KinkoError
 from kinko.ca.i18n import N_, _, render
@@ -97,7 +98,7 @@ class CLIState:
 
         def update(done: int, total: int) -> None:
             if "bar" not in state:
-                state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+                state["bar"] = click.progressbar(length=total, label=_(label), file=sys.stderr)
                 state["bar"].__enter__()
                 state["done"] = 0
             # By how far it moved: the service streams some of the steps, not every one.
@@ -111,7 +112,7 @@ class CLIState:
     def _counter(self, label: str) -> Any:
         if self.as_json or not sys.stderr.isatty():
             return None
-        return lambda count: click.echo(f"\r{count} {label}", nl=False, err=True)
+        return lambda count: click.echo(f"\r{count} {_(label)}", nl=False, err=True)
 
 
 def _tty_prompt(label: str) -> str:
@@ -200,7 +201,8 @@ class KinkoGroup(click.Group):
                 exc.show()
                 sys.exit(exc.exit_code)
             where = exc.ctx.command_path if exc.ctx is not None else "kinko"
-            said = {"message": exc.format_message().rstrip(".。"), "command": where}
+            # One line: Click lists a choice's values on lines of their own.
+            said = {"message": " ".join(exc.format_message().split()).rstrip(".。"), "command": where}
             click.echo(render(N_("kinko: error: {message}; see `{command} --help`"), said), err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
@@ -236,16 +238,19 @@ class KinkoGroup(click.Group):
         return self.commands[cmd_name]
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except KinkoError as exc:
-            fail(ctx, exc.localized(), exc.exit_code)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as exc:
-            if os.environ.get("KINKO_DEBUG"):
+        # UTC until the command opens its home; the zone it set ends with it (a test runs many), after
+        # its refusal, which names its times in that zone too.
+        with showing_times_in(None):
+            try:
+                return super().invoke(ctx)
+            except KinkoError as exc:
+                fail(ctx, exc.localized(), exc.exit_code)
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
                 raise
-            fail(ctx, f"unexpected {type(exc).__name__}: {exc}", EXIT_UNEXPECTED)
+            except Exception as exc:
+                if os.environ.get("KINKO_DEBUG"):
+                    raise
+                fail(ctx, f"unexpected {type(exc).__name__}: {exc}", EXIT_UNEXPECTED)
         return None
 
 
@@ -461,6 +466,6 @@ def read_input(path: Path, what: str) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{what} file {path} does not exist") from None
+        raise InputError("{what} file {path} does not exist", what=what, path=path) from None
     except (PermissionError, IsADirectoryError):
-        raise InputError(f"{what} file {path} cannot be read") from None
+        raise InputError("{what} file {path} cannot be read", what=what, path=path) from None

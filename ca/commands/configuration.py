@@ -8,6 +8,7 @@ from typing import Any
 
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output, table
+from kinko.ca.i18n import said
 
 GROUPS = {"config": "The CA's configuration: kinko.toml and profiles.toml, changed only through Kinko."}
 
@@ -79,9 +80,13 @@ def config_apply(ctx: Context, p: ApplyParams) -> Applied:
 
 def render_applied(result: Applied, out: Output, _p: object) -> None:
     if not result.changed:
-        human = "the configuration is already this: nothing changed"
+        human = said("the configuration is already this: nothing changed")
     else:
-        human = f"applied {', '.join(result.changed)} (ledger event {result.seq}); in force for the next operation"
+        human = said(
+            "applied {files} (ledger event {seq}); in force for the next operation",
+            files=", ".join(result.changed),
+            seq=result.seq,
+        )
     out.emit({"changed": result.changed, "sha256": result.sha256, "seq": result.seq or None}, human)
 
 

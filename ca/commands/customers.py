@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import TIME_FORMAT, Context, NoParams, Operation, param
-from kinko.ca.commands.render import JSONData, Output, key_values, table, to_json
+from kinko.ca.commands.render import JSONData, Output, key_values, shown_value, table, to_json
 from kinko.ca.commands.views import CRLView, crl_views
+from kinko.ca.i18n import N_, said
 
 if TYPE_CHECKING:
     from kinko.ca.lifecycle import BulkChange, CustomerOverview
@@ -49,7 +50,9 @@ def render_overview(result: CustomerOverview, out: Output, _p: object) -> None:
     shown = {k: v for k, v in data.items() if k != "subscribers"}
     if shown.get("terminate_at") and shown.get("status") != "terminated":
         # Already closed to new enrollments: the officer must not read a plain "active".
-        shown["status"] = f"{shown['status']}, terminating at {shown['terminate_at']}"
+        shown["status"] = said(
+            "{status}, terminating at {when}", status=shown_value("status", shown["status"]), when=shown["terminate_at"]
+        )
     out.emit(data, key_values(shown) + "\n\n" + holders)
 
 
@@ -81,12 +84,12 @@ def render_bulk(result: BulkView, out: Output, _p: object) -> None:
 
 def customer_suspend(ctx: Context, p: CustomerParams) -> BulkView:
     """Hold every valid certificate of the customer and refuse its enrollments and acquisitions."""
-    return BulkView.of(ctx.kinko().suspend_customer(p.customer_id, ctx.progress("certificates")))
+    return BulkView.of(ctx.kinko().suspend_customer(p.customer_id, ctx.progress(N_("certificates"))))
 
 
 def customer_resume(ctx: Context, p: CustomerParams) -> BulkView:
     """Release exactly the holds the suspension made."""
-    return BulkView.of(ctx.kinko().resume_customer(p.customer_id, ctx.progress("certificates")))
+    return BulkView.of(ctx.kinko().resume_customer(p.customer_id, ctx.progress(N_("certificates"))))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,8 +102,16 @@ class TerminateParams:
 
 def terminate_question(p: TerminateParams) -> str:
     """What the officer confirms before a termination."""
-    when = f"at {p.effective}" if p.effective else "now"
-    return f"Terminate customer {p.customer_id} {when}: revoke every certificate of it and close it for good?"
+    if p.effective:
+        return said(
+            "Terminate customer {customer} at {when}: revoke every certificate of it and close it for good?",
+            customer=p.customer_id,
+            when=p.effective,
+        )
+    return said(
+        "Terminate customer {customer} now: revoke every certificate of it and close it for good?",
+        customer=p.customer_id,
+    )
 
 
 def customer_terminate(ctx: Context, p: TerminateParams) -> BulkView:
@@ -109,9 +120,11 @@ def customer_terminate(ctx: Context, p: TerminateParams) -> BulkView:
     from kinko.ca.errors import InputError
 
     if not p.yes:  # the CLI asks on a terminal and then sets it; anyone else says it outright
-        raise InputError(f"customer terminate revokes every certificate of {p.customer_id}: confirm with --yes")
+        raise InputError(
+            "customer terminate revokes every certificate of {customer}: confirm with --yes", customer=p.customer_id
+        )
     when = parse_user_time(p.effective, "effective date") if p.effective else None
-    change = ctx.kinko().terminate_customer(p.customer_id, when, ctx.progress("certificates"), p.reschedule)
+    change = ctx.kinko().terminate_customer(p.customer_id, when, ctx.progress(N_("certificates")), p.reschedule)
     return BulkView.of(change)
 
 

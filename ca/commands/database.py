@@ -7,6 +7,7 @@ from typing import Any
 
 from kinko.ca.commands.registry import Context, NoParams, Operation
 from kinko.ca.commands.render import Output
+from kinko.ca.i18n import said
 
 GROUPS = {"db": "The database's schema: upgrade it after installing a newer Kinko."}
 
@@ -32,10 +33,14 @@ def db_upgrade(ctx: Context, _p: NoParams) -> Upgraded:
 
 def render_upgraded(result: Upgraded, out: Output, _p: object) -> None:
     if result.applied:
-        human = f"upgraded the database from schema version {result.from_version} to {result.to_version}: "
-        human += ", ".join(result.applied)
+        human = said(
+            "upgraded the database from schema version {before} to {after}: {migrations}",
+            before=result.from_version,
+            after=result.to_version,
+            migrations=", ".join(result.applied),
+        )
     else:
-        human = f"the database is already at schema version {result.to_version}: nothing to do"
+        human = said("the database is already at schema version {version}: nothing to do", version=result.to_version)
     out.emit(result.to_json(), human)
 
 

@@ -53,7 +53,7 @@ def api_acquire(ctx: Context, p: AcquireParams) -> dict[str, object]:
         if not p.client.startswith("api:") or address != "unknown":  # a server that saw no peer address
             ipaddress.ip_address(address)
     except ValueError:
-        raise InputError(f"client {p.client!r} is not api:ADDRESS") from None
+        raise InputError("client {client!r} is not api:ADDRESS", client=p.client) from None
     return issued_json(ctx, ctx.kinko().acquire(p.code, p.csr, client=f"api:{address}"))
 
 

@@ -11,6 +11,7 @@ from kinko.ca.commands.certificates import OUT_HELP
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output, key_values
 from kinko.ca.commands.views import Delivered, render_delivered
+from kinko.ca.i18n import said
 
 if TYPE_CHECKING:
     from kinko.ca.lifecycle import Enrolled
@@ -150,7 +151,12 @@ OPERATIONS: list[Operation[Any, Any]] = [
         UnlockParams,
         enroll_unlock,
         lambda r, out, p: out.emit(
-            r, f"{r['client']} may try codes again (its lock ran until {r['was_locked_until']})"
+            r,
+            said(
+                "{client} may try codes again (its lock ran until {until})",
+                client=r["client"],
+                until=r["was_locked_until"],
+            ),
         ),
         "officer",
     ),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kinko.ca.commands.registry import TIME_FORMAT, Context, NoParams, Operation, param
 from kinko.ca.commands.render import Output
 from kinko.ca.files import FileContents
+from kinko.ca.i18n import N_, Phrase, said
 
 if TYPE_CHECKING:
     from kinko.ca.audit import Export, Rotation, Verification
@@ -65,9 +66,9 @@ class VerifyView:
     ok: bool
     events: int
     checkpoints: int
-    notes: list[str]
+    notes: list[Phrase]
     first_bad_seq: int | None
-    problem: str | None
+    problem: Phrase | None
 
     @classmethod
     def of(cls, result: Verification) -> VerifyView:
@@ -79,8 +80,19 @@ class VerifyView:
             result.checkpoints,
             result.notes,
             problem.seq if problem else None,
-            problem.what if problem else None,
+            problem.finding if problem else None,
         )
+
+    def as_json(self) -> dict[str, object]:
+        """The machine's view: every finding and note in English, whatever the reader's language."""
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "checkpoints": self.checkpoints,
+            "notes": [str(note) for note in self.notes],
+            "first_bad_seq": self.first_bad_seq,
+            "problem": None if self.problem is None else str(self.problem),
+        }
 
 
 def ledger_verify(ctx: Context, p: VerifyParams) -> VerifyView:
@@ -91,7 +103,7 @@ def ledger_verify(ctx: Context, p: VerifyParams) -> VerifyView:
     anchors = audit.read_anchors(p.anchor)
     if p.export_file is not None:
         if not p.export_file.exists():
-            raise InputError(f"export file {p.export_file} does not exist")
+            raise InputError("export file {path} does not exist", path=p.export_file)
         result = audit.verify_export(
             p.export_file,
             p.ca_file,
@@ -105,16 +117,23 @@ def ledger_verify(ctx: Context, p: VerifyParams) -> VerifyView:
         result = audit.verify_database(ctx.home(), anchors)
     view = VerifyView.of(result)
     if not view.ok:
-        raise audit.LedgerBroken(f"seq {view.first_bad_seq}: {view.problem}")
+        raise audit.LedgerBroken("seq {seq}: {problem}", seq=view.first_bad_seq, problem=view.problem)
     return view
 
 
 def render_verify(result: VerifyView, out: Output, _p: object) -> None:
     # An export carries no checkpoints (its CMS signature covers it, named in the notes).
-    plural = "" if result.checkpoints == 1 else "s"
-    sealed = f", {result.checkpoints} signed checkpoint{plural}" if result.checkpoints else ""
-    human = f"ledger OK: {result.events} events{sealed}"
-    out.emit(dataclasses.asdict(result), human + "".join(f"\n{note}" for note in result.notes))
+    if result.checkpoints == 1:
+        human = said("ledger OK: {events} events, 1 signed checkpoint", events=result.events)
+    elif result.checkpoints:
+        human = said(
+            "ledger OK: {events} events, {checkpoints} signed checkpoints",
+            events=result.events,
+            checkpoints=result.checkpoints,
+        )
+    else:
+        human = said("ledger OK: {events} events", events=result.events)
+    out.emit(result.as_json(), human + "".join(f"\n{note.localized()}" for note in result.notes))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,7 +202,7 @@ def ledger_export(ctx: Context, p: ExportParams) -> ExportView:
         customer=p.customer,
         action=p.action,
         excel=p.excel,
-        progress=ctx.counter("events"),
+        progress=ctx.counter(N_("events")),
     )
     return ExportView.of(result)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from kinko.ca.commands.registry import Context, NoParams, Operation, param
 from kinko.ca.commands.render import to_json
+from kinko.ca.i18n import said
 from kinko.ca.officers import GRANTABLE
 
 GROUPS = {"officer": "Operator accounts and their roles (admin, officer, auditor)."}
@@ -94,21 +95,23 @@ OPERATIONS: list[Operation[Any, Any]] = [
         "officer add",
         AddParams,
         officer_add,
-        lambda r, out, p: out.emit(to_json(r), f"{r.login} is now {r.role}"),
+        lambda r, out, p: out.emit(to_json(r), said("{login} is now {role}", login=r.login, role=r.role)),
         "admin",
     ),
     Operation(
         "officer remove",
         RemoveParams,
         officer_remove,
-        lambda r, out, p: out.emit(to_json(r), f"{r.login} removed"),
+        lambda r, out, p: out.emit(to_json(r), said("{login} removed", login=r.login)),
         "admin",
     ),
     Operation(
         "officer set-role",
         AddParams,
         officer_set_role,
-        lambda r, out, p: out.emit(to_json(r), f"{r.login} is now {r.role} (was {r.was})"),
+        lambda r, out, p: out.emit(
+            to_json(r), said("{login} is now {role} (was {was})", login=r.login, role=r.role, was=r.was)
+        ),
         "admin",
     ),
     Operation(

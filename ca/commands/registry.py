@@ -98,24 +98,24 @@ def build_params(params_type: type[D], values: object) -> D:
     fields = {item.name: item for item in dataclasses.fields(params_type)}
     unknown = set(values) - set(fields)
     if unknown:
-        raise InputError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        raise InputError("unknown parameter(s): {names}", names=", ".join(sorted(unknown)))
     hints = _hints(params_type)
     checked: dict[str, object] = {}
     for name, item in fields.items():
         if name not in values:
             if item.default is dataclasses.MISSING:
-                raise InputError(f"parameter {name} is required")
+                raise InputError("parameter {name} is required", name=name)
             continue
         value, hint = values[name], hints[name]
         if typing.get_origin(hint) is tuple:  # a repeatable option: a list of one type
             (member,) = typing.get_args(hint)[:1]
             if not isinstance(value, list | tuple):
-                raise InputError(f"parameter {name} must be a list")
+                raise InputError("parameter {name} must be a list", name=name)
             converted = [Path(v) if member is Path and isinstance(v, str) else v for v in value]
             if member is FileContents:
                 converted = [_contents(v, name) for v in value]
             if not all(isinstance(v, member) for v in converted):
-                raise InputError(f"parameter {name} must be a list of {member.__name__}")
+                raise InputError("parameter {name} must be a list of {type}", name=name, type=member.__name__)
             checked[name] = tuple(converted)
             continue
         base, optional = unwrap_hint(hint)
@@ -126,13 +126,13 @@ def build_params(params_type: type[D], values: object) -> D:
         if base is Path and isinstance(value, str):
             value = Path(value)
         if not isinstance(value, base) or (base is int and isinstance(value, bool)):
-            raise InputError(f"parameter {name} must be {getattr(base, '__name__', base)}")
+            raise InputError("parameter {name} must be {type}", name=name, type=getattr(base, "__name__", base))
         if info.choices is not None and value not in info.choices:
-            raise InputError(f"parameter {name} must be one of {', '.join(info.choices)}")
+            raise InputError("parameter {name} must be one of {choices}", name=name, choices=", ".join(info.choices))
         below = isinstance(value, int) and info.minimum is not None and value < info.minimum
         above = isinstance(value, int) and info.maximum is not None and value > info.maximum
         if below or above:
-            raise InputError(f"parameter {name} is out of range")
+            raise InputError("parameter {name} is out of range", name=name)
         checked[name] = value
     return params_type(**checked)
 
@@ -143,7 +143,7 @@ def _contents(value: object, name: str) -> FileContents:
 
     if isinstance(value, dict) and isinstance(value.get("name"), str) and isinstance(value.get("data"), bytes):
         return FileContents(value["name"], value["data"])
-    raise InputError(f"parameter {name} must be a list of files' contents")
+    raise InputError("parameter {name} must be a list of files' contents", name=name)
 
 
 @cache
@@ -226,10 +226,12 @@ class Context:
 
     def home(self) -> Home:
         """The CA home, opened once per command: its config, connections and loaded keys are reused."""
+        from kinko.ca.clock import show_times_in
         from kinko.ca.home import Home
 
         if self.home_instance is None:
             self.home_instance = Home(self.home_path, prompt=self.prompt)
+            show_times_in(self.home_instance.display_zone)
         return self.home_instance
 
     def kinko(self) -> Kinko:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from kinko.ca.clock import shown_if_time
 from kinko.ca.errors import InputError
 from kinko.ca.i18n import N_, _
 
@@ -125,6 +126,17 @@ LABELS = (
     N_("email"),
     N_("issued at"),
     N_("spki sha256"),
+    N_("as of"),
+    N_("terminate at"),
+    N_("key"),
+    N_("file"),
+    N_("sha256"),
+    N_("recorded"),
+    N_("recorded seq"),
+    N_("recorded by"),
+    N_("ocsp"),
+    N_("ca issuers"),
+    N_("delta crl"),
 )
 STATES = (
     N_("valid"),
@@ -140,7 +152,10 @@ STATES = (
     N_("suspended"),
     N_("terminated"),
 )
-STATE_KEYS = frozenset({"status", "state"})
+# A holder's role in its customer, in the bank's words (an officer's role is a CLI value: as typed).
+HOLDER_ROLES = (N_("administrator"), N_("user"))
+# Which keys' values people read as words of their language.
+WORD_VALUES = {"status": STATES, "state": STATES, "role": HOLDER_ROLES}
 
 
 def label(key: str) -> str:
@@ -149,9 +164,12 @@ def label(key: str) -> str:
 
 
 def shown_value(key: str, value: object) -> str:
-    """A value as people read it: a state in their language, anything else as it is."""
+    """A value as people read it: a state in their language, a time in the bank's zone (with its
+    offset), anything else as it is."""
     text = str(value)
-    return _(text) if key in STATE_KEYS and text in STATES else text
+    if text in WORD_VALUES.get(key, ()):
+        return _(text)
+    return str(shown_if_time(value))
 
 
 def key_values(data: Mapping[str, Any]) -> str:
@@ -228,4 +246,4 @@ def write_output(path: Path, text: str, mode: int = 0o644) -> None:
     try:
         write_atomically(path, text.encode("utf-8"), mode)
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}") from None
+        raise InputError("cannot write {path}: {reason}", path=path, reason=exc.strerror) from None

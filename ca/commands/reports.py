@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kinko.ca.commands.registry import Context, Operation, param
-from kinko.ca.commands.render import Output, csv_text, to_json
+from kinko.ca.commands.render import Output, csv_text, shown_value, to_json
 from kinko.ca.errors import InputError
+from kinko.ca.i18n import said
 
 if TYPE_CHECKING:
     from kinko.ca.lifecycle import ExpiringCertificate, ExpiringEnrollment, HolderStatus
@@ -36,13 +37,17 @@ def status(ctx: Context, p: StatusParams) -> HolderStatus:
 
 def render_status(result: HolderStatus, out: Output, _p: object) -> None:
     state = result.status
-    summary = state.state
+    summary = shown_value("state", state.state)
     if state.state in ("renewal-open", "expired-reacquirable", "valid") and state.days_left is not None:
-        summary += f" ({state.days_left} days left)"
+        summary = said("{state} ({days} days left)", state=summary, days=state.days_left)
     if state.reason:
-        summary += f" ({state.reason})"
+        summary = said("{state} ({reason})", state=summary, reason=state.reason)
     for client, until in result.locks:
-        summary += f"\nlocked out: {client} may not try codes until {until} (`kinko enroll unlock {client}`)"
+        summary += "\n" + said(
+            "locked out: {client} may not try codes until {until} (`kinko enroll unlock {client}`)",
+            client=client,
+            until=until,
+        )
     out.emit(result.to_json(), summary)
 
 
@@ -50,7 +55,7 @@ def _days(text: str) -> int:
     """Parses '30d' or '30' as a number of days."""
     value = text.strip().lower().removesuffix("d")
     if not value.isdigit() or int(value) > 36500:
-        raise InputError(f"{text!r} is not a number of days from 0 to 36500 (e.g. 30d)")
+        raise InputError("{text!r} is not a number of days from 0 to 36500 (e.g. 30d)", text=text)
     return int(value)
 
 

@@ -11,7 +11,8 @@ import click
 
 from kinko.ca.commands.frontend import OPERATIONS as FRONTEND_OPERATIONS
 from kinko.ca.commands.registry import Context, NoParams, Operation, param
-from kinko.ca.commands.render import Output, table, to_json
+from kinko.ca.commands.render import Output, key_values, table, to_json
+from kinko.ca.i18n import N_, said
 
 if TYPE_CHECKING:
     from kinko.ca.http import TLSFiles
@@ -65,7 +66,7 @@ def api_serve(ctx: Context, p: APIServeParams) -> None:
         read_token(p.token_file)  # no token, no service: refuse here with a clear message
         _check_api_role(ctx.socket)
         where, env = (
-            f"the CA service at {ctx.socket}",
+            said("the CA service at {socket}", socket=ctx.socket),
             {SOCKET_ENV: str(ctx.socket), TOKEN_FILE_ENV: str(p.token_file.resolve())},
         )
     else:
@@ -79,10 +80,19 @@ def api_serve(ctx: Context, p: APIServeParams) -> None:
         where, env = str(home.path), {HOME_ENV: str(home.path.resolve()), SOCKET_ENV: ""}
     check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
     scheme = "https" if tls else "http"
-    required = " (client certificate required)" if tls and tls.client_ca else ""
-    click.echo(
-        f"kinko: API for {where} on {scheme}://{p.host}:{p.port}/{required} with {p.workers} worker(s)", err=True
-    )
+    url = f"{scheme}://{p.host}:{p.port}/"
+    if tls and tls.client_ca:
+        started = said(
+            "kinko: API for {where} on {url} (client certificate required) with {workers} worker(s)",
+            where=where,
+            url=url,
+            workers=p.workers,
+        )
+    else:
+        started = said(
+            "kinko: API for {where} on {url} with {workers} worker(s)", where=where, url=url, workers=p.workers
+        )
+    click.echo(started, err=True)
     run_app("kinko.ca.api:create_app", env, p.host, p.port, p.workers, tls=tls)
 
 
@@ -128,9 +138,14 @@ def ocsp_serve(ctx: Context, p: ServeParams) -> None:
     home.require()
     home.store.change_token()  # a database it cannot read (or of another schema version) is refused here
     check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
-    click.echo(
-        f"kinko: serving {home.path} on http://{p.host}:{p.port}/ with {p.workers} worker(s); Ctrl-C stops", err=True
+    url = f"http://{p.host}:{p.port}/"
+    started = said(
+        "kinko: serving {home} on {url} with {workers} worker(s); Ctrl-C stops",
+        home=home.path,
+        url=url,
+        workers=p.workers,
     )
+    click.echo(started, err=True)
     serve(home.path, p.host, p.port, p.workers)
 
 
@@ -140,9 +155,16 @@ def ocsp_refresh(ctx: Context, _p: NoParams) -> OCSPRefresh:
 
 
 def render_refresh(result: OCSPRefresh, out: Output, _p: object) -> None:
-    human = f"re-signed {result.responses} response(s) for {result.certificates} certificate(s)"
+    human = said(
+        "re-signed {responses} response(s) for {certificates} certificate(s)",
+        responses=result.responses,
+        certificates=result.certificates,
+    )
     if result.signers_expiring:
-        human += f"\nwarning: OCSP signer(s) {', '.join(result.signers_expiring)} expire soon: kinko ocsp signer rotate"
+        human += "\n" + said(
+            "warning: OCSP signer(s) {signers} expire soon: kinko ocsp signer rotate",
+            signers=", ".join(result.signers_expiring),
+        )
     out.emit(dataclasses.asdict(result), human)
 
 
@@ -210,20 +232,26 @@ def _quickstart_text(result: Demo, port: int, serving: bool) -> str:
     from kinko.ca.locations import kinko_command
 
     home, kinko = result.home, kinko_command()
+    url, serve = f"http://127.0.0.1:{port}/", f"{kinko} --home {home} ocsp serve --port {port}"
     serve_line = (
-        f"Serving OCSP, CRLs and CA certificates on http://127.0.0.1:{port}/ (Ctrl-C stops). In a second terminal:"
+        said("Serving OCSP, CRLs and CA certificates on {url} (Ctrl-C stops). In a second terminal:", url=url)
         if serving
-        else f"Serve OCSP and CRLs with: {kinko} --home {home} ocsp serve --port {port}; then:"
+        else said("Serve OCSP and CRLs with: {command}; then:", command=serve)
+    )
+    files = key_values(
+        {
+            N_("passphrase file"): result.passphrase_file,
+            N_("client key"): result.client_key,
+            N_("client cert"): said("{path} (serial {serial})", path=result.client_cert, serial=result.serial),
+            N_("CA chain"): result.chain,
+        }
     )
     return "\n".join(
         [
-            f"Demo CA ready in {home}",
-            f"  passphrase file : {result.passphrase_file}",
-            f"  client key      : {result.client_key}",
-            f"  client cert     : {result.client_cert} (serial {result.serial})",
-            f"  CA chain        : {result.chain}",
+            said("Demo CA ready in {home}", home=home),
+            *("  " + line for line in files.splitlines()),
             "",
-            "Next steps:",
+            said("Next steps:"),
             f"  {kinko} --home {home} ca show",
             f"  {kinko} --home {home} cert show {result.serial}",
             f"  {kinko} --home {home} cert list",

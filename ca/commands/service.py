@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kinko.ca.commands.registry import Context, Operation, param
 from kinko.ca.commands.render import Output
 from kinko.ca.errors import Conflict
+from kinko.ca.i18n import _, said
 from kinko.ca.locations import DEFAULT_SOCKET
 
 if TYPE_CHECKING:
@@ -70,22 +71,38 @@ def render_setup(result: Setup, out: Output, _p: object) -> None:
         out.emit(dataclasses.asdict(result))
         return
     lines = [
-        f"The home {result.home} now belongs to {result.account}; only it can read the CA keys, the audit key "
-        "and the passphrase.",
-        f"The responder's account {result.responder_account} may read the database, the configuration, public/ "
-        "and its signers' keys, and write nothing.",
-        f"The API's account {result.api_account} has the api role and no access to the home; its token is "
-        f"{result.api_token_file} (0600).",
-        f"Socket directory {result.socket_dir}: {result.account}:{result.officers_group}, 2750.",
+        said(
+            "The home {home} now belongs to {account}; only it can read the CA keys, the audit key and the passphrase.",
+            home=result.home,
+            account=result.account,
+        ),
+        said(
+            "The responder's account {account} may read the database, the configuration, public/ and its signers' "
+            "keys, and write nothing.",
+            account=result.responder_account,
+        ),
+        said(
+            "The API's account {account} has the api role and no access to the home; its token is {token} (0600).",
+            account=result.api_account,
+            token=result.api_token_file,
+        ),
+        said(
+            "Socket directory {directory}: {account}:{group}, 2750.",
+            directory=result.socket_dir,
+            account=result.account,
+            group=result.officers_group,
+        ),
     ]
     if result.passphrase_file:
-        lines.append(f"Passphrase file {result.passphrase_file}: {result.account}, 0600.")
+        lines.append(
+            said("Passphrase file {path}: {account}, 0600.", path=result.passphrase_file, account=result.account)
+        )
     lines += [
         "",
-        "Install the units below in /etc/systemd/system/, then:",
+        said("Install the units below in /etc/systemd/system/, then:"),
         "  systemctl daemon-reload && systemctl enable --now kinko-service kinko-ocsp kinko-api",
-        f"  usermod -aG {result.officers_group} LOGIN    # for each officer and auditor",
-        f"  kinko --socket {result.socket_dir}/kinko.sock officer add LOGIN --role officer    # or auditor",
+        f"  usermod -aG {result.officers_group} LOGIN    # " + said("for each officer and auditor"),
+        f"  kinko --socket {result.socket_dir}/kinko.sock officer add LOGIN --role officer    # " + said("or auditor"),
         "",
         "# kinko-service.service",
         result.unit.rstrip(),
@@ -117,13 +134,21 @@ def render_status(jobs: list[JobStatus], out: Output, _p: object) -> None:
         return
     lines = []
     for job in jobs:
-        last, upcoming = job.last_run or "never", job.next_run or "now"
-        lines.append(f"{job.name}: every {job.every_seconds} s; last run {last}, next {upcoming}")
-        lines.append(f"    {job.description}")
+        lines.append(
+            said(
+                "{job}: every {seconds} s; last run {last}, next {upcoming}",
+                job=job.name,
+                seconds=job.every_seconds,
+                last=job.last_run or said("never"),
+                upcoming=job.next_run or said("now"),
+            )
+        )
+        lines.append(f"    {_(job.description)}")
+        # A job's result and error are its log lines too: as the service wrote them.
         if job.last_result:
-            lines.append(f"    last result: {job.last_result}")
+            lines.append("    " + said("last result: {result}", result=job.last_result))
         if job.last_error:
-            lines.append(f"    last error: {job.last_error}")
+            lines.append("    " + said("last error: {error}", error=job.last_error))
     out.text("\n".join(lines))
 
 

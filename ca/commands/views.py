@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kinko.ca.commands.render import JSONData, Output, key_values, pick, plain
+from kinko.ca.i18n import said
 from kinko.ca.registry import CertificateView
 
 if TYPE_CHECKING:
@@ -62,7 +63,12 @@ def crl_views(published: Sequence[Published]) -> list[CRLView]:
 
 def crl_summary(crls: Sequence[CRLView]) -> str:
     """'full #3 (12 entries), delta #4 (0 entries)'."""
-    return ", ".join(f"{c.kind} #{c.number} ({c.entries} {'entry' if c.entries == 1 else 'entries'})" for c in crls)
+    return ", ".join(
+        said("{kind} #{number} ({entries} entry)", kind=c.kind, number=c.number, entries=c.entries)
+        if c.entries == 1
+        else said("{kind} #{number} ({entries} entries)", kind=c.kind, number=c.number, entries=c.entries)
+        for c in crls
+    )
 
 
 @dataclass(frozen=True)

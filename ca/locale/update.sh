@@ -14,8 +14,8 @@ shadow=$(mktemp -d)
 trap 'rm -rf "$shadow"' EXIT
 ln -s "$PWD" "$shadow/kinko"
 export PYTHONPATH="$shadow${PYTHONPATH:+:$PYTHONPATH}"
-# Keywords: gettext's markers, and each error class, whose first argument is a message template.
-keywords="-k _ -k N_"
+# Keywords: gettext's markers, said() (a sentence for people), Phrase (one said later), and each error class, whose first argument is a message template.
+keywords="-k _ -k N_ -k said -k Phrase"
 for kind in KinkoError InputError PolicyError NotFound Conflict ConfigError PassphraseError StorageError \
     Forbidden SchemaVersionError IntegrityError LedgerBroken ServiceUnavailable ProtocolError; do
     keywords="$keywords -k $kind"

@@ -63,14 +63,17 @@ def call(
         try:
             connection.connect(str(socket_path))
         except FileNotFoundError:
-            raise ServiceUnavailable(f"the Kinko service is not running: no socket at {socket_path}") from None
+            raise ServiceUnavailable(
+                "the Kinko service is not running: no socket at {path}", path=socket_path
+            ) from None
         except ConnectionRefusedError:
             raise ServiceUnavailable(
-                f"the Kinko service is not running: {socket_path} refused the connection"
+                "the Kinko service is not running: {path} refused the connection", path=socket_path
             ) from None
         except PermissionError:
             raise ServiceUnavailable(
-                f"permission denied on {socket_path}: this account is not in the group that may use the service"
+                "permission denied on {path}: this account is not in the group that may use the service",
+                path=socket_path,
             ) from None
         connection.settimeout(timeout)
         try:
@@ -88,9 +91,11 @@ def call(
                     on_progress(reply["progress"])
                 reply = receive(connection)
         except (OSError, ProtocolError) as exc:
-            raise ServiceUnavailable(f"the Kinko service at {socket_path} did not answer: {exc}") from None
+            raise ServiceUnavailable(
+                "the Kinko service at {path} did not answer: {reason}", path=socket_path, reason=str(exc)
+            ) from None
     finally:
         connection.close()
     if not isinstance(reply.get("exit"), int):
-        raise ServiceUnavailable(f"the Kinko service at {socket_path} sent a reply without an exit code")
+        raise ServiceUnavailable("the Kinko service at {path} sent a reply without an exit code", path=socket_path)
     return reply

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from kinko.ca import config
 from kinko.ca.clock import Clock, from_text, to_text
 from kinko.ca.errors import KinkoError
+from kinko.ca.i18n import N_
 
 if TYPE_CHECKING:
     from kinko.ca.lifecycle import Kinko
@@ -170,19 +171,21 @@ def jobs(full_crl_seconds: int) -> list[Job]:
     """The service's jobs; the full CRL is checked every [service] full_crl_seconds."""
     minute, hour = dt.timedelta(minutes=1), dt.timedelta(hours=1)
     return [
-        Job("config-watch", minute, record_config_changes, "Records each new kinko.toml and profiles.toml."),
+        Job("config-watch", minute, record_config_changes, N_("Records each new kinko.toml and profiles.toml.")),
         Job(
             "crl-current",
             dt.timedelta(seconds=full_crl_seconds),
             keep_full_crl_current,
-            "Puts every change into a new full CRL within [service] full_crl_seconds.",
+            N_("Puts every change into a new full CRL within [service] full_crl_seconds."),
         ),
-        Job("crl-republish", 10 * minute, republish_crls, "Publishes each CRL and the ARL again at half their life."),
-        Job("service-ends", minute, apply_service_ends, "Applies due terminations; notes lapsed enrollment codes."),
+        Job(
+            "crl-republish", 10 * minute, republish_crls, N_("Publishes each CRL and the ARL again at half their life.")
+        ),
+        Job("service-ends", minute, apply_service_ends, N_("Applies due terminations; notes lapsed enrollment codes.")),
         # Signers first: the refresh then signs with the new one.
-        Job("ocsp-signers", hour, renew_ocsp_signers, "Renews each OCSP signer at two-thirds of its life."),
-        Job("ocsp-refresh", 15 * minute, refresh_ocsp, "Re-signs OCSP responses past half their life."),
-        Job("expiry-warnings", 6 * hour, warn_of_expiry, "Warns before the audit signer or a CA certificate ends."),
+        Job("ocsp-signers", hour, renew_ocsp_signers, N_("Renews each OCSP signer at two-thirds of its life.")),
+        Job("ocsp-refresh", 15 * minute, refresh_ocsp, N_("Re-signs OCSP responses past half their life.")),
+        Job("expiry-warnings", 6 * hour, warn_of_expiry, N_("Warns before the audit signer or a CA certificate ends.")),
     ]
 
 

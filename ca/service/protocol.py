@@ -30,7 +30,9 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = N
     """Writes one framed JSON object, with descriptors beside its header."""
     data = json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=_encode).encode("utf-8")
     if len(data) > MAX_FRAME:
-        raise ProtocolError(f"message of {len(data)} bytes is over the {MAX_FRAME}-byte frame limit")
+        raise ProtocolError(
+            "message of {size} bytes is over the {limit}-byte frame limit", size=len(data), limit=MAX_FRAME
+        )
     if fds:
         header = HEADER.pack(len(data))
         if socket.send_fds(sock, [header], fds) != len(header):
@@ -72,7 +74,7 @@ def receive_with_fds(sock: socket.socket, deadline: float | None = None) -> tupl
     header, fds, flags, _address = socket.recv_fds(sock, HEADER.size, MAX_FDS)
     try:
         if flags & socket.MSG_CTRUNC:
-            raise ProtocolError(f"more than {MAX_FDS} descriptors came with the request")
+            raise ProtocolError("more than {limit} descriptors came with the request", limit=MAX_FDS)
         if not header:
             raise ProtocolError("the connection closed in the middle of a frame")
         if len(header) < HEADER.size:
@@ -87,7 +89,7 @@ def receive_with_fds(sock: socket.socket, deadline: float | None = None) -> tupl
 def _body(sock: socket.socket, header: bytes, deadline: float | None = None) -> dict[str, Any]:
     (length,) = HEADER.unpack(header)
     if length > MAX_FRAME:
-        raise ProtocolError(f"frame of {length} bytes is over the {MAX_FRAME}-byte limit")
+        raise ProtocolError("frame of {size} bytes is over the {limit}-byte limit", size=length, limit=MAX_FRAME)
     try:
         message = json.loads(_exactly(sock, length, deadline).decode("utf-8"), object_hook=_decode)
     except (UnicodeDecodeError, ValueError, RecursionError):

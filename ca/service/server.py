@@ -118,7 +118,7 @@ class Service:
             operation = _operation(name)
             params = build_params(operation.params, request.get("params", {}))
             if operation.runs_here(params):
-                raise ProtocolError(f"`kinko {name}` with these options runs in the caller's own process")
+                raise ProtocolError("`kinko {name}` with these options runs in the caller's own process", name=name)
             # The service never opens a path a caller names: the files an operation writes come open.
             destinations = operation.writes(params) if operation.writes is not None else []
             outputs = received(list(fds or []), [d.path.name for d in destinations])
@@ -146,7 +146,7 @@ class Service:
         stream: Callable[[dict[str, Any]], object] | None = None,
     ) -> dict[str, Any]:
         """Checks the caller's role, runs the operation as that caller, and captures its output."""
-        from kinko.ca.officers import authorize
+        from kinko.ca.clock import showing_times_in
         from kinko.ocsp.presign import Presigner
 
         out = CapturedOutput(as_json)
@@ -166,6 +166,15 @@ class Service:
             progress=(lambda label: Streamed(label, stream).step) if stream else (lambda _label: None),
             counter=(lambda label: Streamed(label, stream).count) if stream else (lambda _label: None),
         )
+        # Times for people in the home's zone, whatever the service's own environment says.
+        with showing_times_in(self._home.display_zone):
+            return self._run_as(operation, params, login, context, out, outputs)
+
+    def _run_as(
+        self, operation: Operation[Any, Any], params: Any, login: str, context: Context, out: Any, outputs: Any
+    ) -> dict[str, Any]:
+        from kinko.ca.officers import authorize
+
         try:
             home = context.home()
             home.require()
@@ -219,9 +228,9 @@ def _operation(name: str) -> Operation[Any, Any]:
     try:
         operation = find(name)
     except KeyError:
-        raise ProtocolError(f"no operation {name!r}") from None
+        raise ProtocolError("no operation {name!r}", name=name) from None
     if operation.local:
-        raise ProtocolError(f"`kinko {name}` runs in the caller's own process, not through the service")
+        raise ProtocolError("`kinko {name}` runs in the caller's own process, not through the service", name=name)
     return operation
 
 

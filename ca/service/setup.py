@@ -71,20 +71,24 @@ def set_up(home: Home, accounts: Accounts, socket_dir: Path, api_token: Path, ac
     home.require()
     home.store.change_token()  # a home this Kinko cannot serve (e.g. an older schema) is refused first
     a = accounts
-    names = ((a.service, "account"), (a.officers_group, "officers' group"), (a.responder, "responder account"))
-    for name, what in (*names, (a.api, "API account")):
-        if not _NAME.match(name):
-            raise InputError(f"{what} name {name!r} is not a valid system name")
+    if not _NAME.match(a.service):
+        raise InputError("account name {name!r} is not a valid system name", name=a.service)
+    if not _NAME.match(a.officers_group):
+        raise InputError("officers' group name {name!r} is not a valid system name", name=a.officers_group)
+    if not _NAME.match(a.responder):
+        raise InputError("responder account name {name!r} is not a valid system name", name=a.responder)
+    if not _NAME.match(a.api):
+        raise InputError("API account name {name!r} is not a valid system name", name=a.api)
     if len({a.service, a.responder, a.api}) != 3:
         raise InputError("the service, the responder and the API each need an account of their own")
     role = home.store.officer_role(a.api)
     if role not in (None, API_ROLE):
-        raise InputError(f"{a.api} is an officer ({role}): the API needs an account of its own")
+        raise InputError("{login} is an officer ({role}): the API needs an account of its own", login=a.api, role=role)
     # Everything that can be refused is refused before anything is created or changed.
     if _exists(pwd.getpwnam, a.responder):
         _require_private_group(pwd.getpwnam(a.responder))
     if api_token.is_symlink() or (api_token.exists() and not api_token.is_file()):
-        raise InputError(f"--api-token-file {api_token} must be a regular file (a symlink is not followed)")
+        raise InputError("--api-token-file {path} must be a regular file (a symlink is not followed)", path=api_token)
     if not _exists(grp.getgrnam, a.officers_group):
         _run(["groupadd", "--system", a.officers_group])
     for login in (a.service, a.responder, a.api):
@@ -139,8 +143,10 @@ def _require_private_group(reader: pwd.struct_passwd) -> None:
     )
     if others:
         raise InputError(
-            f"the responder's group {group.gr_name} also holds {', '.join(others)}, who would read the database: "
-            "give the responder an account with a group of its own"
+            "the responder's group {group} also holds {logins}, who would read the database: "
+            "give the responder an account with a group of its own",
+            group=group.gr_name,
+            logins=", ".join(others),
         )
 
 
@@ -215,4 +221,4 @@ def _exists(lookup: Callable[[str], object], name: str) -> bool:
 def _run(argv: list[str]) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise ConfigError(f"{argv[0]} failed: {result.stderr.strip()}")
+        raise ConfigError("{command} failed: {reason}", command=argv[0], reason=result.stderr.strip())

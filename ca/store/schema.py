@@ -52,10 +52,15 @@ def check_version(found: int, database: str, upgrading: bool = False) -> None:
     """Refuses a database newer than this code, or older unless it is being upgraded."""
     if found > SCHEMA_VERSION:
         raise SchemaVersionError(
-            f"database {database} has schema version {found}, newer than this Kinko's {SCHEMA_VERSION}: upgrade Kinko"
+            "database {path} has schema version {found}, newer than this Kinko's {version}: upgrade Kinko",
+            path=database,
+            found=found,
+            version=SCHEMA_VERSION,
         )
     if found < SCHEMA_VERSION and not upgrading:
         raise SchemaVersionError(
-            f"database {database} has schema version {found}, older than this Kinko's {SCHEMA_VERSION}: "
-            "run `kinko db upgrade`"
+            "database {path} has schema version {found}, older than this Kinko's {version}: run `kinko db upgrade`",
+            path=database,
+            found=found,
+            version=SCHEMA_VERSION,
         )

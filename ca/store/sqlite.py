@@ -44,7 +44,7 @@ def _connect(path: Path, readonly: bool, immutable: bool = False) -> sqlite3.Con
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot open database {path}: {exc}") from None
+        raise StorageError("cannot open database {path}: {reason}", path=path, reason=str(exc)) from None
     return conn
 
 
@@ -66,16 +66,16 @@ def _prepare_for_writing(conn: sqlite3.Connection, path: Path) -> None:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot open database {path}: {exc}") from None
+        raise StorageError("cannot open database {path}: {reason}", path=path, reason=str(exc)) from None
 
 
 def _schema_version(conn: sqlite3.Connection, path: Path) -> int:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.Error as exc:
-        raise StorageError(f"database {path} is not a Kinko database: {exc}") from None
+        raise StorageError("database {path} is not a Kinko database: {reason}", path=path, reason=str(exc)) from None
     if row is None or not str(row[0]).isdigit():
-        raise StorageError(f"database {path} has no readable schema version")
+        raise StorageError("database {path} has no readable schema version", path=path)
     return int(row[0])
 
 
@@ -88,7 +88,7 @@ def statements(sql: str) -> list[str]:
             found.append(pending.strip())
             pending = ""
     if pending.strip() and not all(s.strip().startswith("--") for s in pending.splitlines() if s.strip()):
-        raise StorageError(f"unterminated SQL statement: {pending.strip()[:60]}")
+        raise StorageError("unterminated SQL statement: {statement}", statement=pending.strip()[:60])
     return found
 
 
@@ -117,13 +117,13 @@ class SQLiteStore(AccountReads):
     def create(cls, path: Path) -> SQLiteStore:
         """Creates a new database with the current schema (sqlite.sql), in one transaction."""
         if path.exists():
-            raise Conflict(f"database {path} already exists")
+            raise Conflict("database {path} already exists", path=path)
         # Made here, empty, 0600 whatever the umask and never through a symlink: SQLite would
         # create it with the umask's mode, and its -wal and -shm copy the database's mode.
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         except FileExistsError:
-            raise Conflict(f"database {path} already exists") from None
+            raise Conflict("database {path} already exists", path=path) from None
         os.fchmod(fd, 0o600)
         os.close(fd)
         conn = _connect(path, readonly=False)
@@ -144,7 +144,7 @@ class SQLiteStore(AccountReads):
     def open(cls, path: Path, readonly: bool = False, upgrading: bool = False) -> SQLiteStore:
         """Opens an existing database of this schema version (or an older one, `upgrading`)."""
         if not path.exists():
-            raise StorageError(f"database {path} is missing")
+            raise StorageError("database {path} is missing", path=path)
         conn = _connect(path, readonly)
         immutable = False
         try:
@@ -178,7 +178,7 @@ class SQLiteStore(AccountReads):
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot start a transaction: {exc}") from None
+            raise StorageError("cannot start a transaction: {reason}", reason=str(exc)) from None
         writer = self._writer = SQLiteWriter(self._conn, actor, time)
         sealed: tuple[int, str, str, bytes, str] | None = None
         try:
@@ -218,8 +218,10 @@ class SQLiteStore(AccountReads):
         last = self._conn.execute("SELECT MAX(seq) FROM checkpoints").fetchone()[0] or 0
         if last != first_seq - 1:
             raise StorageError(
-                f"the ledger was changed outside Kinko (last signed checkpoint {last}, next event {first_seq}); "
-                "nothing was written: run `kinko ledger verify`"
+                "the ledger was changed outside Kinko (last signed checkpoint {last}, next event {next}); "
+                "nothing was written: run `kinko ledger verify`",
+                last=last,
+                next=first_seq,
             )
 
     def reserve_crl_number(self, issuer: str, kind: str, base_number: int | None, time: str) -> int:
@@ -254,8 +256,11 @@ class SQLiteStore(AccountReads):
                 found = _schema_version(self._conn, self.path)
                 if found != start:
                     raise Conflict(
-                        f"database {self.path} went from schema version {start} to {found} meanwhile; "
-                        "nothing was changed: run `kinko db upgrade` again"
+                        "database {path} went from schema version {start} to {found} meanwhile; "
+                        "nothing was changed: run `kinko db upgrade` again",
+                        path=self.path,
+                        start=start,
+                        found=found,
                     )
                 for migration in pending:
                     try:
@@ -263,8 +268,12 @@ class SQLiteStore(AccountReads):
                             self._conn.execute(statement)
                     except sqlite3.Error as exc:
                         raise StorageError(
-                            f"migration {migration.name} failed ({exc}); nothing was changed: "
-                            f"database {self.path} stays at schema version {start}"
+                            "migration {name} failed ({reason}); nothing was changed: "
+                            "database {path} stays at schema version {start}",
+                            name=migration.name,
+                            reason=str(exc),
+                            path=self.path,
+                            start=start,
                         ) from None
                 self._conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
                 # The counter exists from here on: this very commit increments it.
@@ -439,7 +448,7 @@ class SQLiteStore(AccountReads):
         from kinko.ca.store.contract import REPLAYED
 
         if table not in REPLAYED:
-            raise StorageError(f"no replayed table {table!r}")
+            raise StorageError("no replayed table {table!r}", table=table)
         columns = REPLAYED[table]
         where = " WHERE status != 'reserved'" if table == "certificates" else ""
         keys = {"crls": "issuer, number", "ocsp_responses": "serial, hash_algorithm"}.get(table, columns[0])
@@ -510,7 +519,7 @@ class SQLiteStore(AccountReads):
     def count(self, table: str) -> int:
         """Rows in one of Kinko's tables (for status displays and tests)."""
         if table not in _TABLES:
-            raise StorageError(f"no table {table!r}")
+            raise StorageError("no table {table!r}", table=table)
         return int(self._scalar(f"SELECT COUNT(*) FROM {table}"))
 
     def ledger_events(self, after_seq: int = 0) -> Iterator[ledger.Event]:
@@ -586,7 +595,7 @@ class SQLiteStore(AccountReads):
                 self._conn.execute("SELECT seq, head_hash, time, signature, signer FROM checkpoints ORDER BY seq")
             )
         except sqlite3.Error as exc:
-            raise StorageError(f"the checkpoints table cannot be read: {exc}") from None
+            raise StorageError("the checkpoints table cannot be read: {reason}", reason=str(exc)) from None
 
     def checkpoint(self, seq: int) -> tuple[int, str, str, bytes, str] | None:
         """(seq, head_hash, time, signature, signer serial) of the checkpoint at a seq, or None."""

@@ -88,7 +88,7 @@ class SQLiteWriter(AccountReads):
             (*values.values(), record.serial),
         )
         if cursor.rowcount != 1:
-            raise StorageError(f"serial {record.serial} was not reserved before recording")
+            raise StorageError("serial {serial} was not reserved before recording", serial=record.serial)
         self._changes += 1
 
     def active_certificate_with_key(self, spki_sha256: str, now: str) -> str | None:
@@ -171,7 +171,7 @@ class SQLiteWriter(AccountReads):
             f"UPDATE certificates SET {assignments} WHERE serial = ? AND {condition}", (*values.values(), serial)
         )
         if cursor.rowcount != 1:
-            raise Conflict(f"certificate {serial} changed status meanwhile; try again")
+            raise Conflict("certificate {serial} changed status meanwhile; try again", serial=serial)
         self._changes += 1
 
     def record_crl(
@@ -192,7 +192,7 @@ class SQLiteWriter(AccountReads):
             (this_update, next_update, entries, ledger_seq, sha256, self.time, issuer, number),
         )
         if cursor.rowcount != 1:
-            raise StorageError(f"CRL number {number} of {issuer} was not reserved")
+            raise StorageError("CRL number {number} of {issuer} was not reserved", number=number, issuer=issuer)
         self._changes += 1
 
     def certificate(self, serial: str) -> CertificateRecord | None:
@@ -222,7 +222,7 @@ class SQLiteWriter(AccountReads):
                 (customer_id, name, self.time, self.time),
             )
         except sqlite3.IntegrityError:
-            raise Conflict(f"customer {customer_id} already exists") from None
+            raise Conflict("customer {customer} already exists", customer=customer_id) from None
         self._changes += 1
 
     def set_customer_status(self, customer_id: str, status: str, terminate_at: str | None = None) -> None:
@@ -250,7 +250,7 @@ class SQLiteWriter(AccountReads):
                 (subscriber_id, customer_id, role, name, self.time, created_by, email),
             )
         except sqlite3.IntegrityError:
-            raise Conflict(f"subscriber {subscriber_id} already exists") from None
+            raise Conflict("subscriber {subscriber} already exists", subscriber=subscriber_id) from None
         self._changes += 1
 
     def add_enrollment(
@@ -363,5 +363,5 @@ class SQLiteWriter(AccountReads):
                 (login, role, self.time, added_by),
             )
         except sqlite3.IntegrityError:
-            raise Conflict(f"officer {login!r} already exists") from None
+            raise Conflict("officer {login!r} already exists", login=login) from None
         self._changes += 1

@@ -406,6 +406,11 @@ def test_hold_says_held_at_and_counts_crl_entries_in_words(home: Home, tmp_path:
         (["status", "--bogus"], "kinko: error: No such option '--bogus'; see `kinko status --help`"),
         (["cert", "show"], "kinko: error: Missing argument 'SERIAL'; see `kinko cert show --help`"),
         (["nosuch"], "kinko: error: No such command 'nosuch'; see `kinko --help`"),
+        # Click lists the choices on lines of their own.
+        (
+            ["ledger", "export", "--out", "x.csv"],
+            "kinko: error: Missing option '--format'. Choose from: csv, jsonl; see `kinko ledger export --help`",
+        ),
     ],
 )
 def test_a_usage_error_is_one_line_with_exit_2(home: Home, args: list[str], message: str) -> None:

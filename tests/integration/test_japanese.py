@@ -4,6 +4,8 @@ one line with the same exit code as in English, and `--json` byte-identical in b
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,76 @@ def test_labels_headings_and_states_are_japanese_and_aligned_by_display_width(
     values = {line.split("  ")[0].strip(): line.split("  ", 1)[1].strip() for line in shown}
     assert values["シリアル番号"] == serial and values["状態"] == "有効"
     assert len({display_width(line) - display_width(line.split("  ", 1)[1].lstrip()) for line in shown}) == 1
+
+
+@pytest.mark.parametrize("case", ["customer-exists", "config-refused", "unknown-profile"])
+def test_a_store_or_configuration_refusal_is_one_japanese_line_with_the_english_exit_code(
+    home: Home, tmp_path: Path, run_cli: Any, clock: FixedClock, case: str
+) -> None:
+    """Messages once written as f-strings, now templates: the store's Conflict, the configuration's
+    ConfigError (also inside the refusal of `config apply` that wraps it), reached through the CLI, in
+    Japanese with their values and the English exit code."""
+    catalogue = japanese()
+    if case == "customer-exists":
+        Kinko(home, clock=clock, actor=current_login()).add_customer("C0001", "株式会社テスト")
+        args = ["--home", str(home.path), "customer", "add", "C0001", "--name", "株式会社テスト"]
+        expected = [catalogue["customer {customer} already exists"].format(customer="C0001")]
+    elif case == "config-refused":
+        profiles = tmp_path / "profiles.toml"
+        extra = '\n[short]\nvalidity = "2w"\nkey_usage = ["digital_signature"]\n'
+        profiles.write_bytes((home.path / "profiles.toml").read_bytes() + extra.encode())
+        args = ["--home", str(home.path), "config", "apply", "--profiles", str(profiles)]
+        validity = catalogue["profile {name!r}: validity {text!r} must look like 1y or 90d"]
+        inner = validity.format(name="short", text="2w")
+        expected = [catalogue["the new configuration is refused: {reason}"].format(reason=inner)]
+    else:
+        csr = tmp_path / "new.csr"
+        csr.write_bytes(make_csr())
+        args = ["--home", str(home.path), "issue", "--csr", str(csr), "--name", "山田 太郎", "--profile", "bogus"]
+        template = catalogue["unknown profile {name!r}; profiles are: {known}"]
+        expected = [template.split("{known}")[0].format(name="bogus")]
+    before = row_counts(home)
+    english, shown = run_cli(*args, env=EN), run_cli(*args, env=JA)
+    assert shown.exit_code == english.exit_code != 0
+    assert not is_japanese(english.stderr), english.stderr
+    lines = shown.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(catalogue["kinko: error: {message}"].split("{")[0]), shown.stderr
+    assert all(part in lines[0] for part in expected) and is_japanese(lines[0]), (lines[0], expected)
+    assert shown.stdout == "" and row_counts(home) == before
+
+
+def test_ledger_verify_says_its_findings_in_japanese_and_its_json_in_english(
+    home: Home, tmp_path: Path, run_cli: Any
+) -> None:
+    """The notes of an offline verification, and the finding a broken ledger is refused with, are
+    said in the reader's language (the signing time as people read it); `--json` keeps English."""
+    catalogue = japanese()
+    out = tmp_path / "ledger.csv"
+    exported = run_cli("--home", str(home.path), "ledger", "export", "--format", "csv", "--out", str(out))
+    assert exported.exit_code == 0, exported.output
+    verify = ["ledger", "verify", "--export", str(out), "--ca-file", str(home.public_dir / "ca" / "root.pem")]
+    shown, machine = run_cli(*verify, env=JA), run_cli("--json", *verify, env=JA)
+    assert shown.exit_code == machine.exit_code == 0, shown.output
+    notes = json.loads(machine.stdout)["notes"]
+    assert notes[0].startswith("signed by ") and notes[1].startswith("head seq "), notes
+    lines = shown.stdout.splitlines()
+    signed, sealed = (
+        catalogue["signed by {signer} at {time}"],
+        catalogue["head seq {seq} sealed by the same signer ({file})"],
+    )
+    # Offline there is no home, so no bank's zone: the time is shown in UTC, with its offset.
+    assert lines[1].endswith(signed.split("}")[-1]) and re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+00:00 ", lines[1])
+    assert lines[2].startswith(sealed.split("{")[0]) and lines[2].endswith(f"（{out.name}.head.json）"), lines
+    assert all(is_japanese(line) for line in lines), lines
+    # A row edited behind Kinko's back: the refusal names the finding in Japanese, on one line.
+    edit = "DROP TRIGGER ledger_no_update; UPDATE ledger SET actor = 'mallory' WHERE seq = 2;\n"
+    subprocess.run(["sqlite3", "-bail", str(home.db_file)], input=edit, text=True, check=True, timeout=30)
+    english = run_cli("--home", str(home.path), "ledger", "verify", env=EN)
+    refused = run_cli("--home", str(home.path), "ledger", "verify", env=JA)
+    assert refused.exit_code == english.exit_code != 0
+    assert "edited: the event's fields do not match its hash" in english.stderr, english.stderr
+    finding = catalogue["edited: the event's fields do not match its hash"]
+    expected = catalogue["seq {seq}: {problem}"].format(seq=2, problem=finding)
+    assert refused.stderr.splitlines() == [catalogue["kinko: error: {message}"].format(message=expected)], (
+        refused.stderr
+    )

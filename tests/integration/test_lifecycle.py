@@ -33,7 +33,7 @@ from kinko.ca.ledger import verify_chain
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.officers import current_login
 from kinko.ca.store import CertificateRecord
-from tests.conftest import make_csr, make_key
+from tests.conftest import make_csr, make_key, people_time
 
 CUSTOMER = "C0001"
 CUSTOMER_NAME = "株式会社興産テスト"
@@ -248,10 +248,10 @@ def test_enroll_administrator_prints_id_code_and_expiry(home: Home, kcli, clock:
     ok(kcli("customer", "add", CUSTOMER, "--name", CUSTOMER_NAME))
     expiry = to_text(clock.now() + dt.timedelta(days=80))
     human = ok(kcli("enroll", "administrator", "--customer", CUSTOMER, "--name", ADMIN_NAME, "--id", "ADM-1"))
-    fields = dict(re.findall(r"^(subscriber|code|expires at)\s+(\S+)$", human, re.MULTILINE))
+    fields = dict(re.findall(r"^(subscriber|code|expires at)\s+(\S.*)$", human, re.MULTILINE))
     assert fields["subscriber"] == "ADM-1"
     assert CODE_FORMAT.match(fields["code"]), fields["code"]
-    assert fields["expires at"] == expiry
+    assert fields["expires at"] == people_time(expiry)  # in the bank's zone, with its offset
     assert "shown once" in human
 
     data = ok_json(kcli("--json", "enroll", "administrator", "--customer", CUSTOMER, "--name", "高橋 次郎"))
@@ -439,7 +439,7 @@ def test_status_shows_a_lockout_and_an_officer_clears_it(home: Home, bank: Kinko
     until = to_text(clock.now() + dt.timedelta(minutes=15))
     assert data["locked_out"] == [{"client": client, "until": until}]
     human = ok(kcli("status", "--subscriber", "ADM-7"))
-    assert f"locked out: {client} may not try codes until {until}" in human
+    assert f"locked out: {client} may not try codes until {people_time(until)}" in human
     assert ok_json(kcli("--json", "enroll", "locks")) == [{"client": client, "subscriber": "ADM-7", "until": until}]
     refuse(lambda: bank.acquire(enrolled.code, make_csr(), client=client), PolicyError, "too many wrong codes")
 
@@ -1060,19 +1060,19 @@ def test_termination_is_confirmed_and_a_scheduled_date_moves_only_when_asked(
     effective = (clock.now() + dt.timedelta(days=10)).astimezone(JST)
     ok(kcli("customer", "terminate", CUSTOMER, "--effective", effective.isoformat(), "--yes"))
     shown = ok(kcli("customer", "show", CUSTOMER))
-    assert f"active, terminating at {to_text(effective)}" in shown
+    assert f"active, terminating at {people_time(effective)}" in shown
     assert ok_json(kcli("--json", "customer", "show", CUSTOMER))["status"] == "active"  # the JSON keeps its values
 
     # Running it again without a date once moved the end to now, silently.
     before = snapshot(home)
     cli_refused(
         kcli("customer", "terminate", CUSTOMER, "--yes"),
-        f"termination is scheduled for {to_text(effective)}: "
-        f"to end it at {to_text(clock.now())} instead, add --reschedule",
+        f"termination is scheduled for {people_time(effective)}: "
+        f"to end it at {people_time(clock.now())} instead, add --reschedule",
     )
     cli_refused(
         kcli("customer", "terminate", CUSTOMER, "--effective", effective.isoformat(), "--yes"),
-        f"already scheduled for {to_text(effective)}",
+        f"already scheduled for {people_time(effective)}",
     )
     assert_unchanged(home, before)
     assert home.store.certificate(admin.record.serial).status == "valid"

@@ -11,7 +11,8 @@ import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from kinko.ca.i18n import N_, _, language_from, render, speaking
+from kinko.ca.clock import showing_times_in, zone_named
+from kinko.ca.i18n import N_, _, fill, language_from, render, speaking
 from tests.conftest import ROOT
 
 LOCALE = ROOT / "ca" / "locale"
@@ -72,11 +73,16 @@ def test_the_language_comes_from_kinko_lang_then_the_posix_locale(environ: dict[
 def test_a_template_is_translated_then_filled_and_english_stays_the_source() -> None:
     template = N_("renewal of {serial} opens at {opens} ({days} days before it expires)")
     params = {"serial": "0A1B", "opens": "2027-10-26T10:00:00Z", "days": 30}
-    with speaking("en"):
-        assert render(template, params) == "renewal of 0A1B opens at 2027-10-26T10:00:00Z (30 days before it expires)"
-    with speaking("ja"):
+    # The English text (logs, the ledger) keeps the stored UTC time; people read it in the bank's zone.
+    assert fill(template, params) == "renewal of 0A1B opens at 2027-10-26T10:00:00Z (30 days before it expires)"
+    with speaking("en"), showing_times_in(zone_named("Asia/Tokyo")):
+        assert (
+            render(template, params)
+            == "renewal of 0A1B opens at 2027-10-26 19:00:00 +09:00 (30 days before it expires)"
+        )
+    with speaking("ja"), showing_times_in(zone_named("Asia/Tokyo")):
         shown = render(template, params)
-        assert "0A1B" in shown and "2027-10-26T10:00:00Z" in shown and "30" in shown
+        assert "0A1B" in shown and "2027-10-26 19:00:00 +09:00" in shown and "30" in shown
         assert any("\u3040" <= ch <= "\u9fff" for ch in shown), shown  # kana or kanji: Japanese
         assert _("a text no catalogue holds") == "a text no catalogue holds"
 
@@ -131,8 +137,10 @@ def test_a_refusal_from_the_service_is_shown_in_the_client_s_language() -> None:
     with pytest.raises(PolicyError) as raised:
         raise_for(reply)
     assert str(raised.value) == template.format(**params)
-    with speaking("ja"):
-        assert raised.value.localized() == catalogue(PO)[template].format(**params)
+    # In the reader's language, and its time in the bank's zone (the message itself stays UTC).
+    with speaking("ja"), showing_times_in(zone_named("Asia/Tokyo")):
+        shown_params = {**params, "opens": "2027-10-26 19:00:00 +09:00"}
+        assert raised.value.localized() == catalogue(PO)[template].format(**shown_params)
     # A template that does not make the message (another version's): the message, as sent.
     reply["error"]["template"] = "something else {serial}"
     with pytest.raises(PolicyError) as raised:

@@ -25,7 +25,7 @@ export const TEXT = {
     done: "電子証明書を取得しました。下のファイルを保存し、ブラウザーまたはOSに取り込んでください（取り込みの際に上で決めたパスワードを入力します）。",
     download: "証明書ファイルを保存",
     serial: "シリアル番号",
-    notAfter: "有効期限 (UTC)",
+    notAfter: "有効期限",
     loginTitle: "電子証明書の状態",
     renewLead: "有効期限が近づいています。新しい鍵を作り、証明書を更新してください。",
     renew: "証明書更新",
@@ -70,7 +70,7 @@ export const TEXT = {
     done: "Your certificate is ready. Save the file below and import it into your browser or operating system (it asks for the password you chose).",
     download: "Save the certificate file",
     serial: "Serial number",
-    notAfter: "Valid until (UTC)",
+    notAfter: "Valid until",
     loginTitle: "Your client certificate",
     renewLead: "Your certificate expires soon. Make a new key and renew it.",
     renew: "Renew certificate",
@@ -114,6 +114,29 @@ export function language(preferred) {
   return "ja";
 }
 
+/** The bank's zone, which holders read times in (the API's are UTC), as Kinko's own output shows them. */
+export const BANK_ZONE = "Asia/Tokyo";
+
+/** A time as the holder reads it: `2027-11-25 19:46:08 +09:00`, in the bank's zone, offset always given. */
+export function shownTime(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return String(iso || "");
+  const format = new Intl.DateTimeFormat("en-US", {
+    timeZone: BANK_ZONE,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hourCycle: "h23",
+    timeZoneName: "longOffset",
+  });
+  const part = Object.fromEntries(format.formatToParts(when).map((p) => [p.type, p.value]));
+  const offset = part.timeZoneName.replace("GMT", "") || "+00:00";
+  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${offset}`;
+}
+
 /** What to tell the holder for a refusal (an RFC 9457 problem document from the API). */
 export function refusal(text, status, detail) {
   const said = String(detail || "");
@@ -123,7 +146,7 @@ export function refusal(text, status, detail) {
   if (said.includes("opens at")) {
     // The API's detail is English: only the opening time is carried over into the holder's language.
     const when = said.match(/opens at (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2}))/);
-    return when ? `${text.windowClosed}${text.opensAt(when[1])}` : text.windowClosed;
+    return when ? `${text.windowClosed}${text.opensAt(shownTime(when[1]))}` : text.windowClosed;
   }
   return `${text.failed}（${status}: ${said || "no detail"}）`;
 }
@@ -299,7 +322,7 @@ async function obtain(text, form, path, fields, doneText) {
     link.href = URL.createObjectURL(new Blob([p12], { type: "application/x-pkcs12" }));
     link.download = `kinko-${answer.serial}.p12`;
     document.getElementById("serial").textContent = answer.serial;
-    document.getElementById("notAfter").textContent = answer.not_after;
+    document.getElementById("notAfter").textContent = shownTime(answer.not_after);
     show(message, doneText, "ok");
     result.hidden = false;
     result.scrollIntoView({ block: "nearest" });
@@ -358,7 +381,7 @@ async function startLogin(text) {
   state.textContent = describe(status);
   state.dataset.state = status.state;
   document.getElementById("serial").textContent = status.serial || "";
-  document.getElementById("notAfter").textContent = status.not_after || "";
+  document.getElementById("notAfter").textContent = status.not_after ? shownTime(status.not_after) : "";
   form.hidden = status.state !== "renewal-open";
   form.addEventListener("submit", (event) => {
     event.preventDefault();
