@@ -92,7 +92,7 @@ def verify_snapshot(home: Home, store: Reader, anchors: tuple[Head, ...] = (), r
         state = replaying.replay(store.ledger_events(), retention_days=home.config.crl.retention_days)
         mismatch = replaying.compare(store, state)
         if mismatch is not None:
-            problem = ledger.ChainProblem(mismatch.seq or 0, Phrase(str(mismatch)))
+            problem = ledger.ChainProblem(mismatch.seq or 0, mismatch.said())
     notes = [_extends(anchor) for anchor in anchors]
     return Verification(walk.count, len(checkpoints), problem, notes if problem is None else [])
 

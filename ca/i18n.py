@@ -77,6 +77,36 @@ def N_(message: str) -> str:  # gettext's conventional name: a keyword for extra
     return message
 
 
+STATES = (
+    N_("valid"),
+    N_("revoked"),
+    N_("held"),
+    N_("on-hold"),
+    N_("pending"),
+    N_("renewal-open"),
+    N_("expired"),
+    N_("expired-reacquirable"),
+    N_("reissue-required"),
+    N_("active"),
+    N_("suspended"),
+    N_("terminated"),
+)
+# A holder's role in its customer, in the bank's words (an officer's role is a CLI value: as typed).
+HOLDER_ROLES = (N_("administrator"), N_("user"))
+# Which keys' values people read as words of their language.
+WORD_VALUES = {"status": STATES, "state": STATES, "role": HOLDER_ROLES}
+
+
+def shown_word(name: str, value: object) -> object:
+    """A value named `name` as people read it: a state or a holder's role in their language, a
+    time in the bank's zone (with its offset), anything else as it is."""
+    from kinko.ca.clock import shown_if_time
+
+    if isinstance(value, str) and value in WORD_VALUES.get(name, ()):
+        return _(value)
+    return shown_if_time(value)
+
+
 def fill(template: str, params: Mapping[str, object]) -> str | None:
     """A template filled in with its parameters (as written when there are none); None when it
     cannot be (a brace not doubled, a catalogue's placeholder typo, a template from elsewhere)."""
@@ -92,11 +122,10 @@ def render(template: str, params: Mapping[str, object]) -> str:
     """A message template translated, then filled in with its parameters (a time as people read
     it, in the bank's zone); the English source where the translation cannot be filled, the bare
     template where neither can."""
-    from kinko.ca.clock import shown_if_time
-
     # A phrase inside (a finding a refusal names) is said in the same language.
     shown = {
-        name: value.localized() if isinstance(value, Phrase) else shown_if_time(value) for name, value in params.items()
+        name: value.localized() if isinstance(value, Phrase) else shown_word(name, value)
+        for name, value in params.items()
     }
     return fill(_(template), shown) or fill(template, shown) or template
 

@@ -29,6 +29,19 @@ CLICK_TEXTS = (
     "Invalid value: {message}",
     "Do you want to continue?",
 )
+# Click's texts with a plural (through ngettext): singular and plural source.
+CLICK_PLURALS = (
+    ("Got unexpected extra argument ({args})", "Got unexpected extra arguments ({args})"),
+    ("Takes {nargs} values but 1 was given.", "Takes {nargs} values but {len} were given."),
+    ("Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments."),
+    ("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)"),
+    ("{value!r} is not {choice}.", "{value!r} is not one of {choices}."),
+    ("{value!r} does not match the format {format}.", "{value!r} does not match the formats {formats}."),
+    (
+        "{len_type} values are required, but {len_value} was given.",
+        "{len_type} values are required, but {len_value} were given.",
+    ),
+)
 
 
 def command_texts() -> Iterator[str]:
@@ -63,3 +76,5 @@ def extract_commands(
     yield from extract_python(fileobj, keywords, comment_tags, options)
     for text in dict.fromkeys([*command_texts(), *CLICK_TEXTS]):
         yield 0, None, text, []
+    for plural in CLICK_PLURALS:
+        yield 0, "ngettext", plural, []

@@ -15,9 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kinko.ca.errors import IntegrityError, KinkoError
+from kinko.ca.i18n import Phrase
 
 if TYPE_CHECKING:
     from kinko.ca.store import Store
+
+
+MADE_BY_NONE = Phrase("no ledger event made it")
 
 
 @dataclass(frozen=True)
@@ -26,35 +30,39 @@ class Mismatch:
 
     table: str
     key: str
-    what: str
+    what: Phrase
     seq: int | None = None
 
     def __str__(self) -> str:
         return f"{self.table} {self.key}: {self.what}"
 
+    def said(self) -> Phrase:
+        """The contradiction as a sentence (English in the ledger and JSON, the reader's on screen)."""
+        return Phrase("{table} {key}: {what}", {"table": self.table, "key": self.key, "what": self.what})
+
 
 def refuse(mismatch: Mismatch, signing: str, doing: str = "sign the") -> IntegrityError:
     """The error a signing path (or a decision made from a table) raises for a contradiction it found."""
-    facts = (mismatch.table, mismatch.key, mismatch.what, signing)
+    facts = (mismatch.table, mismatch.key, str(mismatch.what), signing)
     if doing == "issue a":
         return IntegrityError(
             "refused to issue a {signing}: {mismatch}; nothing was done: run `kinko ledger verify`",
             *facts,
             signing=signing,
-            mismatch=str(mismatch),
+            mismatch=mismatch.said(),
         )
     if doing == "run":
         return IntegrityError(
             "refused to run {signing}: {mismatch}; nothing was done: run `kinko ledger verify`",
             *facts,
             signing=signing,
-            mismatch=str(mismatch),
+            mismatch=mismatch.said(),
         )
     return IntegrityError(
         "refused to sign the {signing}: {mismatch}; nothing was signed: run `kinko ledger verify`",
         *facts,
         signing=signing,
-        mismatch=str(mismatch),
+        mismatch=mismatch.said(),
     )
 
 

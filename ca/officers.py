@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from kinko.ca import integrity
 from kinko.ca.errors import Conflict, Forbidden, InputError, NotFound
-from kinko.ca.integrity import Mismatch
+from kinko.ca.i18n import Phrase
+from kinko.ca.integrity import MADE_BY_NONE, Mismatch
 from kinko.ca.ledger import Event
 
 if TYPE_CHECKING:
@@ -86,8 +87,16 @@ def confirm_role(login: str, role: str | None, event: Event | None) -> Mismatch 
     expected = json.loads(event.details).get("role") if event is not None and event.action in granted else None
     if role == expected:
         return None
-    said = f"seq {event.seq} ({event.action}) says {expected!r}" if event is not None else "no ledger event made it"
-    return Mismatch("officers", login, f"role is {role!r}, but {said}", event.seq if event is not None else None)
+    said = (
+        Phrase(
+            "seq {seq} ({action}) says {expected}",
+            {"seq": event.seq, "action": event.action, "expected": repr(expected)},
+        )
+        if event is not None
+        else MADE_BY_NONE
+    )
+    contradiction = Phrase("role is {role}, but {said}", {"role": repr(role), "said": said})
+    return Mismatch("officers", login, contradiction, event.seq if event is not None else None)
 
 
 def add_officer(home: Home, login: str, role: str, actor: str, time: str) -> None:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kinko.ca.enrollments import code_commitment
+from kinko.ca.i18n import Phrase
 from kinko.ca.integrity import Mismatch
-from kinko.ca.ledger import Event
+from kinko.ca.ledger import EDITED, Event
 
 if TYPE_CHECKING:
     from kinko.ca.store import EnrollmentRecord, Reader
@@ -92,7 +93,13 @@ class LedgerState:
     def _status(self, event: Event, **facts: object) -> None:
         row = self.certificates.get(event.serial)
         if row is None:
-            self.problems.append(Mismatch("ledger", str(event.seq), f"{event.action} of {event.serial}, never issued"))
+            self.problems.append(
+                Mismatch(
+                    "ledger",
+                    str(event.seq),
+                    Phrase("{action} of {serial}, never issued", {"action": event.action, "serial": event.serial}),
+                )
+            )
             return
         row.facts.update(status_changed_at=event.time, changed_seq=event.seq, **facts)
         row.seq, row.action = event.seq, event.action
@@ -240,7 +247,12 @@ def _crl_published(state: LedgerState, event: Event, details: dict[str, object])
     previous = [int(key.split("#")[1]) for key in state.crls if key.split("#")[0] == issuer]
     if previous and number <= max(previous):
         state.problems.append(
-            Mismatch("crls", f"{issuer}#{number}", f"number published again after #{max(previous)}", event.seq)
+            Mismatch(
+                "crls",
+                f"{issuer}#{number}",
+                Phrase("number published again after #{last}", {"last": max(previous)}),
+                event.seq,
+            )
         )
     facts: Facts = {
         name: details.get(name) for name in ("kind", "base_number", "this_update", "next_update", "entries", "sha256")
@@ -254,8 +266,11 @@ def _crl_published(state: LedgerState, event: Event, details: dict[str, object])
                 Mismatch(
                     "crls",
                     f"{issuer}#{number}",
-                    f"holds {details.get('entries')} entries, but the ledger had {expected} certificates revoked "
-                    f"or held then: it was signed over a state the ledger does not confirm (seq {event.seq})",
+                    Phrase(
+                        "holds {entries} entries, but the ledger had {expected} certificates revoked or held then: "
+                        "it was signed over a state the ledger does not confirm (seq {seq})",
+                        {"entries": details.get("entries"), "expected": expected, "seq": event.seq},
+                    ),
                     event.seq,
                 )
             )
@@ -356,17 +371,17 @@ def confirm(serial: str, row: Mapping[str, object], event: Event | None) -> Mism
     """Checks a registry row's revocation columns against its newest status event (whose own hash
     must hold): None when they agree. The signing paths call this; `compare` checks everything."""
     if event is None:
-        return Mismatch("certificates", serial, "no ledger event issued this certificate")
+        return Mismatch("certificates", serial, Phrase("no ledger event issued this certificate"))
     from kinko.ca.ledger import event_hash
 
     if event_hash(event.prev_hash, event) != event.hash:
-        return Mismatch("ledger", str(event.seq), "edited: the event's fields do not match its hash", event.seq)
+        return Mismatch("ledger", str(event.seq), EDITED, event.seq)
     for column, expected in status_facts(event).items():
         if row.get(column) != expected:
             return Mismatch(
                 "certificates",
                 serial,
-                f"{column} is {row.get(column)!r}, but seq {event.seq} ({event.action}) says {expected!r}",
+                _says(column, row.get(column), event.seq, event.action, expected),
                 event.seq,
             )
     return None
@@ -378,13 +393,13 @@ def confirm_enrollment(row: EnrollmentRecord, events: list[Event]) -> Mismatch |
     key = str(row.id)
     created = [e for e in events if e.action == "enrollment.created"]
     if not created:
-        return Mismatch("enrollments", key, "no ledger event made this enrollment")
+        return Mismatch("enrollments", key, Phrase("no ledger event made this enrollment"))
     committed = json.loads(created[0].details).get("code_commitment")
     if committed is not None and committed != code_commitment(row.lookup, row.code_hash):
         return Mismatch(
             "enrollments",
             key,
-            f"code hash is not the one seq {created[0].seq} (enrollment.created) committed to",
+            _not_committed(created[0].seq, "enrollment.created"),
             created[0].seq,
         )
     redeemed = [e for e in events if e.action == "enrollment.redeemed"]
@@ -393,7 +408,7 @@ def confirm_enrollment(row: EnrollmentRecord, events: list[Event]) -> Mismatch |
         return Mismatch(
             "enrollments",
             key,
-            f"redeemed_at is None, but seq {last.seq} (enrollment.redeemed) says {last.time!r}",
+            _says("redeemed_at", None, last.seq, "enrollment.redeemed", last.time),
             last.seq,
         )
     return None
@@ -425,19 +440,28 @@ def _compare_all(store: Reader, state: LedgerState) -> Iterator[Mismatch]:
 
 def _contradiction(table: str, key: str, column: str, stored: object, row: _Row) -> Mismatch:
     expected = row.facts[column]
-    return Mismatch(table, key, f"{column} is {stored!r}, but seq {row.seq} ({row.action}) says {expected!r}", row.seq)
+    return Mismatch(table, key, _says(column, stored, row.seq, row.action, expected), row.seq)
+
+
+def _says(column: str, stored: object, seq: int, action: str, expected: object) -> Phrase:
+    facts = {"column": column, "stored": repr(stored), "seq": seq, "action": action, "expected": repr(expected)}
+    return Phrase("{column} is {stored}, but seq {seq} ({action}) says {expected}", facts)
+
+
+def _not_committed(seq: int, action: str) -> Phrase:
+    return Phrase("code hash is not the one seq {seq} ({action}) committed to", {"seq": seq, "action": action})
 
 
 def _compare_row(
     table: str, key: str, values: dict[str, object], expected: dict[str, _Row], seen: set[str]
 ) -> Iterator[Mismatch]:
     if key in seen:
-        yield Mismatch(table, key, "a second row carries this key: it was added outside Kinko")
+        yield Mismatch(table, key, Phrase("a second row carries this key: it was added outside Kinko"))
         return
     seen.add(key)
     row = expected.get(key)
     if row is None:
-        yield Mismatch(table, key, "no ledger event made this row: it was added outside Kinko")
+        yield Mismatch(table, key, Phrase("no ledger event made this row: it was added outside Kinko"))
         return
     for column, value in values.items():
         if column in row.facts and row.facts[column] != value:
@@ -448,7 +472,12 @@ def _compare_row(
 def _missing(table: str, expected: dict[str, _Row], seen: set[str]) -> Iterator[Mismatch]:
     for key, row in expected.items():
         if key not in seen:
-            yield Mismatch(table, key, f"missing, though seq {row.seq} ({row.action}) made it", row.seq)
+            yield Mismatch(
+                table,
+                key,
+                Phrase("missing, though seq {seq} ({action}) made it", {"seq": row.seq, "action": row.action}),
+                row.seq,
+            )
 
 
 def _simple(store: Reader, table: str, expected: dict[str, _Row], columns: tuple[str, ...]) -> Iterator[Mismatch]:
@@ -470,7 +499,9 @@ def _certificates(store: Reader, state: LedgerState) -> Iterator[Mismatch]:
         serial = str(data.pop("serial"))
         der = data.pop("der")
         if not isinstance(der, bytes) or hashlib.sha256(der).hexdigest() != data["fingerprint_sha256"]:
-            yield Mismatch("certificates", serial, "the stored DER does not match its fingerprint: it was replaced")
+            yield Mismatch(
+                "certificates", serial, Phrase("the stored DER does not match its fingerprint: it was replaced")
+            )
             continue
         yield from _compare_row("certificates", serial, data, state.certificates, seen)
     yield from _missing("certificates", state.certificates, seen)
@@ -491,9 +522,7 @@ def _enrollments(store: Reader, state: LedgerState) -> Iterator[Mismatch]:
             and "code_commitment" in row.facts
             and row.facts["code_commitment"] != code_commitment(lookup, code_hash)
         ):
-            yield Mismatch(
-                "enrollments", key, f"code hash is not the one seq {row.seq} ({row.action}) committed to", row.seq
-            )
+            yield Mismatch("enrollments", key, _not_committed(row.seq, row.action), row.seq)
             continue
         yield from _compare_row("enrollments", key, data, state.enrollments, seen)
     yield from _missing("enrollments", state.enrollments, seen)
@@ -520,17 +549,20 @@ def _responses(store: Reader, state: LedgerState) -> Iterator[Mismatch]:
         key = f"{serial}/{algorithm}"
         row = state.certificates.get(str(serial))
         if row is None:
-            yield Mismatch("ocsp_responses", key, "a response for a certificate no event issued")
+            yield Mismatch("ocsp_responses", key, Phrase("a response for a certificate no event issued"))
             continue
         try:
             if not isinstance(der, bytes):
                 raise ValueError("not bytes")
             single = next(iter(ocsp.load_der_ocsp_response(der).responses))
         except (ValueError, StopIteration):
-            yield Mismatch("ocsp_responses", key, "the stored response is not a signed OCSP response")
+            yield Mismatch("ocsp_responses", key, Phrase("the stored response is not a signed OCSP response"))
             continue
-        if f"{single.serial_number:X}".zfill(len(str(serial))) != serial:
-            yield Mismatch("ocsp_responses", key, f"the stored response answers for serial {single.serial_number:X}")
+        answered = f"{single.serial_number:X}"
+        if answered.zfill(len(str(serial))) != serial:
+            yield Mismatch(
+                "ocsp_responses", key, Phrase("the stored response answers for serial {serial}", {"serial": answered})
+            )
             continue
         said = single.certificate_status.name.lower()
         expected = "revoked" if row.facts["status"] in ("revoked", "held") else "good"
@@ -540,6 +572,9 @@ def _responses(store: Reader, state: LedgerState) -> Iterator[Mismatch]:
             yield Mismatch(
                 "ocsp_responses",
                 key,
-                f"the stored response says {said}, but seq {row.seq} ({row.action}) says {row.facts['status']}",
+                Phrase(
+                    "the stored response says {said}, but seq {seq} ({action}) says {status}",
+                    {"said": said, "seq": row.seq, "action": row.action, "status": row.facts["status"]},
+                ),
                 row.seq,
             )

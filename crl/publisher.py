@@ -26,6 +26,7 @@ from kinko.ca.clock import to_text
 from kinko.ca.errors import Conflict, StorageError
 from kinko.ca.files import make_dir, write_atomically
 from kinko.ca.home import Home
+from kinko.ca.i18n import Phrase
 from kinko.ca.integrity import Mismatch
 from kinko.ca.keys import certificate_key
 from kinko.ca.profiles import issuer_urls
@@ -207,7 +208,7 @@ def confirm_entries(store: Store, issuer: str, kind: str, keep_after: str, chang
     with store.reading():
         for serial, facts, event in store.status_disagreements(issuer, keep_after, changed_after):
             mismatch = confirm(serial, facts, event) or Mismatch(
-                "certificates", serial, "disagrees with its last event"
+                "certificates", serial, Phrase("disagrees with its last event")
             )
             raise integrity.refuse(mismatch, f"{kind} CRL of {issuer}")
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import click
 
-from kinko.ca.clock import shown_if_time
 from kinko.ca.errors import InputError
-from kinko.ca.i18n import N_, _
+from kinko.ca.i18n import N_, _, shown_word
 
 JSONData = Any  # what json.dumps takes: dicts, lists, strings, numbers, booleans, None
 
@@ -138,24 +137,6 @@ LABELS = (
     N_("ca issuers"),
     N_("delta crl"),
 )
-STATES = (
-    N_("valid"),
-    N_("revoked"),
-    N_("held"),
-    N_("on-hold"),
-    N_("pending"),
-    N_("renewal-open"),
-    N_("expired"),
-    N_("expired-reacquirable"),
-    N_("reissue-required"),
-    N_("active"),
-    N_("suspended"),
-    N_("terminated"),
-)
-# A holder's role in its customer, in the bank's words (an officer's role is a CLI value: as typed).
-HOLDER_ROLES = (N_("administrator"), N_("user"))
-# Which keys' values people read as words of their language.
-WORD_VALUES = {"status": STATES, "state": STATES, "role": HOLDER_ROLES}
 
 
 def label(key: str) -> str:
@@ -166,10 +147,7 @@ def label(key: str) -> str:
 def shown_value(key: str, value: object) -> str:
     """A value as people read it: a state in their language, a time in the bank's zone (with its
     offset), anything else as it is."""
-    text = str(value)
-    if text in WORD_VALUES.get(key, ()):
-        return _(text)
-    return str(shown_if_time(value))
+    return str(shown_word(key, value))
 
 
 def key_values(data: Mapping[str, Any]) -> str:

@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from kinko.ca import integrity, issuance, profiles, windows
 from kinko.ca.csr import AcceptedCSR
 from kinko.ca.errors import Conflict, InputError, NotFound, PolicyError
-from kinko.ca.integrity import Mismatch
+from kinko.ca.i18n import Phrase
+from kinko.ca.integrity import MADE_BY_NONE, Mismatch
 from kinko.ca.keys import certificate_key
 from kinko.ca.lifecycle.session import Issued, Session
 from kinko.ca.signer import Issuer
@@ -26,8 +27,9 @@ def confirm_subscriber(tx: Writer, subscriber: SubscriberRecord) -> None:
     details = json.loads(event.details) if event is not None else {}
     recorded = (event.customer, details.get("name"), details.get("email")) if event is not None else None
     if recorded != (subscriber.customer_id, subscriber.name, subscriber.email):
-        said = f"seq {event.seq} says otherwise" if event is not None else "no ledger event made it"
-        mismatch = Mismatch("subscribers", subscriber.id, f"customer, name or e-mail differ: {said}")
+        said = Phrase("seq {seq} says otherwise", {"seq": event.seq}) if event is not None else MADE_BY_NONE
+        differ = Phrase("customer, name or e-mail differ: {said}", {"said": said})
+        mismatch = Mismatch("subscribers", subscriber.id, differ)
         raise integrity.refuse(mismatch, f"certificate for subscriber {subscriber.id}")
 
 

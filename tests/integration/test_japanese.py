@@ -28,7 +28,14 @@ EN = {"LANG": "C.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "KINKO_LANG": ""}
 
 def japanese() -> dict[str, str]:
     with (ROOT / "ca" / "locale" / "ja" / "LC_MESSAGES" / "kinko.po").open("rb") as handle:
-        return {str(m.id): str(m.string) for m in read_po(handle) if m.id}
+        # A plural message by its singular source, with its one Japanese form.
+        return {
+            str(m.id[0] if isinstance(m.id, tuple) else m.id): str(
+                m.string[0] if isinstance(m.string, tuple) else m.string
+            )
+            for m in read_po(handle)
+            if m.id
+        }
 
 
 def squeezed(text: str) -> str:
@@ -65,7 +72,7 @@ def test_kinko_lang_overrides_the_locale(run_cli: Any) -> None:
     assert run_cli("--help", env={**EN, "KINKO_LANG": "ja"}).output.startswith("使い方: ")
 
 
-@pytest.mark.parametrize("case", ["rsa-1024", "renewal-not-open", "usage"])
+@pytest.mark.parametrize("case", ["rsa-1024", "renewal-not-open", "usage", "choice"])
 def test_a_refusal_is_one_japanese_line_with_the_english_exit_code(
     home: Home, tmp_path: Path, run_cli: Any, clock: FixedClock, case: str
 ) -> None:
@@ -89,6 +96,11 @@ def test_a_refusal_is_one_japanese_line_with_the_english_exit_code(
         template = catalogue["renewal of {serial} opens at {opens} ({days} days before it expires)"]
         # The whole message, its serial and days as this run made them, its time any time.
         expected = template.format(serial=serial, opens="\0", days=30).split("\0")
+    elif case == "choice":
+        # Click's own plural message (ngettext): Japanese has one form, for one choice or many.
+        args = ["--home", str(home.path), "cert", "list", "--status", "bogus"]
+        choices = "'valid', 'held', 'revoked', 'expired'"
+        expected = [catalogue["{value!r} is not {choice}."].format(value="bogus", choices=choices).rstrip("。")]
     else:
         args = ["--home", str(home.path), "status", "--bogus"]
         expected = [catalogue["No such option {name!r}."].format(name="--bogus").rstrip("。")]

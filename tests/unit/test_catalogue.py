@@ -21,25 +21,35 @@ MO = LOCALE / "ja" / "LC_MESSAGES" / "kinko.mo"
 PLACEHOLDER = re.compile(r"\{[^{}]*\}|%\([a-z_]+\)[sd]|%[sd]")
 
 
-def catalogue(path: Path) -> dict[str, str]:
+def forms(path: Path) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """Each message's source forms (a plural's singular and plural) and its translated forms."""
     with path.open("rb") as handle:
         read = read_mo(handle) if path.suffix == ".mo" else read_po(handle)
-    return {str(m.id): str(m.string) for m in read if m.id}
+    as_tuple = lambda value: tuple(map(str, value)) if isinstance(value, list | tuple) else (str(value),)  # noqa: E731
+    return {as_tuple(m.id): as_tuple(m.string) for m in read if m.id}
+
+
+def catalogue(path: Path) -> dict[str, str]:
+    """Each source text (a plural's singular) and its translation (Japanese has one plural form)."""
+    return {source[0]: text[0] for source, text in forms(path).items()}
 
 
 def test_every_message_has_a_japanese_translation_that_is_not_fuzzy() -> None:
     with PO.open("rb") as handle:
         messages = [m for m in read_po(handle) if m.id]
     assert len(messages) > 250
-    assert [m.id for m in messages if not m.string] == []
+    assert [m.id for m in messages if not m.string or (isinstance(m.string, tuple) and not all(m.string))] == []
+    # Click's plurals (ngettext) are among them: a usage error must not stay English.
+    assert any(isinstance(m.id, tuple) for m in messages)
     assert [m.id for m in messages if m.fuzzy] == []
 
 
 def test_each_translation_keeps_its_source_s_placeholders() -> None:
+    # A plural's one Japanese form is filled as its plural source is (Click passes every name to both).
     differ = {
         source: text
-        for source, text in catalogue(PO).items()
-        if sorted(PLACEHOLDER.findall(source)) != sorted(PLACEHOLDER.findall(text))
+        for source, text in forms(PO).items()
+        if any(sorted(PLACEHOLDER.findall(source[-1])) != sorted(PLACEHOLDER.findall(form)) for form in text)
     }
     assert differ == {}
 
@@ -48,10 +58,8 @@ def test_the_catalogue_is_extracted_from_today_s_sources_and_compiled_as_shipped
     """A message added or changed without `sh ca/locale/update.sh` (and its translation) fails here."""
     checked = subprocess.run(["sh", str(LOCALE / "update.sh"), "--check"], capture_output=True, text=True, timeout=300)
     assert checked.returncode == 0, checked.stderr
-    with (LOCALE / "kinko.pot").open("rb") as handle:
-        sources = {str(m.id) for m in read_po(handle) if m.id}
-    assert sources == set(catalogue(PO)), "the .po and the .pot hold different messages"
-    assert catalogue(MO) == catalogue(PO), "the shipped .mo is not the compiled .po"
+    assert set(forms(LOCALE / "kinko.pot")) == set(forms(PO)), "the .po and the .pot hold different messages"
+    assert forms(MO) == forms(PO), "the shipped .mo is not the compiled .po"
 
 
 @pytest.mark.parametrize(
@@ -158,3 +166,25 @@ def test_two_keys_that_read_as_one_word_are_both_shown() -> None:
     with speaking("en"):
         assert key_values({"status": "valid", "serial": "0A"}).splitlines() == ["status  valid", "serial  0A"]
         assert table([], ["serial"]) == "(none)"
+
+
+def test_a_state_a_finding_and_a_nested_phrase_are_said_in_the_reader_s_language() -> None:
+    """A refusal's state word, a replay's contradiction and the phrase it nests are translated where
+    people read them; str() (the ledger's, the logs' and --json's text) stays English."""
+    from kinko.ca.errors import IntegrityError, PolicyError
+    from kinko.ca.i18n import Phrase
+    from kinko.ca.integrity import MADE_BY_NONE, Mismatch, refuse
+
+    ja = catalogue(PO)
+    template = "certificate {serial} is {status}; only a valid one is renewed"
+    refused = PolicyError(template, serial="0A1B", status="revoked")
+    assert str(refused) == "certificate 0A1B is revoked; only a valid one is renewed"
+    with speaking("ja"):
+        assert refused.localized() == ja[template].format(serial="0A1B", status=ja["revoked"])
+    contradiction = Phrase("role is {role}, but {said}", {"role": "'admin'", "said": MADE_BY_NONE})
+    error = refuse(Mismatch("officers", "mallory", contradiction), "certificate for C0001-A1")
+    assert isinstance(error, IntegrityError) and error.what == "role is 'admin', but no ledger event made it"
+    assert "officers mallory: role is 'admin', but no ledger event made it" in str(error)
+    with speaking("ja"):
+        inner = ja["role is {role}, but {said}"].format(role="'admin'", said=ja["no ledger event made it"])
+        assert ja["{table} {key}: {what}"].format(table="officers", key="mallory", what=inner) in error.localized()
