@@ -65,7 +65,7 @@ class Applied:
 
 
 def config_apply(ctx: Context, p: ApplyParams) -> Applied:
-    """Replace kinko.toml and/or profiles.toml after checking them; recorded in the ledger, in force at once."""
+    """Check, then replace kinko.toml and/or profiles.toml; recorded in the ledger, in force for the next operation."""
     from kinko.ca import configuration
     from kinko.ca.errors import InputError
 
