@@ -20,11 +20,8 @@ class KinkoError(Exception):
 
     def localized(self) -> str:
         """The message in the reader's language (English where the catalogue has none); a parameter
-        that is itself a Kinko error (the refusal a wider one wraps) is shown in that language too."""
-        shown = {
-            name: value.localized() if isinstance(value, KinkoError) else value for name, value in self.params.items()
-        }
-        return render(self.template, shown)
+        that is itself a Kinko error or a phrase (what a wider refusal wraps) is shown in that language too."""
+        return render(self.template, self.params)
 
 
 class InputError(KinkoError):

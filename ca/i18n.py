@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 DOMAIN = "kinko"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -122,9 +123,9 @@ def render(template: str, params: Mapping[str, object]) -> str:
     """A message template translated, then filled in with its parameters (a time as people read
     it, in the bank's zone); the English source where the translation cannot be filled, the bare
     template where neither can."""
-    # A phrase inside (a finding a refusal names) is said in the same language.
+    # A phrase or an error inside (the finding or the refusal a wider one names) is said in the same language.
     shown = {
-        name: value.localized() if isinstance(value, Phrase) else shown_word(name, value)
+        name: value.localized() if isinstance(value, Sayable) else shown_word(name, value)
         for name, value in params.items()
     }
     return fill(_(template), shown) or fill(template, shown) or template
@@ -134,6 +135,13 @@ def said(template: str, /, **params: object) -> str:
     """A sentence for people (a command's summary), as a refusal is made: `template` is the English
     source in the catalogue, filled in with `params` in the reader's language."""
     return render(template, params)
+
+
+@runtime_checkable
+class Sayable(Protocol):
+    """A sentence that can be said in the reader's language: a Phrase, a Kinko error."""
+
+    def localized(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from kinko.ca.clock import from_text, to_text
 from kinko.ca.config import LifecycleSettings
 from kinko.ca.errors import PolicyError
+from kinko.ca.i18n import Phrase
 from kinko.ca.store import CertificateRecord
 
 BAD_CODE = "the enrollment code is not valid (wrong, already used or expired)"
@@ -48,11 +49,11 @@ def reacquire_window(certificate: CertificateRecord, rules: LifecycleSettings) -
     return end, end + dt.timedelta(days=rules.grace_days)
 
 
-def who_reissues(role: str) -> str:
+def who_reissues(role: str) -> Phrase:
     """Who a holder asks for a reissue: administrators ask the bank, users their administrator."""
     if role == "administrator":
-        return "an administrator applies to the bank for a reissue (kinko reissue --subscriber ...)"
-    return "a user asks their administrator for a reissue (kinko reissue --subscriber ... --by ADMIN)"
+        return Phrase("an administrator applies to the bank for a reissue (kinko reissue --subscriber ...)")
+    return Phrase("a user asks their administrator for a reissue (kinko reissue --subscriber ... --by ADMIN)")
 
 
 def check_renewal(certificate: CertificateRecord, now: dt.datetime, rules: LifecycleSettings) -> None:
@@ -81,19 +82,12 @@ def check_renewal(certificate: CertificateRecord, now: dt.datetime, rules: Lifec
 
 def check_reacquire(certificate: CertificateRecord, role: str, now: dt.datetime, rules: LifecycleSettings) -> None:
     """Refuses a re-acquisition unless the last certificate expired unrevoked within the grace period."""
-    if certificate.status == "revoked" and role == "administrator":
-        raise PolicyError(
-            "certificate {serial} was revoked ({reason}); a revoked certificate cannot be re-acquired: "
-            "an administrator applies to the bank for a reissue (kinko reissue --subscriber ...)",
-            serial=certificate.serial,
-            reason=certificate.revocation_reason,
-        )
     if certificate.status == "revoked":
         raise PolicyError(
-            "certificate {serial} was revoked ({reason}); a revoked certificate cannot be re-acquired: "
-            "a user asks their administrator for a reissue (kinko reissue --subscriber ... --by ADMIN)",
+            "certificate {serial} was revoked ({reason}); a revoked certificate cannot be re-acquired: {who}",
             serial=certificate.serial,
             reason=certificate.revocation_reason,
+            who=who_reissues(role),
         )
     if certificate.status == "held":
         raise PolicyError("certificate {serial} is on hold; it cannot be re-acquired", serial=certificate.serial)
@@ -115,21 +109,13 @@ def check_reacquire(certificate: CertificateRecord, role: str, now: dt.datetime,
             expires=certificate.not_after,
             opens=to_text(renewal),
         )
-    if now > closes and role == "administrator":
-        raise PolicyError(
-            "the {days}-day grace period after {expires} ended at {closes}; a reissue is needed: "
-            "an administrator applies to the bank for a reissue (kinko reissue --subscriber ...)",
-            days=rules.grace_days,
-            expires=certificate.not_after,
-            closes=to_text(closes),
-        )
     if now > closes:
         raise PolicyError(
-            "the {days}-day grace period after {expires} ended at {closes}; a reissue is needed: "
-            "a user asks their administrator for a reissue (kinko reissue --subscriber ... --by ADMIN)",
+            "the {days}-day grace period after {expires} ended at {closes}; a reissue is needed: {who}",
             days=rules.grace_days,
             expires=certificate.not_after,
             closes=to_text(closes),
+            who=who_reissues(role),
         )
 
 

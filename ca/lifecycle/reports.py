@@ -123,7 +123,7 @@ class Reports:
             status,
             role=subscriber.role,
             enrollment_expires_at=pending[0].expires_at if pending else None,
-            reissue=windows.who_reissues(subscriber.role) if status.state == "reissue-required" else None,
+            reissue=str(windows.who_reissues(subscriber.role)) if status.state == "reissue-required" else None,
             locks=tuple((client, until) for client, _, until in self.locks(subscriber_id)) if self.locks else (),
         )
 
