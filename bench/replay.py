@@ -52,8 +52,9 @@ CHAIN_ONLY = (
 )
 
 
-def add_certificates(home_path: Path, count: int) -> float:
-    """Records `count` certificates and revokes every tenth, as the RA's transactions would."""
+def add_certificates(home_path: Path, count: int, revoke_every: int = 10, presign: bool = True) -> float:
+    """Records `count` certificates and revokes every `revoke_every`-th, as the RA's transactions
+    would, with their pre-signed OCSP responses unless `presign` is off."""
     from kinko.ocsp.presign import Presigner
 
     start = time.perf_counter()
@@ -89,10 +90,11 @@ def add_certificates(home_path: Path, count: int) -> float:
                 }
                 tx.append_event("certificate.issued", serial=serial, details={**details, "via": "officer"})
                 records.append(record)
-            presigner.sign(tx, records, now)
+            if presign:
+                presigner.sign(tx, records, now)
         with store.transaction("bench", to_text(now) or "") as tx:
             revoked = []
-            for record in records[::10]:
+            for record in records[::revoke_every]:
                 event = tx.append_event(
                     "certificate.revoked",
                     serial=record.serial,
@@ -102,7 +104,8 @@ def add_certificates(home_path: Path, count: int) -> float:
                 changed = tx.certificate(record.serial)
                 assert changed is not None
                 revoked.append(changed)
-            presigner.sign(tx, revoked, now)
+            if presign:
+                presigner.sign(tx, revoked, now)
     store.close()
     return time.perf_counter() - start
 

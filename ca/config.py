@@ -109,6 +109,9 @@ class OCSPSettings:
     # Addresses of the front end (nginx, config/nginx/kinko-ocsp.conf) whose X-Forwarded-For names
     # the client: requests from them are budgeted by that client. From anyone else it is ignored.
     trusted_proxies: tuple[str, ...] = ()
+    # A responder reading a database replica (a PostgreSQL hot standby) that is more than this
+    # many seconds behind its primary says so in /healthz (503), so that a load balancer drops it.
+    replica_lag_seconds: int = 10
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,16 @@ class DisplaySettings:
 
 
 @dataclass(frozen=True)
+class StoreSettings:
+    """[store]: where the database is. "" is the home's kinko.db (SQLite)."""
+
+    # "" or postgresql://user@host:port/dbname (never with a password in it).
+    url: str = ""
+    # A libpq password file (host:port:db:user:password, 0600); "" leaves it to PGPASSFILE.
+    password_file: str = ""
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     """The [service] section: the CA service's own schedule."""
 
@@ -172,6 +185,7 @@ class Config:
     audit: AuditSettings = field(default_factory=AuditSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
     display: DisplaySettings = field(default_factory=DisplaySettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
     profiles: dict[str, Profile] = field(default_factory=dict)
 
     def profile(self, name: str) -> Profile:
@@ -207,6 +221,19 @@ def load(home: Path) -> Config:
     return parse(data, profiles)
 
 
+def load_store(home: Path) -> StoreSettings:
+    """The [store] section of a home's kinko.toml alone: where its database is, readable even
+    while the rest of the configuration does not load (the service records that in the database)."""
+    return _store_section(_read_toml(home / "kinko.toml"))
+
+
+def _store_section(data: dict[str, Any]) -> StoreSettings:
+    store = _section(data, "store", StoreSettings)
+    if store.url and not store.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError('[store] url {url!r} is not a postgresql:// URL ("" is the home\'s kinko.db)', url=store.url)
+    return store
+
+
 def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     """Builds a Config from parsed TOML, refusing unknown keys and bad values."""
     ca = _section(data, "ca", CASettings, required=True)
@@ -225,6 +252,9 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
     audit = _section(data, "audit", AuditSettings)
     service = _section(data, "service", ServiceSettings)
     display = _section(data, "display", DisplaySettings)
+    store = _section(data, "store", StoreSettings)
+    if store.url and not store.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError('[store] url {url!r} is not a postgresql:// URL ("" is the home\'s kinko.db)', url=store.url)
     try:
         display.zone(ca.country)
     except KeyError:
@@ -247,7 +277,7 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
         for name, value in vars(section).items():
             if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 1_000_000:
                 raise ConfigError("{name} must be between 0 and 1000000 (got {value})", name=name, value=value)
-    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api", "audit", "service", "display"}
+    unknown = set(data) - {"ca", "crl", "ocsp", "lifecycle", "api", "audit", "service", "display", "store"}
     if unknown:
         raise ConfigError("kinko.toml has unknown section(s): {names}", names=", ".join(sorted(unknown)))
     return Config(
@@ -259,6 +289,7 @@ def parse(data: dict[str, Any], profiles: dict[str, Profile]) -> Config:
         audit=audit,
         service=service,
         display=display,
+        store=store,
         profiles=profiles,
     )
 

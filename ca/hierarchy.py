@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from kinko.ca.files import make_dir, write_atomically, write_new
 from kinko.ca.home import Home, read_passphrase_file
 from kinko.ca.ledger import checkpoint_message
 from kinko.ca.signer import Issuer
-from kinko.ca.store import CertificateRecord, Writer, create_store
+from kinko.ca.store import CertificateRecord, Store, Writer, create_store, discard_new_store, is_server
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class InitOptions:
     single_tier: bool = False
     passphrase_file: Path | None = None
     policy_oid: str | None = None
+    # "" for HOME/kinko.db, or a postgresql:// URL of an empty database.
+    database: str = ""
+    database_password_file: Path | None = None
 
 
 def _check_names(options: InitOptions) -> None:
@@ -91,6 +95,12 @@ def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, pass
         config_text = config_module.set_value(config_text, key, value)
     if options.policy_oid:
         config_text = config_module.set_value(config_text, "policy_oid", options.policy_oid)
+    if options.database:
+        config_text = config_module.set_value(config_text, "url", options.database)
+    if options.database_password_file is not None:
+        config_text = config_module.set_value(
+            config_text, "password_file", str(options.database_password_file.resolve())
+        )
     if options.country.upper() != "JP":  # the shipped zone is the bank's (Asia/Tokyo)
         config_text = config_module.set_value(config_text, "timezone", "UTC")
     profiles_text = config_module.default_text("profiles.toml")
@@ -107,9 +117,20 @@ def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, pass
         home = Home(staging, passphrase=passphrase)
         cfg = home.config  # validates what we just wrote, with the user's values
         profiles.subject_name(f"{options.organization} Root CA", options.organization, options.country)
-        _build(home, cfg, passphrase, clock, actor)
-        _first_responses(home, clock, actor)
-        _first_crls(home, clock, actor)
+        check_database_password_file(home.database_password_file)
+        keys.make_private_dir(home.keys_dir)
+        store = create_store(home.database, home.database_password_file)
+        try:
+            _build(home, cfg, passphrase, clock, actor, store)
+            _first_responses(home, clock, actor)
+            _first_crls(home, clock, actor)
+        except BaseException:
+            if is_server(home.database):  # a database server keeps what removing the staging dir does not
+                opened = home.__dict__.get("store")
+                if opened is not None:
+                    opened.close()
+                discard_new_store(home.database, home.database_password_file)
+            raise
         make_dir(staging, 0o755)
         if path.exists():
             path.rmdir()
@@ -120,11 +141,26 @@ def create_home(path: Path, options: InitOptions, clock: Clock, actor: str, pass
     return Home(path)
 
 
-def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Clock, actor: str) -> None:
+def check_database_password_file(path: Path | None) -> None:
+    """A database password file must be a file only its owner can read (libpq ignores it otherwise)."""
+    if path is None:
+        return
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ConfigError(
+            "cannot read the database password file {path}: {reason}", path=path, reason=exc.strerror
+        ) from None
+    if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+        raise ConfigError(
+            "the database password file {path} must be a file readable by its owner only (chmod 600 {path})",
+            path=path,
+        )
+
+
+def _build(home: Home, cfg: config_module.Config, passphrase: bytes, clock: Clock, actor: str, store: Store) -> None:
     now = clock.now()
     ca = cfg.ca
-    keys.make_private_dir(home.keys_dir)
-    store = create_store(home.db_file)
     try:
         with store.transaction(actor, to_text(now) or "") as tx:
             root_key = keys.generate_private_key(ca.key_type)

@@ -1,7 +1,7 @@
 """The CA home: its layout on disk, and loading its config, database and keys.
 
 HOME/kinko.toml, profiles.toml   configuration (copied from config/ by init)
-HOME/kinko.db                    SQLite database (WAL)
+HOME/kinko.db                    SQLite database (WAL), unless [store] url names a PostgreSQL server
 HOME/keys/                       private keys, 0700 dir, 0600 files
 HOME/public/                     exactly what is served under ca.base_url:
     ca/root.cer, ca/issuing.cer  DER CA certificates
@@ -46,8 +46,13 @@ class Home:
         prompt: PassphrasePrompt | None = None,
         passphrase: bytes | None = None,
         readonly: bool = False,
+        database: str | None = None,
+        database_password_file: Path | None = None,
     ) -> None:
         self.path = path
+        # A database named to this process (a responder's --database: a standby), over [store].
+        self._database = database
+        self._database_password_file = database_password_file
         # A read-only home (the OCSP responder's) never opens the database for writing.
         self.readonly = readonly
         # Only `kinko db upgrade` sets this (before the store is first used): it opens a database
@@ -70,6 +75,25 @@ class Home:
     @property
     def db_file(self) -> Path:
         return self.path / "kinko.db"
+
+    @cached_property
+    def store_settings(self) -> config_module.StoreSettings:
+        """[store] of kinko.toml, read on its own: the database opens while profiles.toml is broken."""
+        self.require()
+        return config_module.load_store(self.path)
+
+    @property
+    def database(self) -> Path | str:
+        """Where this home's database is: kinko.db, or the PostgreSQL URL of [store] url."""
+        return self._database or self.store_settings.url or self.db_file
+
+    @property
+    def database_password_file(self) -> Path | None:
+        """The libpq password file of [store] password_file (relative to the home), if any."""
+        if self._database is not None:
+            return self._database_password_file
+        name = self.store_settings.password_file
+        return (self.path / name) if name else None
 
     @property
     def keys_dir(self) -> Path:
@@ -152,9 +176,9 @@ class Home:
         self.require()
         if self.readonly:
             return self.readonly_store
-        if not self.db_file.exists():
+        if isinstance(self.database, Path) and not self.db_file.exists():
             raise ConfigError("{path} is missing: this home has no database", path=self.db_file)
-        store = open_store(self.db_file, upgrading=self.upgrading)
+        store = open_store(self.database, upgrading=self.upgrading, password_file=self.database_password_file)
         if store.authority("audit") is not None:
             store.sealer = self.seal_checkpoint
             store.announcer = self.announce_checkpoint
@@ -228,7 +252,7 @@ class Home:
         from kinko.ca.store import open_store
 
         self.require()
-        return open_store(self.db_file, readonly=True)
+        return open_store(self.database, readonly=True, password_file=self.database_password_file)
 
     @property
     def issuing_role(self) -> str:

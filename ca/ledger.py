@@ -180,6 +180,22 @@ CSV_HEADER = ",".join(COLUMNS) + "\n"
 CSV_MARKED = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
+def export_line(fmt: str, event: Event) -> str:
+    """One event in the export format, encoded in Python: what SQLite's SQL renders (a backend
+    that cannot render it in SQL uses this; the tests hold the two byte-identical)."""
+    if fmt != "csv":
+        return json.dumps(dict(zip(COLUMNS, event, strict=True)), ensure_ascii=False, separators=(",", ":")) + "\n"
+    fields = []
+    for name, value in zip(COLUMNS, event, strict=True):
+        if name in CSV_QUOTED:
+            text = str(value)
+            mark = "'" if text[:1] in CSV_MARKED and text else ""
+            fields.append('"' + mark + text.replace('"', '""') + '"')
+        else:
+            fields.append(str(value))
+    return ",".join(fields) + "\n"
+
+
 def read_export(handle: IO[str]) -> Iterator[Event]:
     """Reads a CSV or JSON Lines export back into events (the format is told by its first character)."""
     import csv

@@ -104,6 +104,20 @@ def publish_after_change(home: Home, now: dt.datetime, actor: str, issuer: str) 
     return publish_full_and_delta(home, now, actor, issuer)
 
 
+def published_number(home: Home, issuer: str) -> int:
+    """The highest CRL number in an issuer's published files (full and delta share one sequence);
+    0 when there are none. What the world has seen, whatever the database remembers."""
+    highest = 0
+    for kind in ("full", "delta"):
+        try:
+            crl = x509.load_der_x509_crl(crl_paths(home, issuer, kind)[0].read_bytes())
+            number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        except (OSError, ValueError, x509.ExtensionNotFound):
+            continue  # none yet, or not one of ours: the database's numbers still hold
+        highest = max(highest, number)
+    return highest
+
+
 def _has_deltas(home: Home, issuer: str) -> bool:
     # Only the CA that signs subscriber certificates publishes deltas; the root's ARL is short.
     return issuer == home.issuing_role
@@ -131,7 +145,8 @@ def _publish_locked(home: Home, now: dt.datetime, actor: str, issuer: str, kind:
     with integrity.recorded(store, actor, this_update):
         # A delta lists only the rows changed since its base: those are the ones it is signed over.
         confirm_entries(store, issuer, kind, keep_after, (base.ledger_seq or 0) if base is not None else None)
-    number = store.reserve_crl_number(issuer, kind, base.number if base else None, this_update)
+    floor = published_number(home, issuer)
+    number = store.reserve_crl_number(issuer, kind, base.number if base else None, this_update, floor)
 
     builder = CRLBuilder().issuer_name(certificate.subject).this_update(this_update).next_update(next_update)
     for extension, critical in _extensions(home, issuer, kind, number, base, certificate):

@@ -237,8 +237,14 @@ def read_published(public_dir: Path, folder: str, name: str) -> tuple[bytes, flo
 def create_app() -> ResponderApp:
     """Factory for server workers: the home comes from $KINKO_HOME."""
     from kinko.ca.locations import resolve_home
+    from kinko.ocsp.server import DATABASE_ENV, PASSWORD_FILE_ENV
     from kinko.ocsp.source import DatabaseSource
 
     home = resolve_home(None)
-    source = DatabaseSource(home)
+    password_file = os.environ.get(PASSWORD_FILE_ENV)
+    source = DatabaseSource(
+        home,
+        database=os.environ.get(DATABASE_ENV),
+        database_password_file=Path(password_file) if password_file else None,
+    )
     return ResponderApp(source, home / "public", source.home.config.ocsp.trusted_proxies)

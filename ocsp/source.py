@@ -8,6 +8,7 @@ OCSP signer keys only: never a CA key.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 import time
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Protocol
 
 from kinko.ca.clock import Clock, SystemClock, from_text, to_text
+from kinko.ca.errors import KinkoError
 from kinko.ca.home import Home
+from kinko.ca.i18n import said
 from kinko.ca.replay import confirm
 from kinko.ca.serials import format_serial
 from kinko.ca.store import Reader, RevocationState
@@ -101,9 +104,14 @@ class DatabaseSource:
     """Answers from the registry and its pre-signed responses, read-only."""
 
     def __init__(
-        self, home_path: Path, clock: Clock | None = None, monotonic: Callable[[], float] | None = None
+        self,
+        home_path: Path,
+        clock: Clock | None = None,
+        monotonic: Callable[[], float] | None = None,
+        database: str | None = None,
+        database_password_file: Path | None = None,
     ) -> None:
-        self.home = Home(home_path, readonly=True)
+        self.home = Home(home_path, readonly=True, database=database, database_password_file=database_password_file)
         self.home.require()
         self.store: Reader = self.home.readonly_store
         self.clock = clock or SystemClock()
@@ -111,6 +119,7 @@ class DatabaseSource:
         self.max_cert_ids = self.home.config.ocsp.max_cert_ids
         self.budget = SigningBudget(self.home.config.ocsp.on_demand_per_client, monotonic or time.monotonic)
         self.days = self.home.config.ocsp.next_update_days
+        self.lag_bound = self.home.config.ocsp.replica_lag_seconds
         self._parsed: OrderedDict[bytes, Request | None] = OrderedDict()
         self._answers: dict[bytes, tuple[Answer, float]] = {}
         self._issuers: dict[tuple[str, bytes, bytes], IssuerContext] = {}
@@ -155,10 +164,23 @@ class DatabaseSource:
         return request
 
     def problem(self) -> str | None:
-        """A delegated signer outside its validity: every answer it would sign is refused by clients
-        (and nginx then refuses every login), so /healthz says so until a new signer is issued."""
-        if time.monotonic() >= self._next_check:
-            self._check_for_changes()
+        """A database it cannot read, a replica too far behind its primary, or a delegated signer
+        outside its validity (every answer it would sign is refused by clients, and nginx then
+        refuses every login): /healthz says so, so that a load balancer sends requests elsewhere."""
+        try:
+            if time.monotonic() >= self._next_check:
+                self._check_for_changes()
+            lag = self.store.replica_lag()
+        except KinkoError as exc:
+            return said("the database cannot be read: {error}", error=exc)
+        if lag is not None and lag > self.lag_bound:
+            behind = f"{lag:.1f}" if lag != float("inf") else "∞"
+            return said(
+                "the database replica is {lag} s behind its primary (more than [ocsp] replica_lag_seconds, "
+                "{bound} s): answers may miss recent revocations",
+                lag=behind,
+                bound=self.lag_bound,
+            )
         now = self.clock.now()
         for context in {id(c): c for c in self._issuers.values()}.values():
             if not within_validity(context, now):
@@ -168,13 +190,20 @@ class DatabaseSource:
         return None
 
     def response(self, request_der: bytes, client: str = "") -> Answer:
-        """The response for one DER request from a client; never raises for bad input."""
+        """The response for one DER request from a client; never raises for bad input. A database
+        it cannot read leaves it the answers it cached (signed, within their validity) and
+        tryLater for the rest: never "good" for what it cannot see."""
         if time.monotonic() >= self._next_check:
-            self._check_for_changes()
+            # Unreadable: the cached answers stand until their nextUpdate; /healthz says what is wrong.
+            with contextlib.suppress(KinkoError):
+                self._check_for_changes()
         cached = self._answers.get(request_der)
         if cached is not None and time.time() < cached[1]:
             return cached[0]
-        answer = self._answer(request_der, client)
+        try:
+            answer = self._answer(request_der, client)
+        except KinkoError:
+            return TRY_LATER
         if answer.cacheable and answer.next_update is not None:
             if len(self._answers) >= CACHE_SIZE:
                 self._answers.clear()

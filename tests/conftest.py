@@ -87,12 +87,50 @@ def passphrase_file(tmp_path: Path) -> Path:
     return path
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test that uses a home (through the `backend` fixture) runs on both store backends,
+    except those marked sqlite_only (they read or edit the SQLite file itself) or postgresql_only."""
+    if "backend" in metafunc.fixturenames:
+        backends = ["sqlite", "postgresql"]
+        if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+            backends = ["sqlite"]
+        elif metafunc.definition.get_closest_marker("postgresql_only") is not None:
+            backends = ["postgresql"]
+        metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One real PostgreSQL server for the session (tests/postgres.py); each test gets its own database."""
+    from tests.postgres import Cluster
+
+    cluster = Cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
 @pytest.fixture
-def home(tmp_path: Path, clock: FixedClock, passphrase_file: Path) -> Home:
-    """A fresh two-tier EC P-256 CA home."""
-    return create_home(
-        tmp_path / "home", InitOptions(organization=ORG, passphrase_file=passphrase_file), clock, current_login()
-    )
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend of the test's home: 'sqlite' or 'postgresql'."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_options(request: pytest.FixtureRequest, backend: str) -> dict[str, Any]:
+    """InitOptions' database fields for the test's backend: a new database on the session's server."""
+    if backend == "sqlite":
+        return {}
+    cluster = request.getfixturevalue("postgres")
+    return {"database": cluster.new_database(), "database_password_file": cluster.passfile}
+
+
+@pytest.fixture
+def home(tmp_path: Path, clock: FixedClock, passphrase_file: Path, database_options: dict[str, Any]) -> Home:
+    """A fresh two-tier EC P-256 CA home, on each store backend in turn."""
+    options = InitOptions(organization=ORG, passphrase_file=passphrase_file, **database_options)
+    return create_home(tmp_path / "home", options, clock, current_login())
 
 
 @pytest.fixture
@@ -165,9 +203,96 @@ def run_kinko(*args: str | Path, env: dict[str, str] | None = None, timeout: flo
     )
 
 
+class _QuestionMarks:
+    """psycopg's connection taking SQLite's `?` placeholders and executescript, so that one
+    attacker's script in a test speaks to both backends."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return self.raw.execute(sql.replace("?", "%s"), params or None) if params else self.raw.execute(sql)
+
+    def executescript(self, sql: str) -> None:
+        self.raw.execute(sql)
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def raw_database(home: Home) -> Any:
+    """A connection of the database's own driver to a home's database, not through Kinko:
+    sqlite3 for kinko.db, psycopg for a PostgreSQL home; both take `?` placeholders and commit()."""
+    url, passfile = database_of(home)
+    if not url:
+        return sqlite3.connect(home.db_file)
+    import psycopg
+
+    return _QuestionMarks(psycopg.connect(url, passfile=passfile))
+
+
+def unguard(home: Home) -> str:
+    """What an attacker with write access to the database runs first: the ledger's append-only triggers off."""
+    if database_of(home)[0]:
+        return "ALTER TABLE ledger DISABLE TRIGGER USER;"
+    return "DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete;"
+
+
+def database_cli(home: Home, script: str) -> subprocess.CompletedProcess[str]:
+    """Runs SQL on a home's database with the backend's own command-line tool (sqlite3, psql),
+    stopping at the first error."""
+    url, passfile = database_of(home)
+    if not url:
+        command = ["sqlite3", "-bail", str(home.db_file)]
+        env = None
+    else:
+        command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url]
+        env = {**os.environ, "PGPASSFILE": passfile}
+    return subprocess.run(
+        command, input=script + "\n", capture_output=True, text=True, check=False, timeout=30, env=env
+    )
+
+
+def database_of(home: Home) -> tuple[str, str]:
+    """([store] url, password_file) from kinko.toml as written, even where the rest of the
+    configuration no longer loads: ("", "") for the home's kinko.db."""
+    import tomllib
+
+    store = tomllib.loads((home.path / "kinko.toml").read_text(encoding="utf-8")).get("store", {})
+    return store.get("url", ""), store.get("password_file", "")
+
+
+def raw_execute(home: Home, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Runs one statement on a home's database behind Kinko's back (written with SQLite's `?`)
+    and commits it: the rows it returned, if any."""
+    conn = raw_database(home)
+    try:
+        cursor = conn.execute(sql, params)
+        rows = list(cursor.fetchall()) if cursor.description else []
+        conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
+def table_rows(home: Home, table: str) -> list[dict[str, Any]]:
+    """Every row of a table by column name, straight from the database, in a fixed order (for
+    before/after comparisons): by the first two columns, where every table's key starts."""
+    conn = raw_database(home)
+    try:
+        cursor = conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")  # noqa: S608
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        conn.close()
+
+
 def row_counts(home: Home) -> dict[str, int]:
-    """Rows per table, read straight from the SQLite file (not through Kinko)."""
-    conn = sqlite3.connect(home.db_file)
+    """Rows per table, read straight from the database (not through Kinko)."""
+    conn = raw_database(home)
     try:
         return {
             table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
@@ -217,7 +342,14 @@ def free_port() -> int:
 class RunningResponder:
     """A `kinko ocsp serve` process on 127.0.0.1, stopped when the test ends."""
 
-    def __init__(self, home: Home, workers: int = 2, port: int | None = None, unhealthy: bool = False) -> None:
+    def __init__(
+        self,
+        home: Home,
+        workers: int = 2,
+        port: int | None = None,
+        unhealthy: bool = False,
+        extra: list[str] | None = None,
+    ) -> None:
         import signal
         import time
         import urllib.error
@@ -238,6 +370,7 @@ class RunningResponder:
                 str(self.port),
                 "--workers",
                 str(workers),
+                *(extra or []),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

@@ -2,11 +2,12 @@
 # Installs everything Kinko's tests need, then runs them: the README's test command.
 # Debian packages the tests drive for real (openssl, the sqlite3 CLI, GnuTLS tools, nginx,
 # curl, NSS tools, a JDK, Chromium with its driver and a Japanese font, node for the enrollment
-# page's script) are installed when missing; Python packages go into ./.venv.
+# page's script, PostgreSQL for the second store backend) are installed when missing; Python
+# packages go into ./.venv.
 set -eu
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES="openssl sqlite3 gnutls-bin nginx curl libnss3-tools default-jdk-headless iproute2 chromium chromium-driver fonts-ipafont-gothic nodejs"
+DEBIAN_PACKAGES="openssl sqlite3 gnutls-bin nginx curl libnss3-tools default-jdk-headless iproute2 chromium chromium-driver fonts-ipafont-gothic nodejs postgresql"
 missing=""
 for package in $DEBIAN_PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing="$missing $package"

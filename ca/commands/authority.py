@@ -27,6 +27,15 @@ class InitParams:
     )
     single_tier: bool = param("One self-signed CA instead of root + issuing CA.", False)
     policy_oid: str | None = param("Certificate policy OID for client certificates.", None)
+    database: str | None = param(
+        "A PostgreSQL database for the home, as postgresql://user@host:port/name (empty; no password in it). "
+        "Default: HOME/kinko.db (SQLite).",
+        None,
+    )
+    database_password_file: Path | None = param(
+        "libpq password file for --database (mode 0600); its path is kept in kinko.toml. PGPASSFILE works too.",
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,17 @@ def init(ctx: Context, p: InitParams) -> Hierarchy:
         if ctx.prompt is None:
             raise PassphraseError("kinko init needs --passphrase-file when not run on a terminal")
         passphrase = _new_passphrase().encode()
-    options = InitOptions(p.org, p.country, p.key_type, p.base_url, p.single_tier, p.passphrase_file, p.policy_oid)
+    options = InitOptions(
+        p.org,
+        p.country,
+        p.key_type,
+        p.base_url,
+        p.single_tier,
+        p.passphrase_file,
+        p.policy_oid,
+        database=p.database or "",
+        database_password_file=p.database_password_file,
+    )
     home = create_home(ctx.home_path, options, ctx.clock or _system_clock(), ctx.login(), passphrase)
     return _hierarchy(home)
 

@@ -51,6 +51,18 @@ class APIServeParams(ServeParams):
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class OCSPServeParams(ServeParams):
+    database: str | None = param(
+        "Read this database instead of the home's [store] url: a PostgreSQL hot standby, as "
+        "postgresql://user@host:port/name (a read-only role; no password in it).",
+        None,
+    )
+    database_password_file: Path | None = param(
+        "libpq password file for --database (mode 0600). PGPASSFILE works too.", None, file_only=True
+    )
+
+
 def api_serve(ctx: Context, p: APIServeParams) -> None:
     """Serve the login front end's API, in the foreground: through the CA service when a socket
     is given (as this account, which needs the api role), else on the home."""
@@ -128,13 +140,21 @@ def _tls(p: APIServeParams) -> TLSFiles | None:
     return load_tls(TLSFiles(p.tls_cert, p.tls_key, p.tls_client_ca))
 
 
-def ocsp_serve(ctx: Context, p: ServeParams) -> None:
+def ocsp_serve(ctx: Context, p: OCSPServeParams) -> None:
     """Serve OCSP (POST and GET), the CRLs and the CA certificates, in the foreground."""
+    from kinko.ca.errors import InputError
+    from kinko.ca.hierarchy import check_database_password_file
     from kinko.ca.home import Home
     from kinko.ca.http import check_port
+    from kinko.ca.store import is_server
     from kinko.ocsp.server import serve
 
-    home = Home(ctx.home().path, readonly=True)
+    if p.database is not None and not is_server(p.database):
+        raise InputError("--database takes a postgresql:// URL (a hot standby of the CA's database)")
+    password_file = p.database_password_file.resolve() if p.database_password_file is not None else None
+    if password_file is not None:
+        check_database_password_file(password_file)
+    home = Home(ctx.home().path, readonly=True, database=p.database, database_password_file=password_file)
     home.require()
     home.store.change_token()  # a database it cannot read (or of another schema version) is refused here
     check_port(p.host, p.port)  # before the start-up line: a refusal is the only line
@@ -146,7 +166,7 @@ def ocsp_serve(ctx: Context, p: ServeParams) -> None:
         workers=p.workers,
     )
     click.echo(started, err=True)
-    serve(home.path, p.host, p.port, p.workers)
+    serve(home.path, p.host, p.port, p.workers, database=p.database, database_password_file=password_file)
 
 
 def ocsp_refresh(ctx: Context, _p: NoParams) -> OCSPRefresh:
@@ -277,7 +297,7 @@ OPERATIONS: list[Operation[Any, Any]] = [
     # On a home, an officer's; through the service, the service checks this account's api role.
     Operation("api serve", APIServeParams, api_serve, _nothing, None, local=True, state_roles=officer_on_a_home),
     # No role: the responder's account reads the registry view and its signers' keys, by file permission.
-    Operation("ocsp serve", ServeParams, ocsp_serve, _nothing, None, local=True),
+    Operation("ocsp serve", OCSPServeParams, ocsp_serve, _nothing, None, local=True),
     Operation("ocsp refresh", NoParams, ocsp_refresh, render_refresh, "officer"),
     Operation("ocsp signer rotate", NoParams, ocsp_signer_rotate, render_signers, "admin"),
     Operation("quickstart", QuickstartParams, quickstart, render_quickstart, None, local=True),

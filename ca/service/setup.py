@@ -104,9 +104,11 @@ def set_up(home: Home, accounts: Accounts, socket_dir: Path, api_token: Path, ac
         if not path.is_symlink():
             path.chmod(_mode(home, path, shared))
     passphrase = home.config.ca.passphrase_file or None
-    if passphrase:
-        os.chown(passphrase, entry.pw_uid, entry.pw_gid)
-        Path(passphrase).chmod(0o600)
+    # The database's libpq password file, like the passphrase: the service account's alone.
+    for secret in (passphrase, home.database_password_file):
+        if secret:
+            os.chown(secret, entry.pw_uid, entry.pw_gid)
+            Path(secret).chmod(0o600)
     socket_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
     os.chown(socket_dir, entry.pw_uid, officers.gr_gid)
     socket_dir.chmod(0o2750)

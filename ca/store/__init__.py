@@ -1,9 +1,11 @@
 """The storage authority: the store contract, its records, and opening or creating a database.
 
 Only the store speaks SQL. Code above it type-hints against the Protocols of contract.py
-(`Reader`, `Writer`, `Store`), whose docstring states the transaction rules every backend keeps;
-the SQLite backend is sqlite.py and sqlite_writer.py, its DDL sqlite.sql, its migrations
-migrations/sqlite/.
+(`Reader`, `Writer`, `Store`), whose docstring states the transaction rules every backend keeps.
+Both backends share reads.py, writer.py and accounts.py (dialect.py holds what they spell
+differently); SQLite's own part is sqlite.py with sqlite.sql, PostgreSQL's postgresql.py with
+postgresql.sql; migrations/<backend>/ hold the numbered migrations. A location is an SQLite
+file's path or a postgresql:// URL; nothing above this module asks which.
 """
 
 from __future__ import annotations
@@ -53,16 +55,41 @@ __all__ = [
     "UpgradeResult",
     "Writer",
     "create_store",
+    "discard_new_store",
+    "is_server",
     "open_store",
 ]
 
 
-def create_store(path: Path) -> Store:
-    """Creates a new database with the current schema; refuses an existing file."""
-    return SQLiteStore.create(path)
+def is_server(location: Path | str) -> bool:
+    """Whether a location names a database server (PostgreSQL) rather than an SQLite file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(path: Path, *, readonly: bool = False, upgrading: bool = False) -> Store:
+def create_store(location: Path | str, password_file: Path | None = None) -> Store:
+    """Creates a new database with the current schema; refuses an existing file or a non-empty database."""
+    if is_server(location):
+        from kinko.ca.store.postgresql import PostgresStore
+
+        return PostgresStore.create(str(location), password_file)
+    return SQLiteStore.create(Path(location))
+
+
+def discard_new_store(location: Path | str, password_file: Path | None = None) -> None:
+    """Removes the schema a failed `kinko init` made on a database server (a file goes with its directory)."""
+    if is_server(location):
+        from kinko.ca.store.postgresql import drop_schema
+
+        drop_schema(str(location), password_file)
+
+
+def open_store(
+    location: Path | str, *, readonly: bool = False, upgrading: bool = False, password_file: Path | None = None
+) -> Store:
     """Opens a database of this Kinko's schema version; `upgrading` also accepts an older one
     (for `kinko db upgrade` only). Read-only is what the responder and auditors use."""
-    return SQLiteStore.open(path, readonly=readonly, upgrading=upgrading)
+    if is_server(location):
+        from kinko.ca.store.postgresql import PostgresStore
+
+        return PostgresStore.open(str(location), readonly=readonly, upgrading=upgrading, password_file=password_file)
+    return SQLiteStore.open(Path(location), readonly=readonly, upgrading=upgrading)

@@ -3,9 +3,10 @@ read side (Store) and the write side (Writer) so that rules can read inside a tr
 
 from __future__ import annotations
 
-import sqlite3
+from typing import Any
 
 from kinko.ca import ledger
+from kinko.ca.store.dialect import Dialect
 from kinko.ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
 from kinko.ca.store.records import (
     CUSTOMER_COLUMNS,
@@ -23,7 +24,9 @@ from kinko.ca.store.records import (
 class AccountReads:
     """Queries about customers, subscribers, enrollments and incidents; Store and Writer share them."""
 
-    _conn: sqlite3.Connection
+    # A DB-API connection whose `execute(sql, params)` takes `?` placeholders (postgresql.py adapts psycopg).
+    _conn: Any
+    _dialect: Dialect
 
     def customer(self, customer_id: str) -> CustomerRecord | None:
         """A customer by id."""
@@ -57,22 +60,25 @@ class AccountReads:
         """(time, subscriber or "", locked_until) of a client's code refusals since a time, newest
         first; an officer's clearing of its lock is a row whose locked_until is ""."""
         # The ledger is the record the rate limit counts: a refusal and its count commit together.
-        # "+action" keeps SQLite on the time index: the window is short, the history of refusals long.
+        # An unindexed action keeps SQLite on the time index: the window is short, the history of refusals long.
+        d = self._dialect
         rows = self._conn.execute(
             "SELECT time, subscriber, CASE action WHEN 'enrollment.lock-cleared' THEN '' "
-            "ELSE json_extract(details, '$.locked_until') END FROM ledger "
-            "WHERE time >= ? AND +action IN ('enrollment.code-refused', 'enrollment.lock-cleared') "
-            "AND json_extract(details, '$.client') = ? ORDER BY seq DESC",
+            f"ELSE {d.json_text('details', 'locked_until')} END FROM ledger "
+            f"WHERE time >= ? AND {d.unindexed('action')} IN ('enrollment.code-refused', 'enrollment.lock-cleared') "
+            f"AND {d.json_text('details', 'client')} = ? ORDER BY seq DESC",
             (since, client),
         )
         return [(str(r[0]), str(r[1]), None if r[2] is None else str(r[2])) for r in rows]
 
     def code_locks(self, since: str) -> list[tuple[str, str, str]]:
         """(client, subscriber or "", locked_until) of every refusal since a time that set a lock."""
+        d = self._dialect
+        locked_until = d.json_text("details", "locked_until")
         rows = self._conn.execute(
-            "SELECT json_extract(details, '$.client'), subscriber, json_extract(details, '$.locked_until') "
-            "FROM ledger WHERE time >= ? AND +action = 'enrollment.code-refused' "
-            "AND json_extract(details, '$.locked_until') IS NOT NULL ORDER BY seq",
+            f"SELECT {d.json_text('details', 'client')}, subscriber, {locked_until} "
+            f"FROM ledger WHERE time >= ? AND {d.unindexed('action')} = 'enrollment.code-refused' "
+            f"AND {locked_until} IS NOT NULL ORDER BY seq",
             (since,),
         )
         return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
@@ -198,7 +204,7 @@ class AccountReads:
         row = self._conn.execute(
             "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
             "WHERE action IN ('officer.added', 'officer.role-changed', 'officer.removed') "
-            "AND json_extract(details, '$.login') = ? "
+            f"AND {self._dialect.json_text('details', 'login')} = ? "
             "ORDER BY seq DESC LIMIT 1",
             (login,),
         ).fetchone()
@@ -209,7 +215,7 @@ class AccountReads:
         rows = self._conn.execute(
             "SELECT seq, time, actor, action, serial, subscriber, customer, details, prev_hash, hash FROM ledger "
             "WHERE action IN ('enrollment.created', 'enrollment.redeemed') "
-            "AND json_extract(details, '$.enrollment') = ? ORDER BY seq",
+            f"AND {self._dialect.json_equals_integer('details', 'enrollment')} ORDER BY seq",
             (enrollment_id,),
         )
         return [ledger.Event(*row) for row in rows]

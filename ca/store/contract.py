@@ -1,23 +1,28 @@
-"""The store contract: what every backend (SQLite today, PostgreSQL later) provides and keeps.
+"""The store contract: what every backend (SQLite, PostgreSQL) provides and keeps.
 
 Code above the store type-hints against these Protocols only. Transaction rules a backend keeps:
 
 - Writers are serialized. The ledger is a hash chain: each event links to the head the previous
   one left, so two transactions must never append at once. SQLite: `BEGIN IMMEDIATE` takes the
-  database-wide write lock at the start. PostgreSQL: the first statement of every write
-  transaction takes one lock all writers share (`pg_advisory_xact_lock` on a fixed key, or
-  `SELECT ... FOR UPDATE` of the change counter's row, which every writer updates anyway).
+  database-wide write lock at the start. PostgreSQL: the statement after BEGIN takes one
+  transaction-level advisory lock all writers share (`pg_advisory_xact_lock` on the fixed key
+  postgresql.WRITER_LOCK), released by COMMIT or ROLLBACK; reads inside run READ COMMITTED, so
+  each sees every commit made before the lock was granted.
 - A state change and the ledger event that records it commit in the same transaction: a crash
   leaves both or neither, and `Writer` refuses to commit a change that has no event.
 - Every transaction that appends events ends, before it commits, with a checkpoint signed by the
   store's sealer over (seq, head hash, time); one whose last checkpoint does not sit right
   before its first event is refused (events were added or removed outside Kinko).
 - CRL numbers are reserved by `Store.reserve_crl_number`, in a committed transaction of its own,
-  before the CRL is signed: a crash burns a number and never reuses one.
+  before the CRL is signed: a crash burns a number and never reuses one. The caller passes the
+  highest number already published as a floor: a database that lost its last commits (a standby
+  promoted after an asynchronous primary was lost, a restored backup) continues above it.
 - Serials (and CRL numbers per issuer, enrollment lookups, fingerprints) are unique by a
   constraint in the database, not by a check in code.
 - Reads never write: no `Reader` verb changes the database, so a read-only connection or a
   hot standby serves every one of them.
+- A responder on a replica asks `Reader.replica_lag()` how far behind it reads (PostgreSQL: a
+  hot standby's replay position and its WAL receiver), and reports more than a bound in /healthz.
 - Change detection goes through `Reader.change_token()`, backed by a one-row counter that, before
   it commits, every transaction that changes state (what needs a ledger event), every CRL-number
   reservation and every schema upgrade increments. A transaction that only appends events (a
@@ -299,6 +304,11 @@ class Reader(AccountReader, Protocol):
         """A number that differs after any commit that changes state (from any process; also on a replica)."""
         ...
 
+    def replica_lag(self) -> float | None:
+        """Seconds this database (a replica) is behind its primary, as far as it can tell; None
+        when it is no replica. A replica that lost its primary counts the time since it last heard."""
+        ...
+
     def table_rows(self, table: str) -> Iterator[tuple[object, ...]]:
         """Every row of one of the tables the ledger's replay decides, in key order, streamed (see REPLAYED)."""
         ...
@@ -534,8 +544,9 @@ class Store(Reader, Protocol):
         """Runs reads against one consistent snapshot of the database."""
         ...
 
-    def reserve_crl_number(self, issuer: str, kind: str, base_number: int | None, time: str) -> int:
-        """Claims the next CRL number of an issuer in a committed transaction of its own, before signing."""
+    def reserve_crl_number(self, issuer: str, kind: str, base_number: int | None, time: str, floor: int = 0) -> int:
+        """Claims the next CRL number of an issuer, above `floor` too (the highest the world has seen),
+        in a committed transaction of its own, before signing."""
         ...
 
     def upgrade(self, actor: str, time: str) -> UpgradeResult:

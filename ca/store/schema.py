@@ -3,6 +3,8 @@
 Each backend ships its complete DDL for a new database (`<backend>.sql` beside this module)
 and one file per migration, `migrations/<backend>/NNNN_name.sql`, which takes a database from
 version NNNN - 1 to NNNN. Version 1 is the schema the first release created; it has no file.
+A backend added later starts at a higher version (FIRST_VERSION): no database of it is older,
+and from there on each migration number exists for every backend.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import NamedTuple
 from kinko.ca.errors import SchemaVersionError
 
 SCHEMA_VERSION = 4
+# The version each backend's first databases had.
+FIRST_VERSION = {"sqlite": 1, "postgresql": 4}
 
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -33,18 +37,22 @@ def ddl(backend: str) -> str:
 
 
 def migrations(backend: str) -> list[Migration]:
-    """Every migration of a backend, in order: numbers 2..SCHEMA_VERSION, none missing."""
+    """Every migration of a backend, in order: numbers FIRST_VERSION + 1..SCHEMA_VERSION, none missing."""
     from importlib import resources
 
     found = []
-    for entry in resources.files(__package__).joinpath("migrations", backend).iterdir():
+    folder = resources.files(__package__).joinpath("migrations", backend)
+    for entry in folder.iterdir() if folder.is_dir() else ():
         match = _MIGRATION_FILE.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), entry.name.removesuffix(".sql"), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.number)
     # A gap or an extra step would upgrade to a schema no fresh database has: refuse to run at all.
-    if [m.number for m in found] != list(range(2, SCHEMA_VERSION + 1)):
-        raise RuntimeError(f"the {backend} migrations are not numbered 2..{SCHEMA_VERSION}: {[m.name for m in found]}")
+    first = FIRST_VERSION[backend] + 1
+    if [m.number for m in found] != list(range(first, SCHEMA_VERSION + 1)):
+        raise RuntimeError(
+            f"the {backend} migrations are not numbered {first}..{SCHEMA_VERSION}: {[m.name for m in found]}"
+        )
     return found
 
 

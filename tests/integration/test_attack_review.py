@@ -12,7 +12,7 @@ from cryptography import x509
 
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
-from tests.conftest import ROOT, make_csr, row_counts
+from tests.conftest import ROOT, make_csr, raw_execute, row_counts
 
 
 @pytest.mark.parametrize("option", ["--invalidity-date", "--reported-at"])
@@ -270,13 +270,8 @@ def _csr_file(home: Home) -> Path:
 
 
 def _checkpoints(home: Home) -> int:
-    import sqlite3
 
-    conn = sqlite3.connect(home.db_file)
-    try:
-        return int(conn.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0])
-    finally:
-        conn.close()
+    return int(raw_execute(home, "SELECT COUNT(*) FROM checkpoints")[0][0])
 
 
 def test_a_wrong_code_costs_the_same_whether_or_not_its_enrollment_exists(home: Home, kinko: Kinko) -> None:
@@ -384,17 +379,13 @@ def test_a_crl_whose_file_cannot_be_written_is_not_recorded(home: Home, run_cli)
 
 
 def test_a_crl_that_does_not_parse_is_neither_recorded_nor_served(home: Home, kinko: Kinko) -> None:
-    import sqlite3
 
     from kinko.ca.errors import StorageError
 
     serial = kinko.issue(make_csr(), name="山田 太郎").record.serial
     kinko.revoke(serial, "key-compromise")
     # A date an older Kinko stored with an unpadded year: the encoder made invalid DER of it.
-    conn = sqlite3.connect(home.db_file)
-    conn.execute("UPDATE certificates SET invalidity_date = '1-01-01T00:00:00Z' WHERE serial = ?", (serial,))
-    conn.commit()
-    conn.close()
+    raw_execute(home, "UPDATE certificates SET invalidity_date = '1-01-01T00:00:00Z' WHERE serial = ?", (serial,))
     files = {p: p.read_bytes() for p in (home.public_dir / "crl").iterdir()}
     events = _published_events(home)
     with pytest.raises(StorageError, match="nothing was published"):

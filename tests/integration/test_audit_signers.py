@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import shutil
 import socket
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -27,8 +26,9 @@ from kinko.ca.home import Home
 from kinko.ca.keys import FileKey
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.serials import format_serial
-from tests.conftest import make_csr, make_key, row_counts
-from tests.integration.test_ledger_audit import UNGUARD, query, rechain
+from tests.conftest import make_csr, make_key, raw_database, row_counts, table_rows, unguard
+from tests.integration.test_ledger_audit import query, rechain
+from tests.integration.test_tamper import TABLES
 
 # ---------------------------------------------------------------- helpers
 
@@ -125,9 +125,9 @@ def write_export_as(home: Home, out: Path, key: Any, certificate: x509.Certifica
 
 def forge_sealed_event(home: Home, key: Any, signer: str, when: str) -> int:
     """Appends one event and a checkpoint over it signed with `key`, straight into SQLite."""
-    conn = sqlite3.connect(home.db_file)
+    conn = raw_database(home)
     try:
-        conn.executescript(UNGUARD)
+        conn.executescript(unguard(home))
         seq, prev = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         row = (seq + 1, when, "mallory", "certificate.released", "", "", "", "{}")
         digest = ledger.chain_hash(prev, ledger.canonical(*row))
@@ -154,12 +154,7 @@ def audit_key(home: Home) -> Any:
 
 
 def table_snapshot(home: Home) -> dict[str, list[tuple[Any, ...]]]:
-    conn = sqlite3.connect(home.db_file)
-    try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        return {t: list(conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid')) for t in tables}  # noqa: S608
-    finally:
-        conn.close()
+    return {t: [tuple(row.values()) for row in table_rows(home, t)] for t in TABLES}
 
 
 def set_config(home: Home, key: str, value: Any) -> None:
@@ -371,8 +366,8 @@ def test_rollback_to_an_earlier_checkpoint_fails_against_an_anchor(
     assert ok.exit_code == 0, ok.output
     assert f"extends anchor seq {anchor_seq}" in ok.stdout
     # An attacker with the database file cuts the ledger back to a checkpoint before the revocation.
-    conn = sqlite3.connect(home.db_file)
-    conn.executescript(UNGUARD)
+    conn = raw_database(home)
+    conn.executescript(unguard(home))
     conn.execute("DELETE FROM ledger WHERE seq > ?", (rollback_to,))
     conn.execute("DELETE FROM checkpoints WHERE seq > ?", (rollback_to,))
     conn.commit()
@@ -406,7 +401,7 @@ def test_a_rewritten_past_resealed_by_an_insider_fails_against_an_anchor(
     (seq,) = query(home, "SELECT seq FROM ledger WHERE action = 'certificate.revoked'")[0]
     key = audit_key(home)
     rewritten = rechain(home, seq, {"actor": "nobody"})
-    conn = sqlite3.connect(home.db_file)
+    conn = raw_database(home)
     for checkpoint, when in list(conn.execute("SELECT seq, time FROM checkpoints WHERE seq >= ?", (seq,))):
         signature = key.sign(
             ledger.checkpoint_message(checkpoint, rewritten[checkpoint], when), ec.ECDSA(hashes.SHA256())
@@ -536,7 +531,7 @@ def test_a_retired_signer_put_back_by_database_edit_cannot_seal(home: Home, kink
     audit.rotate_signer(Home(home.path), "root", clock.now())
     # The attacker restores the old key file and points the audit role back at it.
     shutil.copy(tmp_path / "stolen.key", home.keys_dir / old_key)
-    conn = sqlite3.connect(home.db_file)
+    conn = raw_database(home)
     conn.execute("UPDATE authorities SET serial = ?, key_file = ? WHERE role = 'audit'", (old_serial, old_key))
     conn.commit()
     conn.close()
@@ -595,7 +590,7 @@ def test_a_revoked_audit_signer_can_no_longer_seal_or_sign(home: Home, kinko: Ki
     assert run_cli("--home", home.path, "ledger", "verify").exit_code == 0
     # The attacker puts the revoked signer back (its stolen key, the authorities row).
     shutil.copy(tmp_path / "stolen.key", home.keys_dir / signer_key_file)
-    conn = sqlite3.connect(home.db_file)
+    conn = raw_database(home)
     conn.execute(
         "UPDATE authorities SET serial = ?, key_file = ? WHERE role = 'audit'", (signer_serial, signer_key_file)
     )
@@ -715,7 +710,7 @@ def test_kinko_never_signs_with_an_ocsp_signer_outside_its_validity(
 def _swap_audit_certificate(home_path: Path, clock: FixedClock) -> str:
     """An attacker with the database file replaces the audit signer's registry row with a certificate
     of their own key (same serial, same names) and re-signs every checkpoint with that key."""
-    conn = sqlite3.connect(home_path / "kinko.db")
+    conn = raw_database(Home(home_path))
     serial, der = conn.execute(
         "SELECT c.serial, c.der FROM certificates c JOIN authorities a ON a.serial = c.serial WHERE a.role = 'audit'"
     ).fetchone()

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from kinko.ca.home import Home
 from kinko.ca.officers import current_login
-from tests.conftest import make_csr, row_counts
+from tests.conftest import make_csr, raw_execute, row_counts
 
 CLIENT_30D = """
 [client-30d]
@@ -165,15 +165,12 @@ def test_a_change_the_ledger_refuses_to_record_leaves_the_files_as_they_were(
 ) -> None:
     """The files are written inside the transaction: when its commit is refused (here the audit
     signer may not seal), the event rolls back and so do the files."""
-    import sqlite3
 
     new = tmp_path / "profiles.toml"
     new.write_bytes((home.path / "profiles.toml").read_bytes() + CLIENT_30D.encode())
     before = files_of(home)
-    conn = sqlite3.connect(home.db_file)  # the audit signer retired behind Kinko's back: sealing refuses
-    conn.execute("UPDATE authorities SET serial = 'FFFF' WHERE role = 'audit'")
-    conn.commit()
-    conn.close()
+    # The audit signer retired behind Kinko's back: sealing refuses.
+    raw_execute(home, "UPDATE authorities SET serial = 'FFFF' WHERE role = 'audit'")
     result = run_cli("--home", home.path, "config", "apply", "--profiles", new)
     assert result.exit_code != 0 and "Traceback" not in result.output, result.output
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

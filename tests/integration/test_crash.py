@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from kinko.ca.home import Home
-from tests.conftest import ROOT, make_csr, row_counts, run_kinko
+from tests.conftest import ROOT, make_csr, raw_execute, row_counts, run_kinko
 
 # Each point patches one step of the issuance transaction to kill the process right there.
 KILL_POINTS = {
     "after signing, before recording": ("kinko.ca.signer", "sign_certificate", "after"),
-    "after recording the certificate": ("kinko.ca.store.sqlite_writer", "SQLiteWriter.record_certificate", "after"),
-    "after the ledger event, before commit": ("kinko.ca.store.sqlite_writer", "SQLiteWriter.check_complete", "after"),
+    "after recording the certificate": ("kinko.ca.store.writer", "SQLWriter.record_certificate", "after"),
+    "after the ledger event, before commit": ("kinko.ca.store.writer", "SQLWriter.check_complete", "after"),
 }
 
 SCRIPT = textwrap.dedent(
@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.parametrize("point", sorted(KILL_POINTS))
-def test_kill_during_issuance_leaves_nothing(home: Home, tmp_path: Path, point: str) -> None:
+def test_kill_during_issuance_leaves_nothing(home: Home, tmp_path: Path, point: str, backend: str) -> None:
     csr = tmp_path / "a.csr"
     csr.write_bytes(make_csr())
     before = row_counts(home)
@@ -60,14 +60,11 @@ def test_kill_during_issuance_leaves_nothing(home: Home, tmp_path: Path, point: 
     )
     assert process.returncode == -signal.SIGKILL, process.stderr
     assert "not killed" not in process.stdout
-    # Read the file with plain sqlite3, as a fresh process would after the crash.
-    conn = sqlite3.connect(home.db_file)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        assert conn.execute("SELECT COUNT(*) FROM certificates WHERE profile = 'client'").fetchone()[0] == 0
-        assert conn.execute("SELECT COUNT(*) FROM certificates WHERE status = 'reserved'").fetchone()[0] == 0
-    finally:
-        conn.close()
+    # Read the database with its own driver, as a fresh process would after the crash.
+    if backend == "sqlite":
+        assert raw_execute(home, "PRAGMA integrity_check")[0][0] == "ok"
+    assert raw_execute(home, "SELECT COUNT(*) FROM certificates WHERE profile = 'client'")[0][0] == 0
+    assert raw_execute(home, "SELECT COUNT(*) FROM certificates WHERE status = 'reserved'")[0][0] == 0
     assert row_counts(home) == before
     assert list(home.store.ledger_events())[-1] == head_before
     # The CA carries on: the same CSR issues normally afterwards.
@@ -78,12 +75,12 @@ def test_kill_during_issuance_leaves_nothing(home: Home, tmp_path: Path, point: 
 
 
 def test_exception_inside_the_transaction_rolls_back(home: Home, kinko, monkeypatch) -> None:
-    from kinko.ca.store import sqlite_writer
+    from kinko.ca.store import writer
 
     def fail(self, *args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(sqlite_writer.SQLiteWriter, "append_event", fail)
+    monkeypatch.setattr(writer.SQLWriter, "append_event", fail)
     before = row_counts(home)
     with pytest.raises(RuntimeError):
         kinko.issue(make_csr(), name="Rollback")
@@ -102,12 +99,12 @@ def test_change_without_ledger_event_is_not_committed(home: Home) -> None:
     assert row_counts(home) == before
 
 
-def test_ledger_rows_cannot_be_updated_or_deleted(home: Home) -> None:
-    conn = sqlite3.connect(home.db_file)
-    try:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            conn.execute("UPDATE ledger SET actor = 'mallory' WHERE seq = 1")
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            conn.execute("DELETE FROM ledger WHERE seq = 1")
-    finally:
-        conn.close()
+@pytest.mark.parametrize(
+    "statement", ["UPDATE ledger SET actor = 'mallory' WHERE seq = 1", "DELETE FROM ledger WHERE seq = 1"]
+)
+def test_ledger_rows_cannot_be_updated_or_deleted(home: Home, statement: str) -> None:
+    import psycopg
+
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.RaiseException), match="append-only"):
+        raw_execute(home, statement)
+    assert raw_execute(home, "SELECT actor FROM ledger WHERE seq = 1") != [("mallory",)]

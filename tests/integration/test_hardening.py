@@ -48,7 +48,7 @@ def test_a_refused_root_crl_request_changes_nothing(tmp_path: Path, passphrase_f
 def test_the_responder_never_opens_the_database_for_writing(home: Home, kinko: Kinko, clock) -> None:
     source = DatabaseSource(home.path, clock=clock)
     assert source.home.store is source.home.readonly_store
-    with pytest.raises(Exception, match="readonly"):
+    with pytest.raises(Exception, match=r"readonly|read-only"):
         source.home.store._conn.execute("DELETE FROM ocsp_responses")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from kinko.ca.commands.registry import module_groups, module_operations
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.officers import current_login
-from tests.conftest import ROOT, make_csr, make_key, row_counts
+from tests.conftest import ROOT, database_cli, make_csr, make_key, row_counts, unguard
 
 # Empty LC_ALL and KINKO_LANG count as unset: the run's own environment cannot decide for the test.
 JA = {"LANG": "ja_JP.UTF-8", "LC_ALL": "", "LC_MESSAGES": "", "KINKO_LANG": ""}
@@ -205,8 +204,8 @@ def test_ledger_verify_says_its_findings_in_japanese_and_its_json_in_english(
     assert lines[2].startswith(sealed.split("{")[0]) and lines[2].endswith(f"（{out.name}.head.json）"), lines
     assert all(is_japanese(line) for line in lines), lines
     # A row edited behind Kinko's back: the refusal names the finding in Japanese, on one line.
-    edit = "DROP TRIGGER ledger_no_update; UPDATE ledger SET actor = 'mallory' WHERE seq = 2;\n"
-    subprocess.run(["sqlite3", "-bail", str(home.db_file)], input=edit, text=True, check=True, timeout=30)
+    edited = database_cli(home, unguard(home) + " UPDATE ledger SET actor = 'mallory' WHERE seq = 2;")  # noqa: S608 - the attacker's edit
+    assert edited.returncode == 0, edited.stderr
     english = run_cli("--home", str(home.path), "ledger", "verify", env=EN)
     refused = run_cli("--home", str(home.path), "ledger", "verify", env=JA)
     assert refused.exit_code == english.exit_code != 0

@@ -15,7 +15,6 @@ import datetime as dt
 import io
 import json
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from kinko.ca.ledger import verify_chain
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.officers import current_login
 from kinko.ca.store import CertificateRecord
-from tests.conftest import make_csr, make_key, people_time
+from tests.conftest import make_csr, make_key, people_time, raw_execute, table_rows
 
 CUSTOMER = "C0001"
 CUSTOMER_NAME = "株式会社興産テスト"
@@ -52,21 +51,12 @@ JST = dt.timezone(dt.timedelta(hours=9))
 
 def counts(home: Home) -> dict[str, int]:
     """Rows per table, straight from the SQLite file."""
-    conn = sqlite3.connect(home.db_file)
-    try:
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}  # noqa: S608
-    finally:
-        conn.close()
+    return {t: raw_execute(home, f"SELECT COUNT(*) FROM {t}")[0][0] for t in TABLES}  # noqa: S608
 
 
 def snapshot(home: Home) -> dict[str, list[dict[str, Any]]]:
     """Every row of every lifecycle table, straight from the SQLite file, in rowid order."""
-    conn = sqlite3.connect(home.db_file)
-    conn.row_factory = sqlite3.Row
-    try:
-        return {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY rowid")] for t in TABLES}  # noqa: S608
-    finally:
-        conn.close()
+    return {t: table_rows(home, t) for t in TABLES}
 
 
 def assert_unchanged(home: Home, before: dict[str, list[dict[str, Any]]]) -> None:
@@ -268,7 +258,9 @@ def test_enroll_administrator_prints_id_code_and_expiry(home: Home, kcli, clock:
     assert_unchanged(home, before)
 
 
-def test_codes_are_typable_high_entropy_and_never_stored_in_clear(home: Home, bank: Kinko, kcli) -> None:
+def test_codes_are_typable_high_entropy_and_never_stored_in_clear(
+    home: Home, bank: Kinko, kcli, backend: str, request: pytest.FixtureRequest
+) -> None:
     assert enrollments.SECRET_BITS >= 100
     codes = [bank.enroll_administrator(CUSTOMER, f"管理者 {i}").code for i in range(20)]
     printed = ok_json(kcli("--json", "enroll", "administrator", "--customer", CUSTOMER, "--name", ADMIN_NAME))
@@ -280,9 +272,16 @@ def test_codes_are_typable_high_entropy_and_never_stored_in_clear(home: Home, ba
         secret_symbols = sum(len(g) for g in groups[enrollments.LOOKUP_GROUPS :])
         assert secret_symbols * 5 >= 100  # 32 symbols = 5 bits each, beyond the public lookup group
 
-    # Nowhere in the CA home (database, WAL, config, public files), in any typed form.
+    # Nowhere in the CA home (database, WAL, config, public files) or the database server's
+    # files (its tables and WAL, flushed), in any typed form.
     blobs = {p: p.read_bytes() for p in home.path.rglob("*") if p.is_file()}
-    assert any(p.name.startswith("kinko.db") for p in blobs)
+    if backend == "sqlite":
+        assert any(p.name.startswith("kinko.db") for p in blobs)
+    else:
+        raw_execute(home, "CHECKPOINT")
+        data = request.getfixturevalue("postgres").primary.data
+        blobs.update({p: p.read_bytes() for p in data.rglob("*") if p.is_file()})
+        assert any(p.parent.name == "pg_wal" for p in blobs)
     for code in codes:
         normalized = enrollments.normalize(code)
         assert normalized is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from kinko.ca.clock import to_text
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
 from kinko.ocsp.source import DatabaseSource
-from tests.conftest import make_csr
+from tests.conftest import make_csr, raw_execute
 
 
 def request_for(home: Home, pem: str, algorithm=None, nonce: bytes | None = None) -> bytes:
@@ -30,13 +29,11 @@ def request_for(home: Home, pem: str, algorithm=None, nonce: bytes | None = None
 
 
 def stored(home: Home, serial: str) -> list[tuple[str, str, str]]:
-    conn = sqlite3.connect(home.db_file)
-    try:
-        return conn.execute(
-            "SELECT hash_algorithm, this_update, next_update FROM ocsp_responses WHERE serial = ? ORDER BY 1", (serial,)
-        ).fetchall()
-    finally:
-        conn.close()
+    return raw_execute(
+        home,
+        "SELECT hash_algorithm, this_update, next_update FROM ocsp_responses WHERE serial = ? ORDER BY 1",
+        (serial,),
+    )
 
 
 def test_issuance_presigns_the_sha1_response(home: Home, kinko: Kinko, clock) -> None:

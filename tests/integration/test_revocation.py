@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,19 +15,15 @@ from cryptography import x509
 
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
-from tests.conftest import ROOT, make_csr, run_kinko
+from tests.conftest import ROOT, make_csr, raw_execute, run_kinko
 
 
 def counts(home: Home) -> dict[str, int]:
-    conn = sqlite3.connect(home.db_file)
-    try:
-        return {
-            "ledger": conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0],
-            "crls": conn.execute("SELECT COUNT(*) FROM crls").fetchone()[0],
-            "revoked": conn.execute("SELECT COUNT(*) FROM certificates WHERE status != 'valid'").fetchone()[0],
-        }
-    finally:
-        conn.close()
+    return {
+        "ledger": raw_execute(home, "SELECT COUNT(*) FROM ledger")[0][0],
+        "crls": raw_execute(home, "SELECT COUNT(*) FROM crls")[0][0],
+        "revoked": raw_execute(home, "SELECT COUNT(*) FROM certificates WHERE status != 'valid'")[0][0],
+    }
 
 
 def crl_serials(home: Home, name: str = "issuing") -> dict[int, x509.RevokedCertificate]:

@@ -206,6 +206,7 @@ def arguments(path: str, t: dict[str, Any], home: Path, work: Path) -> list[Any]
         "ledger checkpoint": ["ledger", "checkpoint"],
         "ledger signer rotate": ["ledger", "signer", "rotate"],
         "db upgrade": ["db", "upgrade"],
+        "db migrate": ["db", "migrate", "--to", work / "elsewhere.db"],
         "service run": ["service", "run", "--listen", work / "kinko.sock"],
         "service status": ["service", "status"],
         "api status": ["api", "status", t["valid"]],
@@ -230,6 +231,7 @@ EXPECTED_FAILURES = {
     "service setup": "the account name is refused before anything is created",
     "service status": "there is no service to ask in direct mode",
     "enroll unlock": "that client is not locked out",
+    "db migrate": "--to names no PostgreSQL database (test_postgresql_store.py moves a home for real)",
 }
 
 

@@ -23,7 +23,7 @@ from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.service.jobs import JobStatus, Schedule, jobs
 from kinko.crl.publisher import crl_paths
-from tests.conftest import make_csr
+from tests.conftest import make_csr, raw_execute
 
 FULL_CRL_SECONDS = 20  # the shipped [service] full_crl_seconds
 
@@ -212,15 +212,12 @@ def test_service_status_outside_the_service_is_one_line(home: Home, run_cli) -> 
 def test_the_schedule_s_full_crl_is_signed_only_over_confirmed_rows(
     officer: Kinko, schedule: Schedule, clock: FixedClock, tmp_path: Path
 ) -> None:
-    import sqlite3
-
     first, second = issue(officer), issue(officer)
     officer.revoke(first, reason="key-compromise")
     clock.advance(seconds=FULL_CRL_SECONDS)
     officer.revoke(second, reason="key-compromise")
     # Someone with write access to the file un-revokes the first behind Kinko's back.
-    with sqlite3.connect(officer.home.path / "kinko.db") as db:
-        db.execute("UPDATE certificates SET status = 'valid' WHERE serial = ?", (first,))
+    raw_execute(officer.home, "UPDATE certificates SET status = 'valid' WHERE serial = ?", (first,))
     clock.advance(seconds=1)
     schedule.run_due()
     assert full_crl_serials(officer.home) == {int(first, 16)}  # the last good full CRL stands
@@ -323,8 +320,6 @@ def test_a_delta_checks_the_rows_it_lists_and_the_full_crl_all_of_them(
     """A delta is signed over the rows changed since its base, each confirmed by its last event (so a
     revocation stays cheap at a million entries); a row edited without a new change is the full CRL's
     to refuse."""
-    import sqlite3
-
     first, second, third = issue(officer), issue(officer), issue(officer)
     officer.revoke(first, reason="key-compromise")
     base = officer.home.store.latest_crl("issuing", "full")
@@ -332,25 +327,25 @@ def test_a_delta_checks_the_rows_it_lists_and_the_full_crl_all_of_them(
     clock.advance(seconds=FULL_CRL_SECONDS)
     # Someone with write access un-revokes `first` and dresses it up as a change after the base,
     # so that the next delta would carry removeFromCRL for it.
-    with sqlite3.connect(officer.home.path / "kinko.db") as db:
-        db.execute(
-            "UPDATE certificates SET status = 'valid', revocation_reason = NULL, revoked_at = NULL, "
-            "changed_seq = changed_seq + 1000 WHERE serial = ?",
-            (first,),
-        )
+    raw_execute(
+        officer.home,
+        "UPDATE certificates SET status = 'valid', revocation_reason = NULL, revoked_at = NULL, "
+        "changed_seq = changed_seq + 1000 WHERE serial = ?",
+        (first,),
+    )
     with pytest.raises(Exception, match="refused to sign the delta CRL of issuing") as refused:
         officer.revoke(second, reason="key-compromise")
     assert first in str(refused.value)
     delta = x509.load_der_x509_crl(crl_paths(officer.home, "issuing", "delta")[0].read_bytes())
     assert delta.get_revoked_certificate_by_serial_number(int(first, 16)) is None  # no removeFromCRL went out
     # Put back, then edit a row that the next delta does not list: the delta goes out, the full refuses.
-    with sqlite3.connect(officer.home.path / "kinko.db") as db:
-        db.execute(
-            "UPDATE certificates SET status = 'revoked', revocation_reason = 'key-compromise', "
-            "revoked_at = ?, changed_seq = changed_seq - 1000 WHERE serial = ?",
-            (base.this_update, first),
-        )
-        db.execute("UPDATE certificates SET revocation_reason = 'superseded' WHERE serial = ?", (first,))
+    raw_execute(
+        officer.home,
+        "UPDATE certificates SET status = 'revoked', revocation_reason = 'key-compromise', "
+        "revoked_at = ?, changed_seq = changed_seq - 1000 WHERE serial = ?",
+        (base.this_update, first),
+    )
+    raw_execute(officer.home, "UPDATE certificates SET revocation_reason = 'superseded' WHERE serial = ?", (first,))
     clock.advance(seconds=1)
     assert [c.kind for c in officer.revoke(third, reason="key-compromise").crls] == ["delta"]
     clock.advance(seconds=FULL_CRL_SECONDS)

@@ -1,4 +1,4 @@
-"""The store contract: the SQLite classes provide every verb of the Protocols, reads do not
+"""The store contract: both backends' classes provide every verb of the Protocols, reads do not
 include the CRL-number reservation, and the change token moves with every state change."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ import inspect
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.store import contract, open_store
+from kinko.ca.store.postgresql import PostgresStore
 from kinko.ca.store.sqlite import SQLiteStore
-from kinko.ca.store.sqlite_writer import SQLiteWriter
+from kinko.ca.store.writer import SQLWriter
 from tests.conftest import make_csr
 
 
@@ -20,19 +21,20 @@ def members(protocol: type) -> set[str]:
     return names
 
 
-def test_the_sqlite_classes_provide_every_verb_of_the_contract(home: Home) -> None:
+def test_each_backend_provides_every_verb_of_the_contract(home: Home, backend: str) -> None:
     store = home.store
-    assert isinstance(store, SQLiteStore)
+    klass = {"sqlite": SQLiteStore, "postgresql": PostgresStore}[backend]
+    assert type(store) is klass
     missing = {name for name in members(contract.Store) if not hasattr(store, name)}
-    assert not missing, f"SQLiteStore lacks {sorted(missing)}"
+    assert not missing, f"{klass.__name__} lacks {sorted(missing)}"
     with store.transaction("t", "2026-01-01T00:00:00Z") as tx:
-        assert isinstance(tx, SQLiteWriter)
+        assert isinstance(tx, SQLWriter)
         missing = {name for name in members(contract.Writer) if not hasattr(tx, name)}
-    assert not missing, f"SQLiteWriter lacks {sorted(missing)}"
+    assert not missing, f"SQLWriter lacks {sorted(missing)}"
     # The signatures match too (the type checker checks the types).
     for name in members(contract.Reader):
         expected = inspect.signature(getattr(contract.Store, name)).parameters
-        assert list(inspect.signature(getattr(SQLiteStore, name)).parameters) == list(expected), name
+        assert list(inspect.signature(getattr(klass, name)).parameters) == list(expected), name
 
 
 def test_reads_never_write_so_the_crl_reservation_is_not_a_read() -> None:
@@ -47,7 +49,7 @@ def test_reads_never_write_so_the_crl_reservation_is_not_a_read() -> None:
 
 def test_the_change_token_moves_with_every_state_change(home: Home, kinko: Kinko) -> None:
     # Another connection, read-only, like a responder's: it sees each commit of the CA's.
-    reader = open_store(home.db_file, readonly=True)
+    reader = open_store(home.database, readonly=True, password_file=home.database_password_file)
     try:
         token = reader.change_token()
         assert reader.change_token() == token

@@ -10,9 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,18 +24,21 @@ from kinko.ca import enrollments
 from kinko.ca.clock import FixedClock
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
+from kinko.ca.store.reads import ALL_TABLES
 from kinko.ocsp.source import DatabaseSource
-from tests.conftest import make_csr
+from tests.conftest import make_csr, raw_database, raw_execute, table_rows, unguard
+
+# Every table Kinko keeps, compared before and after a verification.
+TABLES = (*ALL_TABLES, "change_counter", "meta")
 
 OTHER_LOGIN = "daemon"  # an account every Debian system has
 
 
 def sql(home: Home, *statements: str, params: tuple[Any, ...] = ()) -> None:
     """Runs statements on the database as an attacker: the append-only triggers dropped first."""
-    conn = sqlite3.connect(home.db_file)
+    conn = raw_database(home)
     try:
-        conn.execute("DROP TRIGGER IF EXISTS ledger_no_update")
-        conn.execute("DROP TRIGGER IF EXISTS ledger_no_delete")
+        conn.executescript(unguard(home))
         for statement in statements:
             conn.execute(statement, params if "?" in statement else ())
         conn.commit()
@@ -46,12 +47,8 @@ def sql(home: Home, *statements: str, params: tuple[Any, ...] = ()) -> None:
 
 
 def scalar(home: Home, query: str, params: tuple[Any, ...] = ()) -> Any:
-    conn = sqlite3.connect(home.db_file)
-    try:
-        row = conn.execute(query, params).fetchone()
-        return row[0] if row else None
-    finally:
-        conn.close()
+    rows = raw_execute(home, query, params)
+    return rows[0][0] if rows else None
 
 
 def event_seq(home: Home, action: str, serial: str = "") -> int:
@@ -213,9 +210,9 @@ def test_a_rollback_to_an_earlier_checkpoint(run_cli, home: Home, history: dict[
 
 def test_verification_changes_nothing(run_cli, home: Home, history: dict[str, Any]) -> None:
     sql(home, f"UPDATE officers SET role = 'admin' WHERE login = '{OTHER_LOGIN}'")  # noqa: S608
-    before = Path(home.db_file).read_bytes()
+    before = {table: table_rows(home, table) for table in TABLES}
     assert verify(run_cli, home).exit_code == 1
-    assert Path(home.db_file).read_bytes() == before
+    assert {table: table_rows(home, table) for table in TABLES} == before
 
 
 # ---------------------------------------------------------------- nothing is signed over a tampered state
@@ -230,17 +227,14 @@ def make_valid_again(home: Home, serial: str) -> None:
 
 
 def crl_rows(home: Home) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(home.db_file)
-    try:
-        return list(conn.execute("SELECT issuer, number, state, sha256 FROM crls ORDER BY issuer, number"))
-    finally:
-        conn.close()
+    return [
+        tuple(row)
+        for row in raw_execute(home, "SELECT issuer, number, state, sha256 FROM crls ORDER BY issuer, number")
+    ]
 
 
 def last_event(home: Home) -> tuple[str, dict[str, Any]]:
-    action, details = (
-        sqlite3.connect(home.db_file).execute("SELECT action, details FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
-    )
+    action, details = raw_execute(home, "SELECT action, details FROM ledger ORDER BY seq DESC LIMIT 1")[0]
     return action, json.loads(details)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from kinko.ca.clock import FixedClock
 from kinko.ca.errors import InputError
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
-from tests.conftest import make_csr, make_key, row_counts
+from tests.conftest import make_csr, make_key, raw_execute, row_counts
 from tests.interop.tools import run, tool
 
 CUSTOMER = "C0001"
@@ -142,8 +141,7 @@ def test_an_officer_may_not_give_a_subscriber_s_certificate_another_e_mail(home:
 def test_an_e_mail_changed_behind_kinko_s_back_is_found(home: Home, bank: Kinko) -> None:
     bank.enroll_administrator(CUSTOMER, "山田 太郎", "ADM1", email=EMAIL)
     assert verify_database(Home(home.path)).ok
-    with sqlite3.connect(home.db_file) as db:
-        db.execute("UPDATE subscribers SET email = 'attacker@example.net' WHERE id = 'ADM1'")
+    raw_execute(home, "UPDATE subscribers SET email = 'attacker@example.net' WHERE id = 'ADM1'")
     report = verify_database(Home(home.path))
     assert not report.ok
     assert "subscribers" in str(report.problem) and "ADM1" in str(report.problem), report
@@ -167,8 +165,7 @@ def test_a_holder_edited_behind_kinko_s_back_gets_no_certificate(
 
     bank.add_customer("C0002", "株式会社別会社")
     enrolled = bank.enroll_administrator(CUSTOMER, "山田 太郎", "ADM1", email=EMAIL)
-    with sqlite3.connect(home.db_file) as db:
-        db.execute(f"UPDATE subscribers SET {column} = ? WHERE id = 'ADM1'", (value,))  # noqa: S608 - a test
+    raw_execute(home, f"UPDATE subscribers SET {column} = ? WHERE id = 'ADM1'", (value,))  # noqa: S608 - a test
     before = row_counts(home)
     with pytest.raises(IntegrityError, match="refused to sign the certificate for subscriber ADM1"):
         bank.acquire(enrolled.code, make_csr())

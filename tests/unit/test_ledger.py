@@ -67,3 +67,40 @@ def test_recomputed_forgery_breaks_the_next_link() -> None:
     events[1] = forged
     problem = ledger.verify_chain(events)
     assert problem is not None and problem.seq == 3 and "prev_hash" in problem.what
+
+
+def test_the_python_export_encoding_is_byte_for_byte_what_sqlite_renders(tmp_path) -> None:
+    """ledger.export_line (the PostgreSQL store's) against SQLite's SQL, on the values that need care:
+    spreadsheet leads, quotes, control characters, backslashes, non-ASCII and empty text."""
+    import sqlite3
+
+    from kinko.ca.store.sqlite import SQLiteStore
+
+    values = [
+        "plain",
+        "=cmd",
+        "'q",
+        'a"b',
+        "-1",
+        "@x",
+        "+1",
+        "\ttab",
+        "\rcr",
+        "nl\nx",
+        "\x01",
+        "日本語",
+        "\\",
+        "",
+        "\u2028",
+    ]
+    conn = sqlite3.connect(tmp_path / "l.db")
+    conn.execute(f"CREATE TABLE ledger ({', '.join(ledger.COLUMNS)})")
+    rows = [
+        (i, "2026-01-01T00:00:00Z", v, "a.b", "01", v, v, json.dumps({"k": v}, ensure_ascii=False), "0" * 64, "1" * 64)
+        for i, v in enumerate(values, 1)
+    ]
+    conn.executemany("INSERT INTO ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    store = SQLiteStore(conn, tmp_path / "l.db")
+    for fmt in ("csv", "jsonl"):
+        rendered = list(store.ledger_export_lines(fmt, None, None, None, None))
+        assert rendered == [ledger.export_line(fmt, ledger.Event(*row)) for row in rows], fmt

@@ -1,9 +1,8 @@
-"""The SQLite write side of one transaction: every state change, each counted so that none
-commits without a ledger event."""
+"""The write side of one transaction, the same SQL on both backends: every state change, each
+counted so that none commits without a ledger event."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -11,17 +10,19 @@ from typing import Any
 from kinko.ca import ledger
 from kinko.ca.errors import Conflict, StorageError
 from kinko.ca.store.accounts import AccountReads
+from kinko.ca.store.dialect import Dialect
 from kinko.ca.store.records import CERT_COLUMNS as _CERT_COLUMNS
 from kinko.ca.store.records import (
     CertificateRecord,
 )
 
 
-class SQLiteWriter(AccountReads):
-    """The write side of one SQLite transaction (contract.Writer); every change it makes needs a ledger event."""
+class SQLWriter(AccountReads):
+    """The write side of one transaction (contract.Writer); every change it makes needs a ledger event."""
 
-    def __init__(self, conn: sqlite3.Connection, actor: str, time: str) -> None:
+    def __init__(self, conn: Any, dialect: Dialect, actor: str, time: str) -> None:
         self._conn = conn
+        self._dialect = dialect
         self.actor = actor
         self.time = time
         self._changes = 0
@@ -74,7 +75,7 @@ class SQLiteWriter(AccountReads):
                 "spki_sha256) VALUES (?, ?, '', '', '', '', 'reserved', '')",
                 (serial, issuer),
             )
-        except sqlite3.IntegrityError:
+        except self._dialect.integrity_errors:
             return False
         self._changes += 1
         return True
@@ -221,7 +222,7 @@ class SQLiteWriter(AccountReads):
                 "INSERT INTO customers (id, name, status, created_at, status_changed_at) VALUES (?, ?, 'active', ?, ?)",
                 (customer_id, name, self.time, self.time),
             )
-        except sqlite3.IntegrityError:
+        except self._dialect.integrity_errors:
             raise Conflict("customer {customer} already exists", customer=customer_id) from None
         self._changes += 1
 
@@ -249,7 +250,7 @@ class SQLiteWriter(AccountReads):
                 "VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
                 (subscriber_id, customer_id, role, name, self.time, created_by, email),
             )
-        except sqlite3.IntegrityError:
+        except self._dialect.integrity_errors:
             raise Conflict("subscriber {subscriber} already exists", subscriber=subscriber_id) from None
         self._changes += 1
 
@@ -259,11 +260,11 @@ class SQLiteWriter(AccountReads):
         """Stores a new enrollment (the code's hash only) and returns its id."""
         cursor = self._conn.execute(
             "INSERT INTO enrollments (subscriber_id, kind, lookup, code_hash, created_at, expires_at, created_by) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (subscriber_id, kind, lookup, code_hash, self.time, expires_at, created_by),
         )
         self._changes += 1
-        return int(cursor.lastrowid or 0)
+        return int(cursor.fetchone()[0])
 
     def redeem_enrollment(self, enrollment_id: int, serial: str) -> None:
         """Marks an enrollment used, by the certificate it produced; a second use is refused."""
@@ -290,7 +291,7 @@ class SQLiteWriter(AccountReads):
             "UPDATE enrollments SET expiry_recorded = 1 WHERE id = ? AND expiry_recorded = 0", (enrollment_id,)
         )
         self._changes += 1
-        return cursor.rowcount == 1
+        return bool(cursor.rowcount == 1)
 
     def add_incident(
         self,
@@ -308,7 +309,7 @@ class SQLiteWriter(AccountReads):
         """Records an incident report and the procedure carried out."""
         cursor = self._conn.execute(
             "INSERT INTO incidents (subscriber_id, serial, kind, reason, received_at, suspected_since, officer, "
-            "recorded_at, revoked_at, suspended_customer, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "recorded_at, revoked_at, suspended_customer, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (
                 subscriber_id,
                 serial,
@@ -324,7 +325,7 @@ class SQLiteWriter(AccountReads):
             ),
         )
         self._changes += 1
-        return int(cursor.lastrowid or 0)
+        return int(cursor.fetchone()[0])
 
     def remove_officer(self, login: str) -> None:
         """Removes an operator account."""
@@ -362,6 +363,6 @@ class SQLiteWriter(AccountReads):
                 "INSERT INTO officers (login, role, added_at, added_by) VALUES (?, ?, ?, ?)",
                 (login, role, self.time, added_by),
             )
-        except sqlite3.IntegrityError:
+        except self._dialect.integrity_errors:
             raise Conflict("officer {login!r} already exists", login=login) from None
         self._changes += 1
