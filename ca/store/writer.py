@@ -69,13 +69,14 @@ class SQLWriter(AccountReads):
 
     def reserve_serial(self, serial: str, issuer: str) -> bool:
         """Claims a serial before signing; False if it was ever used (the caller draws again)."""
-        try:
-            self._conn.execute(
-                "INSERT INTO certificates (serial, issuer, profile, subject, not_before, not_after, status, "
-                "spki_sha256) VALUES (?, ?, '', '', '', '', 'reserved', '')",
-                (serial, issuer),
-            )
-        except self._dialect.integrity_errors:
+        # ON CONFLICT, not a caught error: a failed statement aborts a PostgreSQL transaction,
+        # and this one goes on with another serial.
+        cursor = self._conn.execute(
+            "INSERT INTO certificates (serial, issuer, profile, subject, not_before, not_after, status, "
+            "spki_sha256) VALUES (?, ?, '', '', '', '', 'reserved', '') ON CONFLICT DO NOTHING",
+            (serial, issuer),
+        )
+        if cursor.rowcount != 1:
             return False
         self._changes += 1
         return True

@@ -183,6 +183,9 @@ def test_a_standby_that_falls_behind_says_so_and_keeps_answering_what_it_has(
         _code, text = healthz(d)
         assert "behind" in text and f"{LAG_BOUND_S} s" in text, text
         assert status_of(d, cert) == "good"
+        # A certificate the standby has not seen yet is unknown to it, never good.
+        later = issued(d, tmp_path, "新井 三郎")
+        assert status_of(d, later) == "unknown"
     finally:
         admin.execute("SELECT pg_wal_replay_resume()")
         admin.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 
+from kinko.ca.clock import FixedClock, to_text
 from kinko.ca.home import Home
 from kinko.ca.lifecycle import Kinko
 from kinko.ca.store import contract, open_store
@@ -75,3 +76,15 @@ def test_the_change_token_moves_with_every_state_change(home: Home, kinko: Kinko
         assert reader.change_token() != inside
     finally:
         reader.close()
+
+
+def test_a_serial_drawn_twice_is_refused_and_the_transaction_goes_on(home: Home, clock: FixedClock) -> None:
+    """reserve_serial says False for a serial ever used, and the same transaction then reserves
+    another (a PostgreSQL transaction must not be left aborted by the collision)."""
+    used = home.store.certificates()[0].serial
+    with home.store.transaction("t", to_text(clock.now()) or "") as tx:
+        assert tx.reserve_serial(used, "issuing") is False
+        assert tx.reserve_serial("7" * 32, "issuing") is True
+        tx.append_event("test.reserved", serial="7" * 32)
+    assert home.store.ledger_head()[0] == home.store.last_checkpoint_seq()
+    assert [e.action for e in home.store.ledger_events()][-1] == "test.reserved"
