@@ -45,6 +45,7 @@ def copy_store(
         )
     target = create_store(target_location, password_file)
     assert isinstance(target, PostgresStore)
+    switched = False
     try:
         with source.holding_writers() as hold:
             head = source.ledger_head()
@@ -72,11 +73,15 @@ def copy_store(
                     },
                 )
             target.close()
-            switch()
+            # Marked inside the held transaction first (undone if the switch fails), so that once
+            # the home points at the copy, only the commit of that mark is left to do.
             hold.mark_moved(shown_location(target_location))
+            switch()
+            switched = True
     except BaseException:
         target.close()
-        discard_new_store(target_location, password_file)
+        if not switched:  # the home points at the copy once switched: it is kept, whatever failed after
+            discard_new_store(target_location, password_file)
         raise
     return Copied(rows, head[0], head[1])
 

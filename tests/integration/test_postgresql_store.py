@@ -282,3 +282,19 @@ def test_migrate_refuses_a_database_that_is_not_empty_and_changes_nothing(
     assert {table: table_rows(home, table) for table in TABLES} == rows_before
     assert tables_in(postgres, url) == 1
     assert run_kinko("--home", home.path, "issue", "--csr", write_csr(tmp_path), "--name", "A").returncode == 0
+
+
+@pytest.mark.sqlite_only
+def test_a_copy_that_does_not_verify_moves_nothing(home: Home, kinko: Kinko, postgres: Any) -> None:
+    issued = kinko.issue(make_csr(), name="山田 太郎")
+    # Edited behind Kinko's back: the copy carries the edit, and replay on the target finds it.
+    raw_execute(home, "UPDATE certificates SET der = ? WHERE serial = ?", (b"\x30\x00", issued.record.serial))
+    config_before = home.config_file.read_bytes()
+    url = postgres.new_database()
+    result = run_kinko("--home", home.path, "db", "migrate", "--to", url, "--database-password-file", postgres.passfile)
+    assert result.returncode == 3, result.stderr
+    assert "the copy does not verify" in result.stderr and "the home still uses kinko.db" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert home.config_file.read_bytes() == config_before
+    assert raw_execute(home, "SELECT value FROM meta WHERE key = 'moved_to'") == []
+    assert tables_in(postgres, url) == 0
