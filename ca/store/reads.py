@@ -3,6 +3,7 @@ upgrade logic of contract.Store; each backend supplies its connection and the fe
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 _COUNTER_SINCE = 2
 
 
-class SQLStore(AccountReads):
+class SQLStore(AccountReads, ABC):
     """A Kinko database behind a DB-API connection: the backend-neutral half of contract.Store."""
 
     backend = ""
@@ -51,21 +52,21 @@ class SQLStore(AccountReads):
 
     # -- hooks ---------------------------------------------------------------
 
+    @abstractmethod
     def _begin_write(self) -> None:
         """Starts a transaction holding the one lock every writer takes (contract.py)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _run_script(self, sql: str) -> None:
         """Runs a migration's statements inside the current transaction."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _authority_version(self) -> int:
         """A number that changes when another connection commits (the authorities may have changed)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def change_token(self) -> int:
         """A number that differs after any commit that changes state (contract.Reader)."""
-        raise NotImplementedError
 
     def _streamed(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Iterator[tuple[Any, ...]]:
         """Rows of a long query, without holding them all in memory."""
